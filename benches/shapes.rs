@@ -1,0 +1,75 @@
+//! Shapes the benches share: the flagship MNIST network's layers at batch 32 (KERNELS.md §3) plus standard
+//! convolution layers, so that every bench family measures the same workloads.
+
+use kiln_kernels::{Conv2dGeometry, GemmGeometry, KernelError};
+
+/// Batch size of the flagship training job (Keras default).
+pub const FLAGSHIP_BATCH: usize = 32;
+
+/// A named convolution layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvCase {
+    /// Bench id component, e.g. `mnist_conv1_b32`.
+    pub name: &'static str,
+    /// The layer.
+    pub geometry: Conv2dGeometry,
+}
+
+/// A named GEMM.
+#[derive(Debug, Clone, Copy)]
+pub struct GemmCase {
+    /// Bench id component, e.g. `dense1_fwd_32x84x2400`.
+    pub name: &'static str,
+    /// The product.
+    pub geometry: GemmGeometry,
+}
+
+/// The flagship convolutions (conv1 28×28×1→3 5×5, conv2 24×24×3→6 5×5, valid) and 3×3 `same` layers with
+/// 64/128/256 channels at 56²/28²/14², batch 1, as in `../shared/anchors/torch_conv_bench.py`.
+pub fn conv_cases() -> Result<Vec<ConvCase>, KernelError> {
+    Ok(vec![
+        ConvCase {
+            name: "mnist_conv1_b32",
+            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [28, 28, 1], [5, 5], 3).build()?,
+        },
+        ConvCase {
+            name: "mnist_conv2_b32",
+            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [24, 24, 3], [5, 5], 6).build()?,
+        },
+        ConvCase {
+            name: "c64_56x56_3x3",
+            geometry: Conv2dGeometry::spec(1, [56, 56, 64], [3, 3], 64).padding(kiln_kernels::Padding::Same).build()?,
+        },
+        ConvCase {
+            name: "c128_28x28_3x3",
+            geometry: Conv2dGeometry::spec(1, [28, 28, 128], [3, 3], 128)
+                .padding(kiln_kernels::Padding::Same)
+                .build()?,
+        },
+        ConvCase {
+            name: "c256_14x14_3x3",
+            geometry: Conv2dGeometry::spec(1, [14, 14, 256], [3, 3], 256)
+                .padding(kiln_kernels::Padding::Same)
+                .build()?,
+        },
+    ])
+}
+
+/// The flagship Dense products (forward M=32 K=2400 N=84 and M=32 K=84 N=10) and square GEMMs.
+pub fn gemm_cases() -> Result<Vec<GemmCase>, KernelError> {
+    Ok(vec![
+        GemmCase { name: "dense1_fwd_32x84x2400", geometry: GemmGeometry::new(FLAGSHIP_BATCH, 84, 2400)? },
+        GemmCase { name: "dense2_fwd_32x10x84", geometry: GemmGeometry::new(FLAGSHIP_BATCH, 10, 84)? },
+        GemmCase { name: "square_256", geometry: GemmGeometry::new(256, 256, 256)? },
+        GemmCase { name: "square_1024", geometry: GemmGeometry::new(1024, 1024, 1024)? },
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cases_build() {
+        assert_eq!(super::conv_cases().unwrap().len(), 5);
+        assert_eq!(super::gemm_cases().unwrap()[0].geometry.flops(), 2 * 32 * 84 * 2400);
+    }
+}

@@ -1,0 +1,21 @@
+//! # kiln-kernels
+//!
+//! f32 GEMM and 2-D convolution kernels for CPUs, chosen at run time from the CPU's features (see [`isa`]), with
+//! naive f64 references that specify them ([`reference`](mod@reference)).
+//!
+//! The crate works on plain slices and validated geometry ([`geometry`]); it has no tensor type. Every public
+//! entry point validates its arguments once and returns a [`KernelError`] instead of panicking. `unsafe` code is
+//! confined to the ISA-specific kernel files, each block with a `SAFETY:` justification.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod buffer;
+pub mod error;
+pub mod geometry;
+pub mod isa;
+pub mod reference;
+
+pub use buffer::AlignedVec;
+pub use error::{KernelError, Result};
+pub use geometry::{Conv2dGeometry, Conv2dSpec, GemmGeometry, GemmSpec, Padding, Transpose};
+pub use isa::Isa;

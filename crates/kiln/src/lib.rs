@@ -1,0 +1,27 @@
+//! # Kiln
+//!
+//! SIMD-optimised CPU kernels (GEMM and 2-D convolution, chosen at run time for AVX-512, AVX2+FMA, NEON or a
+//! portable path) with a small deep-learning framework on top. This is the facade crate: it re-exports the
+//! workspace's crates under short names, and [`prelude`] brings the everyday types into scope.
+//!
+//! ```
+//! use kiln::prelude::*;
+//!
+//! let conv = Conv2dGeometry::spec(32, [28, 28, 1], [5, 5], 3).padding(Padding::Valid).build()?;
+//! assert_eq!(conv.output_shape(), [32, 24, 24, 3]);
+//! let x = Tensor::zeros(&conv.input_shape())?;
+//! assert_eq!(x.shape().to_string(), "(32, 28, 28, 1)");
+//! println!("kernels will run on {}", Isa::best());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub use kiln_kernels as kernels;
+pub use kiln_tensor as tensor;
+
+/// The types most programs need: `use kiln::prelude::*;`.
+pub mod prelude {
+    pub use kiln_kernels::{Conv2dGeometry, GemmGeometry, Isa, KernelError, Padding, Transpose};
+    pub use kiln_tensor::{DType, Shape, Tensor, TensorError, TensorView, bf16, f16};
+}

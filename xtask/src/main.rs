@@ -1,0 +1,104 @@
+//! Kiln's chores, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! * `cargo xtask isa` — which instruction sets this CPU offers and which one the kernels will use.
+//! * `cargo xtask fuzz [--seconds N] [TARGET…]` — runs the cargo-fuzz targets under `fuzz/` with libFuzzer on the
+//!   nightly toolchain (installing `cargo-fuzz` from crates.io if it is missing), N seconds each.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+use kiln_kernels::Isa;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Kiln project chores")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the instruction sets this CPU supports and the one Kiln's kernels choose.
+    Isa,
+    /// Run cargo-fuzz targets (all of them unless named) for a bounded time each.
+    Fuzz {
+        /// Seconds of fuzzing per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Targets to run (default: every file in fuzz/fuzz_targets).
+        targets: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Isa => {
+            isa_report();
+            Ok(())
+        }
+        Cmd::Fuzz { seconds, targets } => fuzz(seconds, targets),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn isa_report() {
+    for isa in Isa::ALL {
+        let state = if isa.is_supported() { "supported" } else { "not supported" };
+        println!("{:<9} {state}", isa.name());
+    }
+    match std::env::var(kiln_kernels::isa::ENV_ISA_CAP) {
+        Ok(cap) => println!("KILN_ISA cap: {cap}"),
+        Err(_) => println!("KILN_ISA cap: (unset)"),
+    }
+    println!("kernels use: {}", Isa::best());
+}
+
+fn workspace_root() -> PathBuf {
+    // xtask/ lives directly under the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
+}
+
+fn fuzz(seconds: u64, mut targets: Vec<String>) -> Result<(), String> {
+    let root = workspace_root();
+    let fuzz_dir = root.join("fuzz");
+    if targets.is_empty() {
+        let entries = std::fs::read_dir(fuzz_dir.join("fuzz_targets"))
+            .map_err(|e| format!("cannot list {}: {e}", fuzz_dir.join("fuzz_targets").display()))?;
+        targets = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.path().file_stem().and_then(|s| s.to_str()).map(str::to_string))
+            .collect();
+        targets.sort();
+    }
+    let has_cargo_fuzz =
+        Command::new("cargo").args(["+nightly", "fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !has_cargo_fuzz {
+        println!("installing cargo-fuzz from crates.io");
+        run(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))?;
+    }
+    for target in &targets {
+        println!("== fuzzing {target} for {seconds} s");
+        run(Command::new("cargo").current_dir(&root).args([
+            "+nightly",
+            "fuzz",
+            "run",
+            target,
+            "--",
+            &format!("-max_total_time={seconds}"),
+        ]))?;
+    }
+    Ok(())
+}
