@@ -25,3 +25,8 @@ pub mod prelude {
     pub use kiln_kernels::{Conv2dGeometry, GemmGeometry, Isa, KernelError, Padding, Transpose};
     pub use kiln_tensor::{DType, Shape, Tensor, TensorError, TensorView, bf16, f16};
 }
+
+/// The README's Rust examples, compiled and run as doctests so the quick tour cannot drift from the API.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
