@@ -43,7 +43,7 @@ proptest! {
         let t = Tensor::from_fn(&d, |i| i as f32).unwrap();
         let n = t.len();
         // Any factorisation of n is a valid reshape; a different count is not.
-        let a = (1..=n.max(1)).filter(|f| n % f == 0).nth(split % 3).unwrap_or(1);
+        let a = (1..=n.max(1)).filter(|f| n.is_multiple_of(*f)).nth(split % 3).unwrap_or(1);
         let target = if n == 0 { vec![0, 3] } else { vec![a, n / a] };
         let r = t.clone().reshape(&target).unwrap();
         prop_assert_eq!(r.as_slice(), t.as_slice());
@@ -101,10 +101,9 @@ proptest! {
     fn argmax_is_first_maximum(rows in 1..6usize, cols in 1..7usize, seed in any::<u64>()) {
         let t = Tensor::from_fn(&[rows, cols], |i| ((seed.wrapping_mul(i as u64 + 1) >> 33) % 5) as f32).unwrap();
         let am = t.argmax(1).unwrap();
-        for r in 0..rows {
-            let row = &t.as_slice()[r * cols..(r + 1) * cols];
+        for (row, &got) in t.as_slice().chunks(cols).zip(&am) {
             let max = row.iter().copied().fold(f32::MIN, f32::max);
-            prop_assert_eq!(am[r], row.iter().position(|&v| v == max).unwrap());
+            prop_assert_eq!(got, row.iter().position(|&v| v == max).unwrap());
         }
     }
 
