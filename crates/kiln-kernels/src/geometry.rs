@@ -417,9 +417,12 @@ fn output_extent(
     eff_k: usize,
     stride: usize,
 ) -> Result<usize> {
+    // Bounding the padded extent bounds every coordinate `o·stride + k·dilation` a kernel computes, so signed
+    // offset arithmetic downstream (`as isize − pad`) cannot overflow.
     let padded = input
         .checked_add(before)
         .and_then(|x| x.checked_add(after))
+        .filter(|&p| p <= MAX_ELEMENTS)
         .ok_or(KernelError::Overflow { op, what: "padded input" })?;
     if padded < eff_k {
         return Err(KernelError::KernelLargerThanInput { op, axis, kernel: eff_k, input: padded });
@@ -725,6 +728,13 @@ mod tests {
         assert!(matches!(huge_k, Err(KernelError::Overflow { .. })));
         let huge_pad = base.padding(Padding::uniform(usize::MAX)).build();
         assert!(matches!(huge_pad, Err(KernelError::Overflow { .. })));
+        // Found by the conv2d_geometry fuzz target: a padding beyond isize::MAX with a stride as large, so that the
+        // output stays 1×1. It must be rejected, not wrap in signed arithmetic later.
+        let wrap = Padding::Explicit { top: 1 << 63, bottom: 0, left: 0, right: 0 };
+        assert!(matches!(
+            base.padding(wrap).strides(1 << 63, 1).build(),
+            Err(KernelError::Overflow { what: "padded input", .. })
+        ));
         // Batch 0 is a valid, empty problem.
         let empty = Conv2dGeometry::spec(0, [5, 5, 1], [3, 3], 2).build().unwrap();
         assert_eq!((empty.input_len(), empty.output_len(), empty.weight_len()), (0, 0, 18));

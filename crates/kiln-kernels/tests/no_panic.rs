@@ -53,3 +53,14 @@ fn adversarial_geometries() {
     padded.extend([255, 255, 255, 255, 255, 255, 255, 255, 127, 0, 0, 0]);
     assert_ne!(fuzz_bodies::conv2d_geometry(&padded), Outcome::Ran);
 }
+
+/// Regression: libFuzzer (`cargo xtask fuzz`) found this input; explicit padding ≥ 2⁶³ with a huge stride kept
+/// the output at 1×1 and overflowed the reference's signed tap arithmetic.
+#[test]
+fn fuzz_regression_huge_padding_and_stride() {
+    let crash = [
+        0x20, 0x62, 0x57, 0x55, 0x55, 0x55, 0x51, 0xd5, 0x51, 0x20, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x83, 0x55,
+        0x55, 0x55, 0xab,
+    ];
+    fuzz_bodies::conv2d_geometry(&crash);
+}
