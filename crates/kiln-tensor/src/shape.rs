@@ -16,9 +16,14 @@ pub struct Shape {
 
 impl Shape {
     /// A shape with the given dimensions; an error if their product overflows the address space.
+    ///
+    /// The product of the *non-zero* dimensions is bounded too, so that strides and partial products of an empty
+    /// shape such as `(0, 2⁶², 2⁶²)` cannot overflow either.
     pub fn new(dims: &[usize]) -> Result<Self> {
-        let numel =
-            checked_elements("shape", "elements", dims).map_err(|_| TensorError::Overflow { dims: dims.to_vec() })?;
+        let overflow = || TensorError::Overflow { dims: dims.to_vec() };
+        let nonzero: Vec<usize> = dims.iter().map(|&d| d.max(1)).collect();
+        checked_elements("shape", "elements", &nonzero).map_err(|_| overflow())?;
+        let numel = checked_elements("shape", "elements", dims).map_err(|_| overflow())?;
         Ok(Shape { dims: dims.to_vec(), numel })
     }
 
@@ -174,6 +179,9 @@ mod tests {
     fn overflow_is_an_error() {
         assert!(matches!(Shape::new(&[usize::MAX, 2]), Err(TensorError::Overflow { .. })));
         assert!(Shape::new(&[1 << 40, 1 << 40]).is_err());
+        // Empty, yet its strides would overflow: rejected (found by tests/no_panic.rs).
+        assert!(Shape::new(&[0, usize::MAX >> 1, usize::MAX >> 1]).is_err());
+        assert_eq!(Shape::new(&[0, 1 << 20, 1 << 20]).unwrap().strides(), vec![1 << 40, 1 << 20, 1]);
     }
 
     #[test]
