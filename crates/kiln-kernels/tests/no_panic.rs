@@ -64,3 +64,14 @@ fn fuzz_regression_huge_padding_and_stride() {
     ];
     fuzz_bodies::conv2d_geometry(&crash);
 }
+
+/// Regression (harness): libFuzzer ran out of memory on this input — batch 0 (no work) with a kernel whose weight
+/// gradient needs 15 GB. The geometry is valid; the body must not run the references on it.
+#[test]
+fn fuzz_regression_empty_batch_huge_weights() {
+    let input = [
+        0x00, 0x2d, 0x23, 0x19, 0xa4, 0xf1, 0x05, 0x46, 0xda, 0x01, 0x00, 0x00, 0x00, 0x00, 0xda, 0xff, 0xaa, 0x01,
+        0xff, 0x00, 0x05, 0x00, 0x00, 0xda, 0xda, 0xe4, 0xdf, 0xf7,
+    ];
+    assert_ne!(fuzz_bodies::conv2d_geometry(&input), Outcome::Ran);
+}
