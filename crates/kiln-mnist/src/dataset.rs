@@ -1,0 +1,326 @@
+//! MNIST and Fashion-MNIST: finding the four IDX files, validating them, and access to images and labels.
+
+use std::path::{Path, PathBuf};
+
+use kiln_tensor::Tensor;
+
+use crate::download::{self, MNIST_FILES};
+use crate::error::{MnistError, Result};
+use crate::idx::IdxArray;
+
+/// Image side in pixels.
+pub const IMAGE_SIDE: usize = 28;
+/// Pixels per image.
+pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
+/// Number of classes.
+pub const CLASSES: usize = 10;
+
+/// Environment variable naming a directory that holds MNIST.
+pub const ENV_MNIST_DIR: &str = "MNIST_DIR";
+/// Environment variable naming a directory that holds Fashion-MNIST.
+pub const ENV_FASHION_MNIST_DIR: &str = "FASHION_MNIST_DIR";
+/// Where Debian's and Ubuntu's `dataset-fashion-mnist` package installs Fashion-MNIST.
+pub const FASHION_MNIST_SYSTEM_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// The standard base names of the four files (each may also be `.gz`, or use `.idx` instead of `-idx`).
+pub const FILE_NAMES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+/// A dataset in the MNIST file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dataset {
+    /// MNIST handwritten digits (LeCun, Cortes, Burges; CC BY-SA 3.0).
+    Mnist,
+    /// Fashion-MNIST (Xiao, Rasul, Vollgraf, Zalando Research; MIT licence).
+    FashionMnist,
+}
+
+impl Dataset {
+    /// The display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Mnist => "MNIST",
+            Dataset::FashionMnist => "Fashion-MNIST",
+        }
+    }
+
+    /// The class names, by label.
+    pub fn class_names(self) -> [&'static str; CLASSES] {
+        match self {
+            Dataset::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            Dataset::FashionMnist => [
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ],
+        }
+    }
+
+    /// The environment variable that names this dataset's directory.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            Dataset::Mnist => ENV_MNIST_DIR,
+            Dataset::FashionMnist => ENV_FASHION_MNIST_DIR,
+        }
+    }
+
+    /// The per-user cache directory: `$XDG_CACHE_HOME/kiln/<name>`, else `~/.cache/kiln/<name>`.
+    pub fn cache_dir(self) -> Option<PathBuf> {
+        let sub = match self {
+            Dataset::Mnist => "mnist",
+            Dataset::FashionMnist => "fashion-mnist",
+        };
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("kiln").join(sub))
+    }
+
+    /// Loads the dataset from `dir`, which must hold the four files.
+    pub fn load(self, dir: impl AsRef<Path>) -> Result<Mnist> {
+        let dir = dir.as_ref();
+        let files = find_files(dir).map_err(|missing| MnistError::NotFound {
+            dataset: self.name(),
+            searched: vec![(dir.to_path_buf(), missing)],
+            hint: self.hint(),
+        })?;
+        let [train_x, train_y, test_x, test_y] = files;
+        Ok(Mnist {
+            dataset: self,
+            dir: dir.to_path_buf(),
+            train: Split::load(&train_x, &train_y)?,
+            test: Split::load(&test_x, &test_y)?,
+        })
+    }
+
+    /// Finds and loads the dataset, in this order: `explicit` (if given, it must hold the data); the directory in
+    /// the dataset's environment variable (`MNIST_DIR` / `FASHION_MNIST_DIR`; if set, it must hold the data); the
+    /// user cache; for Fashion-MNIST the system directory of the `dataset-fashion-mnist` package; finally, for
+    /// MNIST, [`download`](crate::download::download) into the user cache (mirror from `KILN_MNIST_MIRROR`, else
+    /// [`download::DEFAULT_MIRROR`]).
+    pub fn locate(self, explicit: Option<&Path>) -> Result<Mnist> {
+        if let Some(dir) = explicit {
+            return self.load(dir);
+        }
+        if let Some(dir) = std::env::var_os(self.env_var()).filter(|v| !v.is_empty()) {
+            return self.load(PathBuf::from(dir));
+        }
+        let mut searched = Vec::new();
+        let cache = self.cache_dir();
+        let mut candidates: Vec<PathBuf> = cache.iter().cloned().collect();
+        if self == Dataset::FashionMnist {
+            candidates.push(PathBuf::from(FASHION_MNIST_SYSTEM_DIR));
+        }
+        for dir in candidates {
+            match find_files(&dir) {
+                Ok(_) => return self.load(&dir),
+                Err(missing) => searched.push((dir, missing)),
+            }
+        }
+        match (self, cache) {
+            (Dataset::Mnist, Some(cache)) => {
+                let mirror = download::mirror_from_env();
+                download::download(&cache, &mirror, &MNIST_FILES)?;
+                self.load(&cache)
+            }
+            _ => Err(MnistError::NotFound { dataset: self.name(), searched, hint: self.hint() }),
+        }
+    }
+
+    fn hint(self) -> String {
+        match self {
+            Dataset::Mnist => format!(
+                "Set {ENV_MNIST_DIR} to a directory holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], \
+                 t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz], or let Kiln download them into the \
+                 user cache (kiln_mnist::Mnist::locate / cargo xtask train-mnist)."
+            ),
+            Dataset::FashionMnist => format!(
+                "Install Debian's package (apt-get install dataset-fashion-mnist, into {FASHION_MNIST_SYSTEM_DIR}) \
+                 or set {ENV_FASHION_MNIST_DIR} to a directory holding the four Fashion-MNIST IDX files."
+            ),
+        }
+    }
+}
+
+/// The paths of the four files in `dir` (raw preferred over `.gz`), or a description of what is missing.
+pub fn find_files(dir: &Path) -> std::result::Result<[PathBuf; 4], String> {
+    if !dir.is_dir() {
+        return Err("no such directory".into());
+    }
+    let mut found: Vec<PathBuf> = Vec::with_capacity(4);
+    let mut missing = Vec::new();
+    for name in FILE_NAMES {
+        let dotted = name.replacen("-idx", ".idx", 1);
+        let candidates = [name.to_string(), format!("{name}.gz"), dotted.clone(), format!("{dotted}.gz")];
+        match candidates.iter().map(|c| dir.join(c)).find(|p| p.is_file()) {
+            Some(p) => found.push(p),
+            None => missing.push(format!("{name}[.gz]")),
+        }
+    }
+    match <[PathBuf; 4]>::try_from(found) {
+        Ok(files) if missing.is_empty() => Ok(files),
+        _ => Err(format!("missing {}", missing.join(", "))),
+    }
+}
+
+/// One split (train or test): `len` 28×28 u8 images and their labels, validated.
+#[derive(Debug)]
+pub struct Split {
+    images: IdxArray,
+    labels: IdxArray,
+    len: usize,
+}
+
+impl Split {
+    /// Loads and validates an images file and a labels file: u8 images of shape (n, 28, 28), u8 labels of shape
+    /// (n), the same n, every label < 10.
+    pub fn load(images_path: &Path, labels_path: &Path) -> Result<Split> {
+        let images = IdxArray::open(images_path)?;
+        let labels = IdxArray::open(labels_path)?;
+        Self::from_arrays(images, labels)
+    }
+
+    /// Validates two already-read arrays as a split (see [`Split::load`]).
+    pub fn from_arrays(images: IdxArray, labels: IdxArray) -> Result<Split> {
+        let (ipath, lpath) = (images.path().to_path_buf(), labels.path().to_path_buf());
+        if images.as_u8().is_none() {
+            return Err(MnistError::invalid(&ipath, format!("images must be u8, found {:?}", images.dtype())));
+        }
+        let &[n, h, w] = images.dims() else {
+            return Err(MnistError::invalid(
+                &ipath,
+                format!("images must have 3 dimensions, found {:?}", images.dims()),
+            ));
+        };
+        if (h, w) != (IMAGE_SIDE, IMAGE_SIDE) {
+            return Err(MnistError::invalid(&ipath, format!("images must be 28x28, found {h}x{w}")));
+        }
+        let Some(label_bytes) = labels.as_u8() else {
+            return Err(MnistError::invalid(&lpath, format!("labels must be u8, found {:?}", labels.dtype())));
+        };
+        let &[m] = labels.dims() else {
+            return Err(MnistError::invalid(
+                &lpath,
+                format!("labels must have 1 dimension, found {:?}", labels.dims()),
+            ));
+        };
+        if m != n {
+            return Err(MnistError::invalid(&lpath, format!("{m} labels for {n} images (in {})", ipath.display())));
+        }
+        if let Some((i, &l)) = label_bytes.iter().enumerate().find(|(_, l)| usize::from(**l) >= CLASSES) {
+            return Err(MnistError::invalid(&lpath, format!("label {l} at index {i} is not below {CLASSES}")));
+        }
+        Ok(Split { images, labels, len: n })
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether the split is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// NHWC shape of the images: `[n, 28, 28, 1]`.
+    pub fn shape(&self) -> [usize; 4] {
+        [self.len, IMAGE_SIDE, IMAGE_SIDE, 1]
+    }
+    /// All pixels, image after image, row-major (`n·784` bytes).
+    pub fn pixels(&self) -> &[u8] {
+        self.images.payload()
+    }
+    /// All labels.
+    pub fn labels(&self) -> &[u8] {
+        self.labels.payload()
+    }
+    /// The pixels of image `i`, if it exists.
+    pub fn image(&self, i: usize) -> Option<&[u8]> {
+        (i < self.len).then(|| &self.pixels()[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS])
+    }
+    /// The label of example `i`, if it exists.
+    pub fn label(&self, i: usize) -> Option<u8> {
+        self.labels().get(i).copied()
+    }
+    /// How many examples each class has.
+    pub fn class_counts(&self) -> [usize; CLASSES] {
+        let mut counts = [0; CLASSES];
+        for &l in self.labels() {
+            counts[usize::from(l)] += 1;
+        }
+        counts
+    }
+    /// The images file.
+    pub fn images_file(&self) -> &Path {
+        self.images.path()
+    }
+    /// The labels file.
+    pub fn labels_file(&self) -> &Path {
+        self.labels.path()
+    }
+
+    /// Images `range` as an NHWC f32 tensor, raw 0..255 or scaled to [0, 1]. (Training uses
+    /// [`Split::batches`], which converts per batch without allocating.)
+    pub fn images_f32(&self, range: std::ops::Range<usize>, scale: crate::Scale) -> Result<Tensor> {
+        if range.start > range.end || range.end > self.len {
+            return Err(MnistError::invalid(
+                self.images.path(),
+                format!("range {}..{} is outside 0..{}", range.start, range.end, self.len),
+            ));
+        }
+        let pixels = &self.pixels()[range.start * IMAGE_PIXELS..range.end * IMAGE_PIXELS];
+        let factor = scale.factor();
+        Tensor::from_fn(&[range.len(), IMAGE_SIDE, IMAGE_SIDE, 1], |i| f32::from(pixels[i]) * factor)
+            .map_err(|e| MnistError::invalid(self.images.path(), e.to_string()))
+    }
+
+    /// All labels one-hot encoded, `n × 10` (the notebook's `pd.get_dummies(y)`).
+    pub fn one_hot(&self) -> Result<Tensor> {
+        crate::one_hot(self.labels(), CLASSES).map_err(|e| MnistError::invalid(self.labels.path(), e.to_string()))
+    }
+}
+
+/// A loaded dataset: the training and test splits.
+#[derive(Debug)]
+pub struct Mnist {
+    dataset: Dataset,
+    dir: PathBuf,
+    /// The 60,000 training examples.
+    pub train: Split,
+    /// The 10,000 test examples.
+    pub test: Split,
+}
+
+impl Mnist {
+    /// Loads MNIST from `dir` (see [`Dataset::load`]).
+    pub fn load(dir: impl AsRef<Path>) -> Result<Mnist> {
+        Dataset::Mnist.load(dir)
+    }
+
+    /// Finds MNIST: `explicit`, `MNIST_DIR`, the user cache, else a verified download (see [`Dataset::locate`]).
+    pub fn locate(explicit: Option<&Path>) -> Result<Mnist> {
+        Dataset::Mnist.locate(explicit)
+    }
+
+    /// Downloads the four MNIST files into `dir` from `mirror` (a base URL), verifying the SHA-256 of each
+    /// decompressed file; files already present and correct are kept untouched. See [`crate::download`].
+    pub fn download(dir: impl AsRef<Path>, mirror: &str) -> Result<()> {
+        download::download(dir.as_ref(), mirror, &MNIST_FILES)
+    }
+
+    /// Which dataset this is.
+    pub fn dataset(&self) -> Dataset {
+        self.dataset
+    }
+    /// The directory it was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}

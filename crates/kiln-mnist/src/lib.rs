@@ -1,0 +1,37 @@
+//! # kiln-mnist
+//!
+//! MNIST and Fashion-MNIST for Kiln: a complete [IDX](idx) reader (memory-mapped raw files, gzip via `flate2`,
+//! every header validated before allocation), a [verified downloader](download), the datasets with their checks
+//! ([`Mnist`], [`Dataset`], [`Split`]), [`one_hot`] labels and seeded, shuffled NHWC `f32` [`Batches`] that reuse
+//! their buffers.
+//!
+//! ```no_run
+//! use kiln_mnist::{BatchOptions, Mnist};
+//!
+//! // `--data-dir`, else MNIST_DIR, else ~/.cache/kiln/mnist, else a verified download.
+//! let mnist = Mnist::locate(None)?;
+//! assert_eq!(mnist.train.shape(), [60000, 28, 28, 1]);
+//! let mut epoch = mnist.train.batches(BatchOptions::default())?;
+//! while let Some(batch) = epoch.next_batch() {
+//!     assert_eq!(batch.x.dims()[1..], [28, 28, 1]);
+//! }
+//! # Ok::<(), kiln_mnist::MnistError>(())
+//! ```
+//!
+//! The crate's only `unsafe` code is the memory mapping of raw IDX files (see [`IdxArray::open`]).
+
+#![deny(unsafe_code)]
+
+mod batches;
+mod dataset;
+pub mod download;
+mod error;
+pub mod idx;
+
+pub use batches::{Batch, BatchOptions, Batches, LabelFormat, OneHotError, Scale, one_hot};
+pub use dataset::{
+    CLASSES, Dataset, ENV_FASHION_MNIST_DIR, ENV_MNIST_DIR, FASHION_MNIST_SYSTEM_DIR, FILE_NAMES, IMAGE_PIXELS,
+    IMAGE_SIDE, Mnist, Split, find_files,
+};
+pub use error::{IdxError, MnistError, Result};
+pub use idx::{IdxArray, IdxHeader, IdxType};
