@@ -107,14 +107,25 @@ impl Dataset {
     /// MNIST, [`download`](crate::download::download) into the user cache (mirror from `KILN_MNIST_MIRROR`, else
     /// [`download::DEFAULT_MIRROR`]).
     pub fn locate(self, explicit: Option<&Path>) -> Result<Mnist> {
+        let env_dir = std::env::var_os(self.env_var()).filter(|v| !v.is_empty()).map(PathBuf::from);
+        self.locate_from(explicit, env_dir, self.cache_dir(), &download::mirror_from_env())
+    }
+
+    /// [`Dataset::locate`] with its sources given explicitly (the environment is not read).
+    fn locate_from(
+        self,
+        explicit: Option<&Path>,
+        env_dir: Option<PathBuf>,
+        cache: Option<PathBuf>,
+        mirror: &str,
+    ) -> Result<Mnist> {
         if let Some(dir) = explicit {
             return self.load(dir);
         }
-        if let Some(dir) = std::env::var_os(self.env_var()).filter(|v| !v.is_empty()) {
-            return self.load(PathBuf::from(dir));
+        if let Some(dir) = env_dir {
+            return self.load(dir);
         }
         let mut searched = Vec::new();
-        let cache = self.cache_dir();
         let mut candidates: Vec<PathBuf> = cache.iter().cloned().collect();
         if self == Dataset::FashionMnist {
             candidates.push(PathBuf::from(FASHION_MNIST_SYSTEM_DIR));
@@ -127,8 +138,7 @@ impl Dataset {
         }
         match (self, cache) {
             (Dataset::Mnist, Some(cache)) => {
-                let mirror = download::mirror_from_env();
-                download::download(&cache, &mirror, &MNIST_FILES)?;
+                download::download(&cache, mirror, &MNIST_FILES)?;
                 self.load(&cache)
             }
             _ => Err(MnistError::NotFound { dataset: self.name(), searched, hint: self.hint() }),
@@ -139,8 +149,8 @@ impl Dataset {
         match self {
             Dataset::Mnist => format!(
                 "Set {ENV_MNIST_DIR} to a directory holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], \
-                 t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz], or let Kiln download them into the \
-                 user cache (kiln_mnist::Mnist::locate / cargo xtask train-mnist)."
+                 t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz], or call kiln_mnist::Mnist::locate(None), \
+                 which downloads and verifies them into the user cache."
             ),
             Dataset::FashionMnist => format!(
                 "Install Debian's package (apt-get install dataset-fashion-mnist, into {FASHION_MNIST_SYSTEM_DIR}) \
@@ -322,5 +332,73 @@ impl Mnist {
     /// The directory it was loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, n: u32) {
+        use crate::idx::{IdxType, encode};
+        let files = [
+            ("train-images-idx3-ubyte", encode(IdxType::U8, &[n, 28, 28], &vec![0; n as usize * 784])),
+            ("train-labels-idx1-ubyte", encode(IdxType::U8, &[n], &vec![1; n as usize])),
+            ("t10k-images-idx3-ubyte", encode(IdxType::U8, &[1, 28, 28], &[0; 784])),
+            ("t10k-labels-idx1-ubyte", encode(IdxType::U8, &[1], &[2])),
+        ];
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+
+    #[test]
+    fn search_order() {
+        let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write(a.path(), 2);
+        write(b.path(), 3);
+        write(c.path(), 4);
+        let mirror = "http://127.0.0.1:9/never-used";
+        let m = Dataset::Mnist;
+        let all = |explicit: Option<&Path>| {
+            m.locate_from(explicit, Some(b.path().into()), Some(c.path().into()), mirror).unwrap().train.len()
+        };
+        // Explicit beats the environment, which beats the cache.
+        assert_eq!(all(Some(a.path())), 2);
+        assert_eq!(all(None), 3);
+        assert_eq!(m.locate_from(None, None, Some(c.path().into()), mirror).unwrap().train.len(), 4);
+        // An explicit or environment directory that lacks the data is an error, not a silent fallback.
+        let empty = tempfile::tempdir().unwrap();
+        let err = m.locate_from(Some(empty.path()), None, Some(c.path().into()), mirror).unwrap_err();
+        assert!(matches!(err, MnistError::NotFound { .. }));
+        assert!(m.locate_from(None, Some(empty.path().into()), Some(c.path().into()), mirror).is_err());
+        // An empty cache leads to the download, into the cache, from the mirror.
+        let cache = empty.path().join("kiln/mnist");
+        let err = m.locate_from(None, None, Some(cache.clone()), mirror).unwrap_err();
+        match err {
+            MnistError::Download { url, path, .. } => {
+                assert!(url.starts_with(mirror) && url.ends_with("train-images-idx3-ubyte.gz"));
+                assert!(path.starts_with(&cache));
+            }
+            other => panic!("expected a download attempt, got {other}"),
+        }
+        // Fashion-MNIST never downloads: after the cache comes the Debian package's directory, and if that is
+        // missing too, the error names every place searched.
+        match Dataset::FashionMnist.locate_from(None, None, Some(cache.clone()), mirror) {
+            Ok(found) => assert_eq!(found.dir(), Path::new(FASHION_MNIST_SYSTEM_DIR)),
+            Err(err) => {
+                assert!(!Path::new(FASHION_MNIST_SYSTEM_DIR).is_dir(), "{err}");
+                let msg = err.to_string();
+                assert!(msg.contains(&cache.display().to_string()) && msg.contains(FASHION_MNIST_SYSTEM_DIR), "{msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn cache_dir_follows_xdg_rules() {
+        let dir = Dataset::Mnist.cache_dir();
+        if let Some(dir) = dir {
+            assert!(dir.ends_with("kiln/mnist"));
+        }
     }
 }
