@@ -62,6 +62,17 @@ fn missing_file() {
 }
 
 #[test]
+fn empty_file() {
+    // A zero-length raw file (mapping it yields an empty map) is a short header, not a crash.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty-idx1-ubyte");
+    std::fs::write(&path, b"").unwrap();
+    let err = IdxArray::open(&path).unwrap_err();
+    assert!(matches!(err, MnistError::Format { kind: IdxError::ShortHeader { needed: 4, got: 0 }, .. }), "{err:?}");
+    assert_names(&err.to_string(), &path);
+}
+
+#[test]
 fn unreadable_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("absent-idx1-ubyte");
