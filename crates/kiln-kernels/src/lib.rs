@@ -10,12 +10,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod buffer;
+pub mod dispatch;
 pub mod error;
+pub mod gemm;
 pub mod geometry;
 pub mod isa;
 pub mod reference;
 
 pub use buffer::AlignedVec;
+pub use dispatch::Kernels;
 pub use error::{KernelError, Result};
+pub use gemm::{Threads, sgemm};
 pub use geometry::{Conv2dGeometry, Conv2dSpec, GemmGeometry, GemmSpec, Padding, Transpose};
 pub use isa::Isa;

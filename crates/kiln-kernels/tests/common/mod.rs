@@ -1,5 +1,7 @@
-//! Strategies and helpers shared by the kernel test files (and, later, the harness-free NEON runner).
+//! Strategies and helpers shared by the kernel test files and the harness-free NEON runner.
 #![allow(dead_code)]
+
+pub mod gemm;
 
 use std::cell::Cell;
 

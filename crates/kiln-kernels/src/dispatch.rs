@@ -1,0 +1,93 @@
+//! Dispatch tables: one `static` [`Kernels`] per ISA, holding plain function pointers to that ISA's entry points.
+//! A `&Kernels` can only be obtained for an ISA the CPU supports ([`Kernels::for_isa`]), which is what makes the
+//! single `unsafe` call per operation family sound. [`Kernels::best`] is chosen once per process from
+//! [`Isa::best`] (which honours `KILN_ISA`).
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use crate::gemm;
+use crate::gemm::task::GemmTask;
+use crate::isa::Isa;
+
+/// The kernels of one instruction set.
+pub struct Kernels {
+    isa: Isa,
+    gemm_name: &'static str,
+    pub(crate) gemm_tile: (usize, usize),
+    pub(crate) gemm: unsafe fn(&GemmTask),
+}
+
+impl fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernels").field("isa", &self.isa).field("gemm", &self.gemm_name).finish()
+    }
+}
+
+static PORTABLE: Kernels =
+    Kernels { isa: Isa::Portable, gemm_name: "gemm/portable/4x16", gemm_tile: (4, 16), gemm: gemm::portable::gemm };
+
+#[cfg(target_arch = "x86_64")]
+static AVX2: Kernels =
+    Kernels { isa: Isa::Avx2Fma, gemm_name: "gemm/avx2/6x16", gemm_tile: (6, 16), gemm: gemm::x86_64::avx2::gemm };
+
+#[cfg(target_arch = "x86_64")]
+static AVX512: Kernels =
+    Kernels { isa: Isa::Avx512, gemm_name: "gemm/avx512/12x32", gemm_tile: (12, 32), gemm: gemm::x86_64::avx512::gemm };
+
+#[cfg(target_arch = "aarch64")]
+static NEON: Kernels =
+    Kernels { isa: Isa::Neon, gemm_name: "gemm/neon/8x12", gemm_tile: (8, 12), gemm: gemm::aarch64::neon::gemm };
+
+impl Kernels {
+    /// The table for `isa`, or `None` if this CPU (or this build's architecture) cannot run it.
+    pub fn for_isa(isa: Isa) -> Option<&'static Kernels> {
+        if !isa.is_supported() {
+            return None;
+        }
+        match isa {
+            Isa::Portable => Some(&PORTABLE),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => Some(&AVX2),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(&AVX512),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => Some(&NEON),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    /// The table for [`Isa::best`], chosen once.
+    pub fn best() -> &'static Kernels {
+        static BEST: OnceLock<&'static Kernels> = OnceLock::new();
+        BEST.get_or_init(|| Kernels::for_isa(Isa::best()).unwrap_or(&PORTABLE))
+    }
+
+    /// The instruction set.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The GEMM kernel's name, `gemm/<isa>/<MR>x<NR>` (used in logs and bench ids).
+    pub fn gemm_name(&self) -> &'static str {
+        self.gemm_name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_exist_exactly_for_supported_isas() {
+        for isa in Isa::ALL {
+            assert_eq!(Kernels::for_isa(isa).is_some(), isa.is_supported(), "{isa}");
+            if let Some(k) = Kernels::for_isa(isa) {
+                assert_eq!(k.isa(), isa);
+                assert!(k.gemm_name().starts_with(&format!("gemm/{}/", isa.name())));
+            }
+        }
+        assert_eq!(Kernels::best().isa(), Isa::best());
+    }
+}

@@ -1,0 +1,3 @@
+//! aarch64 GEMM kernels.
+
+pub(crate) mod neon;

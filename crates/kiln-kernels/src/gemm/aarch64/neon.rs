@@ -1,0 +1,108 @@
+//! NEON SGEMM: an 8×12 microkernel (24 q-register accumulators, 3 B vectors; BLIS armv8a's shape), stack-tile
+//! edges combined with the same operations as interior tiles.
+
+use std::arch::aarch64::*;
+
+use crate::gemm::blocking::{self, MicroKernel};
+use crate::gemm::task::GemmTask;
+
+pub(crate) struct Neon;
+
+impl MicroKernel for Neon {
+    const MR: usize = 8;
+    const NR: usize = 12;
+    const MC: usize = 120;
+    const KC: usize = 640;
+    const NC: usize = 3072;
+
+    #[inline(always)]
+    unsafe fn kernel(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        alpha: f32,
+        beta: f32,
+        mr: usize,
+        nr: usize,
+    ) {
+        // SAFETY: forwarded contract; the entry point checked NEON support.
+        unsafe { ukernel_8x12(k, a, b, c, ldc, alpha, beta, mr, nr) }
+    }
+}
+
+/// # Safety
+/// See [`MicroKernel::kernel`]; requires NEON.
+#[target_feature(enable = "neon")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn ukernel_8x12(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    mr: usize,
+    nr: usize,
+) {
+    let mut acc = [[vdupq_n_f32(0.0); 3]; 8];
+    for p in 0..k {
+        // SAFETY: b holds 12·k floats, a holds 8·k floats.
+        let bv = unsafe { [vld1q_f32(b.add(p * 12)), vld1q_f32(b.add(p * 12 + 4)), vld1q_f32(b.add(p * 12 + 8))] };
+        for (i, row) in acc.iter_mut().enumerate() {
+            // SAFETY: p·8 + i < 8·k.
+            let ai = vdupq_n_f32(unsafe { *a.add(p * 8 + i) });
+            for (r, &bj) in row.iter_mut().zip(&bv) {
+                *r = vfmaq_f32(*r, bj, ai);
+            }
+        }
+    }
+    let va = vdupq_n_f32(alpha);
+    if mr == 8 && nr == 12 {
+        let vb = vdupq_n_f32(beta);
+        for (i, row) in acc.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                // SAFETY: the full 8×12 tile is inside C.
+                unsafe {
+                    let dst = c.add(i * ldc + 4 * j);
+                    let mut r = vmulq_f32(v, va);
+                    if beta != 0.0 {
+                        r = vfmaq_f32(r, vb, vld1q_f32(dst));
+                    }
+                    vst1q_f32(dst, r);
+                }
+            }
+        }
+    } else {
+        let mut tile = [0.0f32; 8 * 12];
+        for (i, row) in acc.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                // SAFETY: 4 floats at tile[i·12 + 4j..].
+                unsafe { vst1q_f32(tile.as_mut_ptr().add(i * 12 + 4 * j), vmulq_f32(v, va)) };
+            }
+        }
+        for i in 0..mr {
+            for j in 0..nr {
+                // SAFETY: (i, j) is inside the mr × nr tile of C.
+                unsafe {
+                    let dst = c.add(i * ldc + j);
+                    let r = tile[i * 12 + j];
+                    *dst = if beta != 0.0 { beta.mul_add(*dst, r) } else { r };
+                }
+            }
+        }
+    }
+}
+
+/// Runs a task with the NEON kernel on the calling thread.
+///
+/// # Safety
+/// The task is valid (see [`GemmTask`]) and the CPU supports NEON.
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn gemm(t: &GemmTask) {
+    // SAFETY: forwarded.
+    unsafe { blocking::run::<Neon>(t) }
+}

@@ -1,0 +1,101 @@
+//! Single-precision GEMM: `C = alpha·op(A)·op(B) + beta·C`, row-major with leading dimensions, `op` = identity or
+//! transpose on each side.
+//!
+//! [`sgemm`] validates once ([`GemmGeometry`] + slice lengths), then runs the best kernel of this CPU
+//! ([`Kernels::best`](crate::dispatch::Kernels::best)); [`Kernels::for_isa`](crate::dispatch::Kernels::for_isa)
+//! reaches any other ISA the CPU supports, for tests and benches. `beta = 0` never reads C (it may hold NaN).
+//!
+//! Threads: large products are split across the rayon pool into disjoint blocks of C rows or columns, never along
+//! the reduction, and each element is computed by the same sequence of operations in any block, so results are
+//! bitwise identical for any number of threads.
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod aarch64;
+pub(crate) mod blocking;
+pub(crate) mod portable;
+pub(crate) mod task;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_64;
+
+use rayon::prelude::*;
+
+use crate::dispatch::Kernels;
+use crate::error::Result;
+use crate::geometry::GemmGeometry;
+use task::GemmTask;
+
+/// How a GEMM may use threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Threads {
+    /// On the calling thread only; never touches rayon (safe where threads cannot be spawned, e.g. under
+    /// qemu-user).
+    Single,
+    /// Split large products across the current rayon pool (the global pool, or the one a caller `install`s).
+    #[default]
+    Rayon,
+}
+
+/// Products below this many FLOPs run on one thread: a rayon fan-out costs a few microseconds, as much as a
+/// 1-MFLOP product at ~200 GFLOP/s.
+pub const PARALLEL_MIN_FLOPS: u64 = 1 << 21;
+
+/// `C = alpha·op(A)·op(B) + beta·C` with the best kernel for this CPU, multi-threaded when large.
+pub fn sgemm(g: &GemmGeometry, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) -> Result<()> {
+    Kernels::best().sgemm(g, alpha, a, b, beta, c)
+}
+
+impl Kernels {
+    /// [`sgemm`] with this table's kernel, multi-threaded when large.
+    pub fn sgemm(&self, g: &GemmGeometry, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) -> Result<()> {
+        self.sgemm_with(Threads::Rayon, g, alpha, a, b, beta, c)
+    }
+
+    /// [`sgemm`] with this table's kernel and an explicit threading policy.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgemm_with(
+        &self,
+        threads: Threads,
+        g: &GemmGeometry,
+        alpha: f32,
+        a: &[f32],
+        b: &[f32],
+        beta: f32,
+        c: &mut [f32],
+    ) -> Result<()> {
+        g.check(a.len(), b.len(), c.len())?;
+        let task = GemmTask::new(g, alpha, a, b, beta, c);
+        match threads {
+            Threads::Single => self.run_gemm(&task),
+            Threads::Rayon => self.run_gemm_parallel(&task),
+        }
+        Ok(())
+    }
+
+    fn run_gemm(&self, t: &GemmTask) {
+        // SAFETY: a `&Kernels` exists only for an ISA this CPU supports (`for_isa` / `best`), and the task was built
+        // from a validated geometry and checked slices (or is a disjoint sub-block of such a task).
+        unsafe { (self.gemm)(t) }
+    }
+
+    fn run_gemm_parallel(&self, t: &GemmTask) {
+        let threads = rayon::current_num_threads();
+        let (mr, nr) = self.gemm_tile;
+        let (m_tiles, n_tiles) = (t.m.div_ceil(mr), t.n.div_ceil(nr));
+        if threads <= 1 || t.flops() < PARALLEL_MIN_FLOPS || m_tiles.max(n_tiles) < 2 {
+            return self.run_gemm(t);
+        }
+        // Split the dimension with more tiles into whole-tile blocks, one per thread.
+        let (tiles, tile, by_rows) = if m_tiles >= n_tiles { (m_tiles, mr, true) } else { (n_tiles, nr, false) };
+        let parts = threads.min(tiles);
+        let span = tiles.div_ceil(parts) * tile;
+        let extent = if by_rows { t.m } else { t.n };
+        (0..parts).into_par_iter().for_each(|p| {
+            let start = p * span;
+            if start < extent {
+                let len = span.min(extent - start);
+                let sub = if by_rows { t.rows(start, len) } else { t.cols(start, len) };
+                self.run_gemm(&sub);
+            }
+        });
+    }
+}

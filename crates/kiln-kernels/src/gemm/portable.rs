@@ -1,0 +1,66 @@
+//! Portable SGEMM on `wide::f32x8`: a 4×16 microkernel with 8 independent accumulators (KERNELS.md §1.6: fallbacks
+//! keep ≥ 8 partial sums). `wide` selects its implementation at compile time, so on x86_64 this is SSE2 code (an
+//! `f32x8` is two xmm registers) and on aarch64 NEON; without a hardware FMA, `mul_add` is a multiply and an add.
+
+use wide::f32x8;
+
+use super::blocking::{self, MicroKernel};
+use super::task::GemmTask;
+
+pub(crate) struct Portable;
+
+impl MicroKernel for Portable {
+    const MR: usize = 4;
+    const NR: usize = 16;
+    const MC: usize = 128;
+    const KC: usize = 256;
+    const NC: usize = 4096;
+
+    #[inline(always)]
+    unsafe fn kernel(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        alpha: f32,
+        beta: f32,
+        mr: usize,
+        nr: usize,
+    ) {
+        // SAFETY: a and b hold 4·k and 16·k floats (packed panels).
+        let (a, b) = unsafe { (std::slice::from_raw_parts(a, 4 * k), std::slice::from_raw_parts(b, 16 * k)) };
+        let mut acc = [[f32x8::ZERO; 2]; 4];
+        for (ap, bp) in a.chunks_exact(4).zip(b.chunks_exact(16)) {
+            let b0 = f32x8::new([bp[0], bp[1], bp[2], bp[3], bp[4], bp[5], bp[6], bp[7]]);
+            let b1 = f32x8::new([bp[8], bp[9], bp[10], bp[11], bp[12], bp[13], bp[14], bp[15]]);
+            for (row, &ai) in acc.iter_mut().zip(ap) {
+                let ai = f32x8::splat(ai);
+                row[0] = ai.mul_add(b0, row[0]);
+                row[1] = ai.mul_add(b1, row[1]);
+            }
+        }
+        let va = f32x8::splat(alpha);
+        for (i, row) in acc.iter().enumerate().take(mr) {
+            let r0 = (row[0] * va).to_array();
+            let r1 = (row[1] * va).to_array();
+            for j in 0..nr {
+                let r = if j < 8 { r0[j] } else { r1[j - 8] };
+                // SAFETY: (i, j) is inside the mr × nr tile of C.
+                unsafe {
+                    let dst = c.add(i * ldc + j);
+                    *dst = if beta != 0.0 { beta.mul_add(*dst, r) } else { r };
+                }
+            }
+        }
+    }
+}
+
+/// Runs a task with the portable kernel on the calling thread.
+///
+/// # Safety
+/// The task is valid (see [`GemmTask`]).
+pub(crate) unsafe fn gemm(t: &GemmTask) {
+    // SAFETY: forwarded; the portable kernel needs no CPU feature.
+    unsafe { blocking::run::<Portable>(t) }
+}

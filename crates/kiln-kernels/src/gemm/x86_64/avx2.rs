@@ -1,0 +1,111 @@
+//! AVX2+FMA SGEMM: a 6×16 microkernel (12 ymm accumulators, 2 B vectors, 1 broadcast; BLIS haswell's shape).
+//! Edge tiles are computed in full into a stack tile and the valid part combined into C with the same operations
+//! (`alpha·acc`, then a fused `beta·c + ·`), so edge and interior elements round identically.
+//! Blocking: KC = 256 (B micro-panel 16 KB), MC = 144, NC = 4080 (BLIS `config/haswell`).
+
+use std::arch::x86_64::*;
+
+use crate::gemm::blocking::{self, MicroKernel};
+use crate::gemm::task::GemmTask;
+
+pub(crate) struct Avx2;
+
+impl MicroKernel for Avx2 {
+    const MR: usize = 6;
+    const NR: usize = 16;
+    const MC: usize = 144;
+    const KC: usize = 256;
+    const NC: usize = 4080;
+
+    #[inline(always)]
+    unsafe fn kernel(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        alpha: f32,
+        beta: f32,
+        mr: usize,
+        nr: usize,
+    ) {
+        // SAFETY: forwarded contract; the entry point checked AVX2+FMA support.
+        unsafe { ukernel_6x16(k, a, b, c, ldc, alpha, beta, mr, nr) }
+    }
+}
+
+/// # Safety
+/// See [`MicroKernel::kernel`]; requires AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn ukernel_6x16(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    mr: usize,
+    nr: usize,
+) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; 6];
+    for p in 0..k {
+        // SAFETY: b holds 16·k floats, a holds 6·k floats.
+        let (b0, b1) = unsafe { (_mm256_loadu_ps(b.add(p * 16)), _mm256_loadu_ps(b.add(p * 16 + 8))) };
+        for (i, row) in acc.iter_mut().enumerate() {
+            // SAFETY: p·6 + i < 6·k.
+            let ai = _mm256_set1_ps(unsafe { *a.add(p * 6 + i) });
+            row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
+            row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+        }
+    }
+    let va = _mm256_set1_ps(alpha);
+    if mr == 6 && nr == 16 {
+        let vb = _mm256_set1_ps(beta);
+        for (i, row) in acc.iter().enumerate() {
+            // SAFETY: the full 6×16 tile is inside C.
+            unsafe {
+                let dst = c.add(i * ldc);
+                let mut r0 = _mm256_mul_ps(row[0], va);
+                let mut r1 = _mm256_mul_ps(row[1], va);
+                if beta != 0.0 {
+                    r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(dst), r0);
+                    r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(dst.add(8)), r1);
+                }
+                _mm256_storeu_ps(dst, r0);
+                _mm256_storeu_ps(dst.add(8), r1);
+            }
+        }
+    } else {
+        let mut tile = [0.0f32; 6 * 16];
+        for (i, row) in acc.iter().enumerate() {
+            // SAFETY: 16 floats at tile[i·16..].
+            unsafe {
+                _mm256_storeu_ps(tile.as_mut_ptr().add(i * 16), _mm256_mul_ps(row[0], va));
+                _mm256_storeu_ps(tile.as_mut_ptr().add(i * 16 + 8), _mm256_mul_ps(row[1], va));
+            }
+        }
+        for i in 0..mr {
+            for j in 0..nr {
+                // SAFETY: (i, j) is inside the mr × nr tile of C.
+                unsafe {
+                    let dst = c.add(i * ldc + j);
+                    let r = tile[i * 16 + j];
+                    *dst = if beta != 0.0 { beta.mul_add(*dst, r) } else { r };
+                }
+            }
+        }
+    }
+}
+
+/// Runs a task with the AVX2 kernel on the calling thread.
+///
+/// # Safety
+/// The task is valid (see [`GemmTask`]) and the CPU supports AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn gemm(t: &GemmTask) {
+    // SAFETY: forwarded.
+    unsafe { blocking::run::<Avx2>(t) }
+}
