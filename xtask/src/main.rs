@@ -3,6 +3,8 @@
 //! * `cargo xtask isa` — which instruction sets this CPU offers and which one the kernels will use.
 //! * `cargo xtask fuzz [--seconds N] [TARGET…]` — runs the cargo-fuzz targets under `fuzz/` with libFuzzer on the
 //!   nightly toolchain (installing `cargo-fuzz` from crates.io if it is missing), N seconds each.
+//! * `cargo xtask neon` — builds the NEON kernels for `aarch64-unknown-linux-gnu` with Debian's `rustc-web` and
+//!   runs their property tests under `qemu-aarch64` on the main thread (`../shared/neon/README.md`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -21,6 +23,8 @@ struct Cli {
 enum Cmd {
     /// Print the instruction sets this CPU supports and the one Kiln's kernels choose.
     Isa,
+    /// Build the NEON kernels for aarch64 and run their property tests under qemu-user.
+    Neon,
     /// Run cargo-fuzz targets (all of them unless named) for a bounded time each.
     Fuzz {
         /// Seconds of fuzzing per target.
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Fuzz { seconds, targets } => fuzz(seconds, targets),
+        Cmd::Neon => neon(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,4 +106,36 @@ fn fuzz(seconds: u64, mut targets: Vec<String>) -> Result<(), String> {
         ]))?;
     }
     Ok(())
+}
+
+/// Debian packages that provide the aarch64 toolchain, linker and emulator.
+const NEON_PACKAGES: &str =
+    "rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user";
+
+fn neon() -> Result<(), String> {
+    let root = workspace_root();
+    let missing: Vec<&str> =
+        ["/usr/bin/rustc", "/usr/bin/cargo", "/usr/bin/aarch64-linux-gnu-gcc", "/usr/bin/qemu-aarch64"]
+            .into_iter()
+            .filter(|p| !Path::new(p).exists())
+            .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing {}; install with: dpkg --add-architecture arm64 && apt-get update && apt-get install -y {NEON_PACKAGES}",
+            missing.join(", ")
+        ));
+    }
+    // Linker and runner for the target come from .cargo/config.toml; the harness-free test runs on the main thread.
+    run(Command::new("/usr/bin/cargo").current_dir(&root).env("RUSTC", "/usr/bin/rustc").args([
+        "test",
+        "--release",
+        "--target",
+        "aarch64-unknown-linux-gnu",
+        "--target-dir",
+        "target/aarch64",
+        "-p",
+        "kiln-kernels",
+        "--test",
+        "neon",
+    ]))
 }

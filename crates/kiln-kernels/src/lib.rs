@@ -20,6 +20,6 @@ pub mod reference;
 pub use buffer::AlignedVec;
 pub use dispatch::Kernels;
 pub use error::{KernelError, Result};
-pub use gemm::{Threads, sgemm};
+pub use gemm::{PARALLEL_MIN_FLOPS, Threads, sgemm};
 pub use geometry::{Conv2dGeometry, Conv2dSpec, GemmGeometry, GemmSpec, Padding, Transpose};
 pub use isa::Isa;
