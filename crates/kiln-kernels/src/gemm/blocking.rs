@@ -29,18 +29,23 @@ pub(crate) trait MicroKernel {
     const KC: usize;
     /// Columns of B per packed block (a multiple of NR).
     const NC: usize;
+    /// Whether the kernel can read B in place (`ldb != NR`) with fault-free masked loads at the right edge, which
+    /// the loop nest then uses for small `m` (see [`DIRECT_B_MAX_M`]).
+    const DIRECT_B: bool = false;
 
     /// `C[0..mr, 0..nr] = alpha·(A_panel · B_panel) + beta·C` (C not read when `beta == 0`).
     ///
     /// # Safety
-    /// `a` holds `MR·k` floats (`a[p·MR + i]`), `b` holds `NR·k` floats (`b[p·NR + j]`) starting 64-byte aligned;
-    /// `c` is valid for reads and writes of rows `0..mr` (stride `ldc`) and columns `0..nr`; `mr <= MR`,
-    /// `nr <= NR`; the CPU supports the kernel's ISA.
+    /// `a` holds `MR·k` floats (`a[p·MR + i]`); `b[p·ldb + j]` is readable for `p < k`, `j < NR` when
+    /// `ldb == NR` (a packed, zero-padded panel), and for `j < nr` otherwise (B read in place; only kernels with
+    /// `DIRECT_B` are called so); `c` is valid for reads and writes of rows `0..mr` (stride `ldc`) and columns
+    /// `0..nr`; `mr <= MR`, `nr <= NR`; the CPU supports the kernel's ISA.
     #[allow(clippy::too_many_arguments)]
     unsafe fn kernel(
         k: usize,
         a: *const f32,
         b: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         alpha: f32,
@@ -50,13 +55,18 @@ pub(crate) trait MicroKernel {
     );
 }
 
+/// Largest `m` for which a `DIRECT_B` kernel reads a row-contiguous B in place instead of packing it: packing B
+/// costs O(k·n) per call and is amortised over only ⌈m / MR⌉ tiles. The flagship Dense forward (M = 32, K = 2400,
+/// N = 84) spent about half its time packing B.
+pub(crate) const DIRECT_B_MAX_M: usize = 64;
+
 thread_local! {
     /// Packing buffers, reused across calls on each thread (no allocation after the first call of a size).
     static PACK: RefCell<(AlignedVec, AlignedVec)> = const { RefCell::new((AlignedVec::new(), AlignedVec::new())) };
 }
 
-/// Packs rows `0..mc` × depth `0..kc` of op(A) (from `a`, strides `rsa`, `csa`) into `mr_tile`-tall panels, zero-padding
-/// the last panel.
+/// Packs rows `0..mc` × depth `0..kc` of op(A) (from `a`, strides `rsa`, `csa`) into `mr_tile`-tall panels
+/// (`out[p·mr_tile + i]`), zero-padding the last panel. Contiguous runs are read along whichever stride is 1.
 ///
 /// # Safety
 /// `a` addresses an `mc × kc` block of op(A) within its slice.
@@ -66,17 +76,38 @@ unsafe fn pack_a(mr_tile: usize, mc: usize, kc: usize, a: *const f32, rsa: usize
     for (panel, out) in dst.chunks_exact_mut(mr_tile * kc).take(mc.div_ceil(mr_tile)).enumerate() {
         let i0 = panel * mr_tile;
         let rows = (mc - i0).min(mr_tile);
-        for p in 0..kc {
-            let col = &mut out[p * mr_tile..(p + 1) * mr_tile];
-            for (i, v) in col.iter_mut().enumerate() {
-                // SAFETY: i0 + i < mc and p < kc: inside the block the caller vouches for.
-                *v = if i < rows { unsafe { *a.add((i0 + i) * rsa + p * csa) } } else { 0.0 };
+        if rows < mr_tile {
+            out.fill(0.0);
+        }
+        if csa == 1 {
+            // Rows of A are contiguous: read each row once, scatter with stride mr_tile.
+            for i in 0..rows {
+                // SAFETY: row i0 + i < mc, columns 0..kc: inside the block.
+                let src = unsafe { std::slice::from_raw_parts(a.add((i0 + i) * rsa), kc) };
+                for (p, &v) in src.iter().enumerate() {
+                    out[p * mr_tile + i] = v;
+                }
+            }
+        } else if rsa == 1 {
+            // Aᵀ stored: the mr_tile values of one depth index are contiguous.
+            for p in 0..kc {
+                // SAFETY: depth p < kc, rows i0..i0 + rows: inside the block.
+                let src = unsafe { std::slice::from_raw_parts(a.add(i0 + p * csa), rows) };
+                out[p * mr_tile..p * mr_tile + rows].copy_from_slice(src);
+            }
+        } else {
+            for i in 0..rows {
+                for p in 0..kc {
+                    // SAFETY: i0 + i < mc and p < kc.
+                    out[p * mr_tile + i] = unsafe { *a.add((i0 + i) * rsa + p * csa) };
+                }
             }
         }
     }
 }
 
-/// Packs depth `0..kc` × columns `0..nc` of op(B) into `nr_tile`-wide panels, zero-padding the last panel.
+/// Packs depth `0..kc` × columns `0..nc` of op(B) into `nr_tile`-wide panels (`out[p·nr_tile + j]`), zero-padding
+/// the last panel. Contiguous runs are read along whichever stride is 1.
 ///
 /// # Safety
 /// `b` addresses a `kc × nc` block of op(B) within its slice.
@@ -86,16 +117,29 @@ unsafe fn pack_b(nr_tile: usize, kc: usize, nc: usize, b: *const f32, rsb: usize
     for (panel, out) in dst.chunks_exact_mut(nr_tile * kc).take(nc.div_ceil(nr_tile)).enumerate() {
         let j0 = panel * nr_tile;
         let cols = (nc - j0).min(nr_tile);
-        for p in 0..kc {
-            let row = &mut out[p * nr_tile..(p + 1) * nr_tile];
-            if csb == 1 && cols == nr_tile {
-                // SAFETY: nr_tile contiguous elements of row p starting at column j0 lie inside the block.
-                let src = unsafe { std::slice::from_raw_parts(b.add(p * rsb + j0), nr_tile) };
-                row.copy_from_slice(src);
-            } else {
-                for (j, v) in row.iter_mut().enumerate() {
+        if cols < nr_tile {
+            out.fill(0.0);
+        }
+        if csb == 1 {
+            for p in 0..kc {
+                // SAFETY: row p < kc, columns j0..j0 + cols: inside the block.
+                let src = unsafe { std::slice::from_raw_parts(b.add(p * rsb + j0), cols) };
+                out[p * nr_tile..p * nr_tile + cols].copy_from_slice(src);
+            }
+        } else if rsb == 1 {
+            // Bᵀ stored: each column of op(B) is contiguous over depth.
+            for j in 0..cols {
+                // SAFETY: column j0 + j < nc, depth 0..kc: inside the block.
+                let src = unsafe { std::slice::from_raw_parts(b.add((j0 + j) * csb), kc) };
+                for (p, &v) in src.iter().enumerate() {
+                    out[p * nr_tile + j] = v;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for j in 0..cols {
                     // SAFETY: p < kc and j0 + j < nc.
-                    *v = if j < cols { unsafe { *b.add(p * rsb + (j0 + j) * csb) } } else { 0.0 };
+                    out[p * nr_tile + j] = unsafe { *b.add(p * rsb + (j0 + j) * csb) };
                 }
             }
         }
@@ -125,9 +169,12 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
         }
         return;
     }
-    PACK.with(|bufs| {
-        let mut bufs = bufs.borrow_mut();
-        let (pa, pb) = &mut *bufs;
+    // The buffers are moved out of the thread-local and back, instead of running the loop nest inside
+    // `LocalKey::with`'s closure: a closure gets the target features of the function it is written in (this one,
+    // which has none), not those of the entry point `run` is inlined into. That left the loop nest and packing
+    // without AVX and the microkernel out of line (AVX-512 1024³: 117 → 131 GFLOP/s when fixed, same run).
+    let (mut pa, mut pb) = PACK.with(|bufs| std::mem::take(&mut *bufs.borrow_mut()));
+    {
         let kc_max = K::KC.min(t.k);
         let a_len = K::MC.min(t.m).div_ceil(K::MR) * K::MR * kc_max;
         let b_len = K::NC.min(t.n).div_ceil(K::NR) * K::NR * kc_max;
@@ -142,23 +189,34 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
             for pc in (0..t.k).step_by(K::KC) {
                 let kc = (t.k - pc).min(K::KC);
                 let beta = if pc == 0 { t.beta } else { 1.0 };
-                // SAFETY: rows pc..pc+kc and columns jc..jc+nc of op(B) are inside the task's B.
-                unsafe { pack_b(K::NR, kc, nc, t.b.add(pc * t.rsb + jc * t.csb), t.rsb, t.csb, pb) };
+                let direct = K::DIRECT_B && t.csb == 1 && t.m <= DIRECT_B_MAX_M;
+                if !direct {
+                    // SAFETY: rows pc..pc+kc and columns jc..jc+nc of op(B) are inside the task's B.
+                    unsafe { pack_b(K::NR, kc, nc, t.b.add(pc * t.rsb + jc * t.csb), t.rsb, t.csb, &mut pb) };
+                }
                 for ic in (0..t.m).step_by(K::MC) {
                     let mc = (t.m - ic).min(K::MC);
                     // SAFETY: rows ic..ic+mc and depth pc..pc+kc of op(A) are inside the task's A.
-                    unsafe { pack_a(K::MR, mc, kc, t.a.add(ic * t.rsa + pc * t.csa), t.rsa, t.csa, pa) };
+                    unsafe { pack_a(K::MR, mc, kc, t.a.add(ic * t.rsa + pc * t.csa), t.rsa, t.csa, &mut pa) };
                     for jr in (0..nc).step_by(K::NR) {
                         let nr = (nc - jr).min(K::NR);
                         for ir in (0..mc).step_by(K::MR) {
                             let mr = (mc - ir).min(K::MR);
-                            // SAFETY: the packed panels hold MR·kc and NR·kc floats; the C tile at
+                            let (b, ldb) = if direct {
+                                // B in place: rows pc.., columns jc+jr.. (nr of them readable).
+                                (t.b.wrapping_add(pc * t.rsb + jc + jr), t.rsb)
+                            } else {
+                                (pb.as_ptr().wrapping_add(jr * kc), K::NR)
+                            };
+                            // SAFETY: the packed A panel holds MR·kc floats; B is a packed NR·kc panel or, in
+                            // direct mode, kc rows of op(B) with nr readable columns from jc+jr; the C tile at
                             // (ic+ir, jc+jr) of size mr × nr is inside C; the entry point checked the ISA.
                             unsafe {
                                 K::kernel(
                                     kc,
                                     pa.as_ptr().add(ir * kc),
-                                    pb.as_ptr().add(jr * kc),
+                                    b,
+                                    ldb,
                                     t.c.add((ic + ir) * t.ldc + jc + jr),
                                     t.ldc,
                                     t.alpha,
@@ -172,5 +230,6 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
                 }
             }
         }
-    });
+    }
+    PACK.with(|bufs| *bufs.borrow_mut() = (pa, pb));
 }

@@ -21,6 +21,7 @@ impl MicroKernel for Portable {
         k: usize,
         a: *const f32,
         b: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         alpha: f32,
@@ -28,6 +29,7 @@ impl MicroKernel for Portable {
         mr: usize,
         nr: usize,
     ) {
+        debug_assert_eq!(ldb, 16, "the portable kernel reads packed B only");
         // SAFETY: a and b hold 4·k and 16·k floats (packed panels).
         let (a, b) = unsafe { (std::slice::from_raw_parts(a, 4 * k), std::slice::from_raw_parts(b, 16 * k)) };
         let mut acc = [[f32x8::ZERO; 2]; 4];

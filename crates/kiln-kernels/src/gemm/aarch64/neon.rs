@@ -23,6 +23,7 @@ impl MicroKernel for Neon {
         k: usize,
         a: *const f32,
         b: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         alpha: f32,
@@ -30,6 +31,7 @@ impl MicroKernel for Neon {
         mr: usize,
         nr: usize,
     ) {
+        debug_assert_eq!(ldb, 12, "the NEON kernel reads packed B only");
         // SAFETY: forwarded contract; the entry point checked NEON support.
         unsafe { ukernel_8x12(k, a, b, c, ldc, alpha, beta, mr, nr) }
     }

@@ -16,12 +16,14 @@ impl MicroKernel for Avx2 {
     const MC: usize = 144;
     const KC: usize = 256;
     const NC: usize = 4080;
+    const DIRECT_B: bool = true;
 
     #[inline(always)]
     unsafe fn kernel(
         k: usize,
         a: *const f32,
         b: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         alpha: f32,
@@ -30,7 +32,7 @@ impl MicroKernel for Avx2 {
         nr: usize,
     ) {
         // SAFETY: forwarded contract; the entry point checked AVX2+FMA support.
-        unsafe { ukernel_6x16(k, a, b, c, ldc, alpha, beta, mr, nr) }
+        unsafe { ukernel_6x16(k, a, b, ldb, c, ldc, alpha, beta, mr, nr) }
     }
 }
 
@@ -43,6 +45,7 @@ unsafe fn ukernel_6x16(
     k: usize,
     a: *const f32,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -51,14 +54,35 @@ unsafe fn ukernel_6x16(
     nr: usize,
 ) {
     let mut acc = [[_mm256_setzero_ps(); 2]; 6];
-    for p in 0..k {
-        // SAFETY: b holds 16·k floats, a holds 6·k floats.
-        let (b0, b1) = unsafe { (_mm256_loadu_ps(b.add(p * 16)), _mm256_loadu_ps(b.add(p * 16 + 8))) };
-        for (i, row) in acc.iter_mut().enumerate() {
-            // SAFETY: p·6 + i < 6·k.
-            let ai = _mm256_set1_ps(unsafe { *a.add(p * 6 + i) });
-            row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
-            row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+    // One rank-1 update of the 6×16 tile (a macro, not a closure taking `&mut acc`: that kept the accumulators in
+    // memory and cost ~25 % at 256³).
+    macro_rules! step {
+        ($p:expr, $b0:expr, $b1:expr) => {
+            let (b0, b1) = ($b0, $b1);
+            for (i, row) in acc.iter_mut().enumerate() {
+                // SAFETY: p·6 + i < 6·k.
+                let ai = _mm256_set1_ps(unsafe { *a.add($p * 6 + i) });
+                row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+            }
+        };
+    }
+    if ldb == 16 || nr == 16 {
+        for p in 0..k {
+            // SAFETY: 16 readable floats at row p of B (packed panel, or a full-width tile read in place).
+            let (b0, b1) = unsafe { (_mm256_loadu_ps(b.add(p * ldb)), _mm256_loadu_ps(b.add(p * ldb + 8))) };
+            step!(p, b0, b1);
+        }
+    } else {
+        // B read in place at the right edge: only `nr` columns are readable; masked-off lanes are not accessed.
+        let lane = |j: i32| if (j as usize) < nr { -1 } else { 0 };
+        let m0 = _mm256_setr_epi32(lane(0), lane(1), lane(2), lane(3), lane(4), lane(5), lane(6), lane(7));
+        let m1 = _mm256_setr_epi32(lane(8), lane(9), lane(10), lane(11), lane(12), lane(13), lane(14), lane(15));
+        for p in 0..k {
+            // SAFETY: lanes enabled in m0/m1 are columns < nr of B row p.
+            let (b0, b1) =
+                unsafe { (_mm256_maskload_ps(b.add(p * ldb), m0), _mm256_maskload_ps(b.add(p * ldb + 8), m1)) };
+            step!(p, b0, b1);
         }
     }
     let va = _mm256_set1_ps(alpha);
