@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use crate::activation::{self, Backward, Unary};
 use crate::gemm;
 use crate::gemm::task::GemmTask;
 use crate::isa::Isa;
@@ -16,6 +17,10 @@ pub struct Kernels {
     gemm_name: &'static str,
     pub(crate) gemm_tile: (usize, usize),
     pub(crate) gemm: unsafe fn(&GemmTask),
+    pub(crate) unary: unsafe fn(Unary, &[f32], &mut [f32]),
+    pub(crate) backward: unsafe fn(Backward, &[f32], &[f32], &mut [f32]),
+    pub(crate) bias_add: unsafe fn(usize, &mut [f32], &[f32]),
+    pub(crate) column_sums: unsafe fn(usize, &[f32], &mut [f32]),
 }
 
 impl fmt::Debug for Kernels {
@@ -24,20 +29,52 @@ impl fmt::Debug for Kernels {
     }
 }
 
-static PORTABLE: Kernels =
-    Kernels { isa: Isa::Portable, gemm_name: "gemm/portable/4x16", gemm_tile: (4, 16), gemm: gemm::portable::gemm };
+static PORTABLE: Kernels = Kernels {
+    isa: Isa::Portable,
+    gemm_name: "gemm/portable/4x16",
+    gemm_tile: (4, 16),
+    gemm: gemm::portable::gemm,
+    unary: activation::portable::unary,
+    backward: activation::portable::backward,
+    bias_add: activation::portable::bias_add,
+    column_sums: activation::portable::column_sums,
+};
 
 #[cfg(target_arch = "x86_64")]
-static AVX2: Kernels =
-    Kernels { isa: Isa::Avx2Fma, gemm_name: "gemm/avx2/6x16", gemm_tile: (6, 16), gemm: gemm::x86_64::avx2::gemm };
+static AVX2: Kernels = Kernels {
+    isa: Isa::Avx2Fma,
+    gemm_name: "gemm/avx2/6x16",
+    gemm_tile: (6, 16),
+    gemm: gemm::x86_64::avx2::gemm,
+    unary: activation::avx2::unary,
+    backward: activation::avx2::backward,
+    bias_add: activation::avx2::bias_add,
+    column_sums: activation::avx2::column_sums,
+};
 
 #[cfg(target_arch = "x86_64")]
-static AVX512: Kernels =
-    Kernels { isa: Isa::Avx512, gemm_name: "gemm/avx512/12x32", gemm_tile: (12, 32), gemm: gemm::x86_64::avx512::gemm };
+static AVX512: Kernels = Kernels {
+    isa: Isa::Avx512,
+    gemm_name: "gemm/avx512/12x32",
+    gemm_tile: (12, 32),
+    gemm: gemm::x86_64::avx512::gemm,
+    unary: activation::avx512::unary,
+    backward: activation::avx512::backward,
+    bias_add: activation::avx512::bias_add,
+    column_sums: activation::avx512::column_sums,
+};
 
 #[cfg(target_arch = "aarch64")]
-static NEON: Kernels =
-    Kernels { isa: Isa::Neon, gemm_name: "gemm/neon/8x12", gemm_tile: (8, 12), gemm: gemm::aarch64::neon::gemm };
+static NEON: Kernels = Kernels {
+    isa: Isa::Neon,
+    gemm_name: "gemm/neon/8x12",
+    gemm_tile: (8, 12),
+    gemm: gemm::aarch64::neon::gemm,
+    unary: activation::neon::unary,
+    backward: activation::neon::backward,
+    bias_add: activation::neon::bias_add,
+    column_sums: activation::neon::column_sums,
+};
 
 impl Kernels {
     /// The table for `isa`, or `None` if this CPU (or this build's architecture) cannot run it.

@@ -9,6 +9,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod activation;
 pub mod buffer;
 pub mod dispatch;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod gemm;
 pub mod geometry;
 pub mod isa;
 pub mod reference;
+pub(crate) mod simd;
 
 pub use buffer::AlignedVec;
 pub use dispatch::Kernels;

@@ -6,8 +6,10 @@ mod common;
 
 use std::process::ExitCode;
 
-use common::gemm::{check_gemm, gemm_case};
+use common::activation::{check_backward, check_bias, max_ulps, sweep};
+use common::gemm::{check_gemm, gemm_case, values};
 use common::{cases, runner};
+use kiln_kernels::activation::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
 use kiln_kernels::{Isa, Kernels, Threads};
 
 fn main() -> ExitCode {
@@ -42,7 +44,42 @@ fn main() -> ExitCode {
                 failed += 1;
             }
         }
+        match activations(kernels) {
+            Ok(()) => {
+                println!("test activation/{isa}: ok");
+                passed += 1;
+            }
+            Err(e) => {
+                println!("test activation/{isa}: FAILED: {e}");
+                failed += 1;
+            }
+        }
     }
     println!("{passed} passed, {failed} failed");
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// The elementwise properties of `tests/activation.rs` (a coarser sweep: qemu is slow).
+fn activations(k: &Kernels) -> Result<(), String> {
+    let x = sweep(6007);
+    for (name, bound) in [
+        ("exp", ULP_BOUND_EXP),
+        ("sigmoid", ULP_BOUND_ACTIVATION),
+        ("tanh", ULP_BOUND_ACTIVATION),
+        ("swish", ULP_BOUND_ACTIVATION),
+    ] {
+        let (normal, sub) = max_ulps(k, name, &x)?;
+        println!("{} {name}: max {normal:.2} ulp, subnormal {sub:.2} x 2^-149", k.isa());
+        if normal > bound || sub > 4.0 {
+            return Err(format!("{name}: {normal} ulp (bound {bound}), subnormal {sub}"));
+        }
+    }
+    for len in 0..40usize {
+        let xs: Vec<f32> = values(len, 0, len as u64).iter().map(|v| v * 30.0).collect();
+        check_backward(k, &xs, &values(len, 0, 99 + len as u64))?;
+    }
+    for (rows, channels) in [(7, 3), (32, 6), (300, 17)] {
+        check_bias(k, rows, channels, rows as u64)?;
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Strategies and helpers shared by the kernel test files and the harness-free NEON runner.
 #![allow(dead_code)]
 
+pub mod activation;
 pub mod gemm;
 
 use std::cell::Cell;

@@ -1,0 +1,156 @@
+//! A minimal, crate-private SIMD vocabulary so that each elementwise kernel is written once (in `activation`)
+//! and compiled per ISA inside that ISA's `#[target_feature]` entry (pulp's pattern; DESIGN.md §3.2 rejects only
+//! a *public* SIMD trait). Every method is `#[inline(always)]`; the intrinsics they call are inlined once the
+//! method is inlined into a `#[target_feature]` function, which is the only place the tokens are used.
+//!
+//! A token (`Avx512`, `Avx2`, `Neon`, `Portable`) is a zero-sized type; the entry points that create one are
+//! `unsafe fn`s whose callers (the dispatch table) guarantee the ISA is present.
+
+/// Vector operations on `LANES` f32 lanes.
+pub(crate) trait Simd: Copy {
+    /// The vector type.
+    type V: Copy;
+    /// Lanes per vector.
+    const LANES: usize;
+    fn splat(self, x: f32) -> Self::V;
+    /// Loads `LANES` floats from `s[..LANES]`.
+    fn load(self, s: &[f32]) -> Self::V;
+    /// Stores `LANES` floats to `s[..LANES]`.
+    fn store(self, s: &mut [f32], v: Self::V);
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    fn div(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a·b + c` (fused where the ISA has FMA).
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+    fn abs(self, a: Self::V) -> Self::V;
+    /// `if a < b { x } else { y }` per lane (false when either is NaN).
+    fn select_lt(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    /// `if a is NaN { x } else { y }` per lane.
+    fn select_nan(self, a: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    /// `2^n` for lanes holding integers in `[-126, 127]`.
+    fn pow2i(self, n: Self::V) -> Self::V;
+    /// Copies the sign bit of `s` onto `a`.
+    fn copysign(self, a: Self::V, s: Self::V) -> Self::V;
+}
+
+/// Applies `f` to every `LANES`-chunk of `x`, writing `y`; the tail goes through a zero-padded stack vector.
+#[inline(always)]
+pub(crate) fn map<S: Simd>(s: S, x: &[f32], y: &mut [f32], f: impl Fn(S::V) -> S::V) {
+    debug_assert_eq!(x.len(), y.len());
+    let n = S::LANES;
+    let mut xc = x.chunks_exact(n);
+    let mut yc = y.chunks_exact_mut(n);
+    for (xi, yi) in (&mut xc).zip(&mut yc) {
+        s.store(yi, f(s.load(xi)));
+    }
+    let (xr, yr) = (xc.remainder(), yc.into_remainder());
+    if !xr.is_empty() {
+        let mut buf = [0.0f32; 16];
+        buf[..xr.len()].copy_from_slice(xr);
+        let v = f(s.load(&buf));
+        s.store(&mut buf, v);
+        yr.copy_from_slice(&buf[..xr.len()]);
+    }
+}
+
+/// Like [`map`] with two inputs.
+#[inline(always)]
+pub(crate) fn map2<S: Simd>(s: S, x: &[f32], z: &[f32], y: &mut [f32], f: impl Fn(S::V, S::V) -> S::V) {
+    debug_assert!(x.len() == y.len() && z.len() == y.len());
+    let n = S::LANES;
+    let mut xc = x.chunks_exact(n);
+    let mut zc = z.chunks_exact(n);
+    let mut yc = y.chunks_exact_mut(n);
+    for ((xi, zi), yi) in (&mut xc).zip(&mut zc).zip(&mut yc) {
+        s.store(yi, f(s.load(xi), s.load(zi)));
+    }
+    let (xr, zr, yr) = (xc.remainder(), zc.remainder(), yc.into_remainder());
+    if !xr.is_empty() {
+        let (mut bx, mut bz) = ([0.0f32; 16], [0.0f32; 16]);
+        bx[..xr.len()].copy_from_slice(xr);
+        bz[..zr.len()].copy_from_slice(zr);
+        let mut out = [0.0f32; 16];
+        s.store(&mut out, f(s.load(&bx), s.load(&bz)));
+        yr.copy_from_slice(&out[..xr.len()]);
+    }
+}
+
+/// The portable token: `wide::f32x8`.
+#[derive(Clone, Copy)]
+pub(crate) struct Portable;
+
+impl Simd for Portable {
+    type V = wide::f32x8;
+    const LANES: usize = 8;
+    #[inline(always)]
+    fn splat(self, x: f32) -> Self::V {
+        wide::f32x8::splat(x)
+    }
+    #[inline(always)]
+    fn load(self, s: &[f32]) -> Self::V {
+        let a: [f32; 8] = s[..8].try_into().unwrap_or([0.0; 8]);
+        wide::f32x8::new(a)
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32], v: Self::V) {
+        s[..8].copy_from_slice(&v.to_array());
+    }
+    #[inline(always)]
+    fn add(self, a: Self::V, b: Self::V) -> Self::V {
+        a + b
+    }
+    #[inline(always)]
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V {
+        a - b
+    }
+    #[inline(always)]
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V {
+        a * b
+    }
+    #[inline(always)]
+    fn div(self, a: Self::V, b: Self::V) -> Self::V {
+        a / b
+    }
+    #[inline(always)]
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    fn max(self, a: Self::V, b: Self::V) -> Self::V {
+        a.fast_max(b)
+    }
+    #[inline(always)]
+    fn min(self, a: Self::V, b: Self::V) -> Self::V {
+        a.fast_min(b)
+    }
+    #[inline(always)]
+    fn abs(self, a: Self::V) -> Self::V {
+        a.abs()
+    }
+    #[inline(always)]
+    fn select_lt(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V {
+        a.simd_lt(b).bitselect(x, y)
+    }
+    #[inline(always)]
+    fn select_nan(self, a: Self::V, x: Self::V, y: Self::V) -> Self::V {
+        a.is_nan().bitselect(x, y)
+    }
+    #[inline(always)]
+    fn pow2i(self, n: Self::V) -> Self::V {
+        let n = n.to_array();
+        wide::f32x8::new(std::array::from_fn(|i| f32::from_bits(((n[i] as i32 + 127) as u32) << 23)))
+    }
+    #[inline(always)]
+    fn copysign(self, a: Self::V, s: Self::V) -> Self::V {
+        let (a, s) = (a.to_array(), s.to_array());
+        wide::f32x8::new(std::array::from_fn(|i| a[i].copysign(s[i])))
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod aarch64;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_64;

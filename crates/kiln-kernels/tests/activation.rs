@@ -1,0 +1,81 @@
+//! Elementwise kernels for every ISA this host runs: `exp`, sigmoid, tanh, swish and ReLU over a sweep of f32 bit
+//! patterns (every 613th, both signs: the whole range including ±∞, NaN, subnormals and the large |x| where the
+//! naive `x·σ(x)` gives NaN), in ulps against f64; their backward passes; bias add and column sums.
+
+mod common;
+
+use common::activation::{check_backward, check_bias, max_ulps, sweep};
+use common::gemm::values;
+use kiln_kernels::activation::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
+use kiln_kernels::{Isa, Kernels};
+
+fn kernels(isa: Isa) -> Option<&'static Kernels> {
+    match isa.testable() {
+        Ok(true) => Kernels::for_isa(isa),
+        Ok(false) => {
+            println!("skipped: {isa} not detected on this host");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Results that are subnormal may be off by this many 2⁻¹⁴⁹ steps (one rounding of a product near 2⁻¹²⁶).
+const SUBNORMAL_ULPS: f64 = 4.0;
+
+fn accuracy(isa: Isa) {
+    let Some(k) = kernels(isa) else { return };
+    let x = sweep(613);
+    for (name, bound) in [
+        ("exp", ULP_BOUND_EXP),
+        ("sigmoid", ULP_BOUND_ACTIVATION),
+        ("tanh", ULP_BOUND_ACTIVATION),
+        ("swish", ULP_BOUND_ACTIVATION),
+        ("relu", 0.0),
+    ] {
+        let (normal, sub) = max_ulps(k, name, &x).unwrap_or_else(|e| panic!("{e}"));
+        println!("{isa} {name}: max {normal:.2} ulp (normal results), {sub:.2} × 2^-149 (subnormal results)");
+        assert!(normal <= bound, "{isa} {name}: {normal} ulp > {bound}");
+        assert!(sub <= SUBNORMAL_ULPS.max(bound), "{isa} {name}: subnormal error {sub} × 2^-149");
+    }
+}
+
+fn derivatives_and_bias(isa: Isa) {
+    let Some(k) = kernels(isa) else { return };
+    // Moderate x (where gradients matter) plus extremes, and lengths 0..40 for every tail.
+    for len in 0..40usize {
+        let x: Vec<f32> = values(len, 0, len as u64).iter().map(|v| v * 30.0).collect();
+        let dy = values(len, 0, 99 + len as u64);
+        check_backward(k, &x, &dy).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let extremes = [f32::INFINITY, f32::NEG_INFINITY, 200.0, -200.0, 0.0, -0.0, 1e-30, -1e-30, 88.0, -88.0];
+    check_backward(k, &extremes, &[1.0; 10]).unwrap_or_else(|e| panic!("{e}"));
+    for (rows, channels) in [(0, 3), (1, 1), (7, 3), (32, 6), (18432, 3), (33, 17), (5, 84), (2000, 10)] {
+        check_bias(k, rows, channels, (rows * 31 + channels) as u64).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Wrong shapes are errors.
+    let mut y = vec![0.0f32; 7];
+    assert!(k.bias_add(&mut y, &[0.0; 3]).is_err());
+    assert!(k.bias_add(&mut y, &[]).is_err());
+    assert!(k.column_sums(&y, &mut [0.0; 2]).is_err());
+    assert!(k.swish(&y, &mut [0.0; 6]).is_err());
+    assert!(k.swish_backward(&y, &[0.0; 7], &mut [0.0; 6]).is_err());
+}
+
+macro_rules! per_isa {
+    ($($name:ident => $isa:expr),*) => {$(
+        mod $name {
+            #[test]
+            fn accuracy() {
+                super::accuracy($isa);
+            }
+            #[test]
+            fn derivatives_and_bias() {
+                super::derivatives_and_bias($isa);
+            }
+        }
+    )*};
+}
+
+per_isa!(portable => kiln_kernels::Isa::Portable, avx2 => kiln_kernels::Isa::Avx2Fma,
+         avx512 => kiln_kernels::Isa::Avx512, neon => kiln_kernels::Isa::Neon);
