@@ -21,6 +21,8 @@ pub struct Kernels {
     pub(crate) backward: unsafe fn(Backward, &[f32], &[f32], &mut [f32]),
     pub(crate) bias_add: unsafe fn(usize, &mut [f32], &[f32]),
     pub(crate) column_sums: unsafe fn(usize, &[f32], &mut [f32]),
+    pub(crate) softmax: unsafe fn(activation::softmax::SoftmaxOp<'_>),
+    pub(crate) optim: unsafe fn(crate::optim::Step<'_>),
 }
 
 impl fmt::Debug for Kernels {
@@ -38,6 +40,8 @@ static PORTABLE: Kernels = Kernels {
     backward: activation::portable::backward,
     bias_add: activation::portable::bias_add,
     column_sums: activation::portable::column_sums,
+    softmax: activation::portable::softmax,
+    optim: activation::portable::optim,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -50,6 +54,8 @@ static AVX2: Kernels = Kernels {
     backward: activation::avx2::backward,
     bias_add: activation::avx2::bias_add,
     column_sums: activation::avx2::column_sums,
+    softmax: activation::avx2::softmax,
+    optim: activation::avx2::optim,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -62,6 +68,8 @@ static AVX512: Kernels = Kernels {
     backward: activation::avx512::backward,
     bias_add: activation::avx512::bias_add,
     column_sums: activation::avx512::column_sums,
+    softmax: activation::avx512::softmax,
+    optim: activation::avx512::optim,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -74,6 +82,8 @@ static NEON: Kernels = Kernels {
     backward: activation::neon::backward,
     bias_add: activation::neon::bias_add,
     column_sums: activation::neon::column_sums,
+    softmax: activation::neon::softmax,
+    optim: activation::neon::optim,
 };
 
 impl Kernels {

@@ -16,6 +16,7 @@ pub mod error;
 pub mod gemm;
 pub mod geometry;
 pub mod isa;
+pub mod optim;
 pub mod reference;
 pub(crate) mod simd;
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::activation::{check_backward, check_bias, max_ulps, sweep};
+use common::activation::{check_backward, check_bias, check_optim, check_softmax, max_ulps, sweep};
 use common::gemm::values;
 use kiln_kernels::activation::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
 use kiln_kernels::{Isa, Kernels};
@@ -53,6 +53,25 @@ fn derivatives_and_bias(isa: Isa) {
     for (rows, channels) in [(0, 3), (1, 1), (7, 3), (32, 6), (18432, 3), (33, 17), (5, 84), (2000, 10)] {
         check_bias(k, rows, channels, (rows * 31 + channels) as u64).unwrap_or_else(|e| panic!("{e}"));
     }
+    for (rows, cols) in [(1, 1), (5, 3), (32, 10), (7, 16), (3, 17), (2, 33), (0, 10)] {
+        for scale in [1.0f32, 30.0, 1000.0] {
+            check_softmax(k, rows, cols, scale, (rows * 100 + cols) as u64).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    for len in 0..40usize {
+        check_optim(k, len, len as u64).unwrap_or_else(|e| panic!("{e}"));
+    }
+    check_optim(k, 2400 * 84 + 3, 7).unwrap_or_else(|e| panic!("{e}"));
+    // A NaN logit makes its row NaN, and only its row.
+    let z = [0.0f32, f32::NAN, 1.0, 2.0, 3.0, 4.0];
+    let mut p = [0.0f32; 6];
+    k.softmax(3, &z, &mut p).unwrap();
+    assert!(p[..3].iter().all(|v| v.is_nan()) && p[3..].iter().all(|v| v.is_finite()));
+    // Wrong shapes are errors.
+    assert!(k.softmax(4, &z, &mut p).is_err());
+    assert!(k.softmax_cross_entropy(3, &z, &z, &mut p, &mut [0.0; 3]).is_err());
+    assert!(k.adam_step(&mut [0.0; 2], &[0.0; 2], &mut [0.0; 2], &mut [0.0; 2], Default::default(), 0).is_err());
+    assert!(k.sgd_step(&mut [0.0; 2], &[0.0; 2], &mut [0.0; 1], Default::default()).is_err());
     // Wrong shapes are errors.
     let mut y = vec![0.0f32; 7];
     assert!(k.bias_add(&mut y, &[0.0; 3]).is_err());

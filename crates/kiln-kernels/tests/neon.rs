@@ -6,7 +6,7 @@ mod common;
 
 use std::process::ExitCode;
 
-use common::activation::{check_backward, check_bias, max_ulps, sweep};
+use common::activation::{check_backward, check_bias, check_optim, check_softmax, max_ulps, sweep};
 use common::gemm::{check_gemm, gemm_case, values};
 use common::{cases, runner};
 use kiln_kernels::activation::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
@@ -80,6 +80,14 @@ fn activations(k: &Kernels) -> Result<(), String> {
     }
     for (rows, channels) in [(7, 3), (32, 6), (300, 17)] {
         check_bias(k, rows, channels, rows as u64)?;
+    }
+    for (rows, cols) in [(5, 3), (32, 10), (3, 17)] {
+        for scale in [1.0f32, 1000.0] {
+            check_softmax(k, rows, cols, scale, rows as u64)?;
+        }
+    }
+    for len in [0usize, 1, 3, 4, 5, 17, 100] {
+        check_optim(k, len, len as u64)?;
     }
     Ok(())
 }

@@ -13,7 +13,10 @@
 use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
 use crate::geometry::checked_elements;
+use crate::optim::{AdamParams, RmsPropParams, SgdParams, Step};
 use crate::simd::{Simd, map, map2};
+
+pub(crate) mod softmax;
 
 /// Asserted max error of `exp` in ulp (normal results).
 pub const ULP_BOUND_EXP: f64 = 2.0;
@@ -252,7 +255,102 @@ fn matrix(op: &'static str, channels: usize, len: usize) -> Result<usize> {
     Ok(len / channels)
 }
 
+/// Rows of a row-major matrix of `len` elements with `cols` columns.
+fn rows_of(op: &'static str, cols: usize, len: usize) -> Result<usize> {
+    matrix(op, cols, len)
+}
+
 impl Kernels {
+    /// Row softmax of the row-major `z` (`rows × cols`): `p[r] = exp(z[r] − max) / Σ exp(z[r] − max)`.
+    pub fn softmax(&self, cols: usize, z: &[f32], p: &mut [f32]) -> Result<()> {
+        rows_of("softmax", cols, z.len())?;
+        same_len("softmax", "output", z.len(), p.len())?;
+        // SAFETY: supported ISA; whole rows, equal lengths.
+        unsafe { (self.softmax)(softmax::SoftmaxOp::Softmax { cols, z, p }) };
+        Ok(())
+    }
+
+    /// Fused softmax + categorical cross-entropy from logits `z` and targets `t` (both `rows × cols`): writes the
+    /// probabilities `p` and the per-row losses `loss[r] = −Σ_c t·log_softmax(z[r])` (Keras' fused path).
+    pub fn softmax_cross_entropy(
+        &self,
+        cols: usize,
+        z: &[f32],
+        t: &[f32],
+        p: &mut [f32],
+        loss: &mut [f32],
+    ) -> Result<()> {
+        let rows = rows_of("softmax_cross_entropy", cols, z.len())?;
+        same_len("softmax_cross_entropy", "targets", z.len(), t.len())?;
+        same_len("softmax_cross_entropy", "probabilities", z.len(), p.len())?;
+        same_len("softmax_cross_entropy", "losses", rows, loss.len())?;
+        // SAFETY: supported ISA; validated lengths.
+        unsafe { (self.softmax)(softmax::SoftmaxOp::CrossEntropy { cols, z, t, p, loss }) };
+        Ok(())
+    }
+
+    /// Gradient of `scale · Σ_r loss[r]` with respect to the logits: `dz = scale·(p·Σ_c t − t)` (`scale = 1/rows`
+    /// for a batch mean).
+    pub fn softmax_cross_entropy_backward(
+        &self,
+        cols: usize,
+        p: &[f32],
+        t: &[f32],
+        scale: f32,
+        dz: &mut [f32],
+    ) -> Result<()> {
+        rows_of("softmax_cross_entropy_backward", cols, p.len())?;
+        same_len("softmax_cross_entropy_backward", "targets", p.len(), t.len())?;
+        same_len("softmax_cross_entropy_backward", "logit gradient", p.len(), dz.len())?;
+        // SAFETY: supported ISA; validated lengths.
+        unsafe { (self.softmax)(softmax::SoftmaxOp::CrossEntropyBackward { cols, p, t, scale, dz }) };
+        Ok(())
+    }
+
+    /// One RMSprop step in place on weights `w` and the moving average `v` (see [`crate::optim`]).
+    pub fn rmsprop_step(&self, w: &mut [f32], g: &[f32], v: &mut [f32], p: RmsPropParams) -> Result<()> {
+        same_len("rmsprop_step", "gradient", w.len(), g.len())?;
+        same_len("rmsprop_step", "velocity", w.len(), v.len())?;
+        // SAFETY: supported ISA; equal lengths.
+        unsafe { (self.optim)(Step::RmsProp { w, g, v, p }) };
+        Ok(())
+    }
+
+    /// One Adam step (step number `t ≥ 1`, counting from 1) in place on `w` and the moments `m`, `v`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adam_step(
+        &self,
+        w: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        p: AdamParams,
+        t: u64,
+    ) -> Result<()> {
+        same_len("adam_step", "gradient", w.len(), g.len())?;
+        same_len("adam_step", "first moment", w.len(), m.len())?;
+        same_len("adam_step", "second moment", w.len(), v.len())?;
+        if t == 0 {
+            return Err(KernelError::ZeroDim { op: "adam_step", dim: "t", got: 0 });
+        }
+        let t = i32::try_from(t).unwrap_or(i32::MAX);
+        let alpha = f64::from(p.lr) * (1.0 - f64::from(p.beta_2).powi(t)).sqrt() / (1.0 - f64::from(p.beta_1).powi(t));
+        // SAFETY: supported ISA; equal lengths.
+        unsafe { (self.optim)(Step::Adam { w, g, m, v, alpha: alpha as f32, p }) };
+        Ok(())
+    }
+
+    /// One SGD step in place; `u` is the momentum buffer (same length as `w`), or empty when `p.momentum == 0`.
+    pub fn sgd_step(&self, w: &mut [f32], g: &[f32], u: &mut [f32], p: SgdParams) -> Result<()> {
+        same_len("sgd_step", "gradient", w.len(), g.len())?;
+        if p.momentum != 0.0 || !u.is_empty() {
+            same_len("sgd_step", "momentum", w.len(), u.len())?;
+        }
+        // SAFETY: supported ISA; equal lengths (or no momentum buffer).
+        unsafe { (self.optim)(Step::Sgd { w, g, u, p }) };
+        Ok(())
+    }
+
     fn run_unary(&self, op: Unary, name: &'static str, x: &[f32], y: &mut [f32]) -> Result<()> {
         same_len(name, "output", x.len(), y.len())?;
         // SAFETY: a `&Kernels` exists only for a supported ISA; lengths checked.
@@ -359,6 +457,22 @@ macro_rules! entries {
             let s = unsafe { $token };
             $crate::activation::column_sums(s, channels, dy, db)
         }
+        /// # Safety
+        /// The CPU supports this ISA; the slices are whole rows of `cols` (validated by the safe entry).
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn softmax(op: $crate::activation::softmax::SoftmaxOp<'_>) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::activation::softmax::run(s, op)
+        }
+        /// # Safety
+        /// The CPU supports this ISA; the slices have equal lengths (validated by the safe entry).
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn optim(step: $crate::optim::Step<'_>) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::optim::run(s, step)
+        }
     };
 }
 
@@ -385,6 +499,16 @@ pub(crate) mod portable {
     /// `dy.len()` is a multiple of `channels == db.len()`.
     pub(crate) unsafe fn column_sums(channels: usize, dy: &[f32], db: &mut [f32]) {
         super::column_sums(Portable, channels, dy, db)
+    }
+    /// # Safety
+    /// Whole rows (validated by the safe entry).
+    pub(crate) unsafe fn softmax(op: super::softmax::SoftmaxOp<'_>) {
+        super::softmax::run(Portable, op)
+    }
+    /// # Safety
+    /// Equal lengths (validated by the safe entry).
+    pub(crate) unsafe fn optim(step: crate::optim::Step<'_>) {
+        crate::optim::run(Portable, step)
     }
 }
 

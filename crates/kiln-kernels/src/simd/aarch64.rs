@@ -78,6 +78,11 @@ impl Simd for Neon {
         unsafe { vabsq_f32(a) }
     }
     #[inline(always)]
+    fn sqrt(self, a: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON.
+        unsafe { vsqrtq_f32(a) }
+    }
+    #[inline(always)]
     fn select_lt(self, a: float32x4_t, b: float32x4_t, x: float32x4_t, y: float32x4_t) -> float32x4_t {
         // SAFETY: NEON.
         unsafe { vbslq_f32(vcltq_f32(a, b), x, y) }

@@ -26,6 +26,7 @@ pub(crate) trait Simd: Copy {
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
     fn min(self, a: Self::V, b: Self::V) -> Self::V;
     fn abs(self, a: Self::V) -> Self::V;
+    fn sqrt(self, a: Self::V) -> Self::V;
     /// `if a < b { x } else { y }` per lane (false when either is NaN).
     fn select_lt(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
     /// `if a is NaN { x } else { y }` per lane.
@@ -34,6 +35,22 @@ pub(crate) trait Simd: Copy {
     fn pow2i(self, n: Self::V) -> Self::V;
     /// Copies the sign bit of `s` onto `a`.
     fn copysign(self, a: Self::V, s: Self::V) -> Self::V;
+}
+
+/// Sum of the lanes of `v` (in lane order).
+#[inline(always)]
+pub(crate) fn reduce_add<S: Simd>(s: S, v: S::V) -> f32 {
+    let mut buf = [0.0f32; 16];
+    s.store(&mut buf, v);
+    buf[..S::LANES].iter().sum()
+}
+
+/// Maximum of the lanes of `v` (NaN if any lane is NaN).
+#[inline(always)]
+pub(crate) fn reduce_max<S: Simd>(s: S, v: S::V) -> f32 {
+    let mut buf = [0.0f32; 16];
+    s.store(&mut buf, v);
+    buf[..S::LANES].iter().fold(f32::NEG_INFINITY, |m, &x| if x.is_nan() || m.is_nan() { f32::NAN } else { m.max(x) })
 }
 
 /// Applies `f` to every `LANES`-chunk of `x`, writing `y`; the tail goes through a zero-padded stack vector.
@@ -129,6 +146,10 @@ impl Simd for Portable {
     #[inline(always)]
     fn abs(self, a: Self::V) -> Self::V {
         a.abs()
+    }
+    #[inline(always)]
+    fn sqrt(self, a: Self::V) -> Self::V {
+        a.sqrt()
     }
     #[inline(always)]
     fn select_lt(self, a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V {

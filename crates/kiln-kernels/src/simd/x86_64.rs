@@ -96,6 +96,11 @@ impl Simd for Avx512 {
         unsafe { _mm512_abs_ps(a) }
     }
     #[inline(always)]
+    fn sqrt(self, a: __m512) -> __m512 {
+        // SAFETY: AVX-512F.
+        unsafe { _mm512_sqrt_ps(a) }
+    }
+    #[inline(always)]
     fn select_lt(self, a: __m512, b: __m512, x: __m512, y: __m512) -> __m512 {
         // SAFETY: AVX-512F.
         unsafe { _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b), y, x) }
@@ -182,6 +187,11 @@ impl Simd for Avx2 {
     fn abs(self, a: __m256) -> __m256 {
         // SAFETY: AVX.
         unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), a) }
+    }
+    #[inline(always)]
+    fn sqrt(self, a: __m256) -> __m256 {
+        // SAFETY: AVX.
+        unsafe { _mm256_sqrt_ps(a) }
     }
     #[inline(always)]
     fn select_lt(self, a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {

@@ -184,3 +184,150 @@ pub fn check_bias(k: &Kernels, rows: usize, channels: usize, seed: u64) -> Resul
     let want = bias_gradient(rows, channels, &y0).map_err(|e| e.to_string())?;
     want.check(db.iter().copied(), K_DIRECT).map_err(|e| format!("{}: column_sums {rows}x{channels}: {e}", k.isa()))
 }
+
+const EPS: f64 = f32::EPSILON as f64;
+
+/// Softmax, fused cross-entropy and its gradient against f64, for `rows × cols` logits scaled by `scale`.
+pub fn check_softmax(k: &Kernels, rows: usize, cols: usize, scale: f32, seed: u64) -> Result<(), String> {
+    let z: Vec<f32> = super::gemm::values(rows * cols, 0, seed).iter().map(|v| v * scale).collect();
+    // One-hot targets, except every third row with soft labels summing to 1.
+    let mut t = vec![0.0f32; rows * cols];
+    for r in 0..rows {
+        if r % 3 == 2 {
+            t[r * cols..(r + 1) * cols].fill(1.0 / cols as f32);
+        } else {
+            t[r * cols + (seed as usize + r * 7) % cols] = 1.0;
+        }
+    }
+    let (mut p, mut p2, mut loss) = (vec![f32::NAN; z.len()], vec![f32::NAN; z.len()], vec![f32::NAN; rows]);
+    k.softmax(cols, &z, &mut p).map_err(|e| e.to_string())?;
+    k.softmax_cross_entropy(cols, &z, &t, &mut p2, &mut loss).map_err(|e| e.to_string())?;
+    if p.iter().zip(&p2).any(|(a, b)| a.to_bits() != b.to_bits()) {
+        return Err(format!("{}: fused probabilities differ from softmax", k.isa()));
+    }
+    for r in 0..rows {
+        let zr: Vec<f64> = z[r * cols..(r + 1) * cols].iter().map(|&v| f64::from(v)).collect();
+        let m = zr.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = zr.iter().map(|v| (v - m).exp()).sum();
+        let mut want_loss = 0.0;
+        let mut loss_scale = 0.0;
+        for c in 0..cols {
+            let want = (zr[c] - m).exp() / sum;
+            let got = f64::from(p[r * cols + c]);
+            // z − m is rounded to f32 (absolute error ≤ eps·|z − m|), which exp turns into a relative error of
+            // eps·|z − m| (its condition number); exp itself ≤ 1 ulp, the row sum and one division: 8·eps more.
+            if !within((got - want).abs(), (8.0 + (zr[c] - m).abs()) * EPS * want + 1e-44) {
+                return Err(format!(
+                    "{}: softmax[{r},{c}] = {got:e}, expected {want:e} ({rows}x{cols}, scale {scale})",
+                    k.isa()
+                ));
+            }
+            let tc = f64::from(t[r * cols + c]);
+            if tc != 0.0 {
+                want_loss -= tc * (zr[c] - m - sum.ln());
+                loss_scale += tc * ((zr[c] - m).abs() + sum.ln().abs() + 1.0);
+            }
+        }
+        let got = f64::from(loss[r]);
+        if !within((got - want_loss).abs(), 8.0 * EPS * loss_scale) {
+            return Err(format!("{}: loss[{r}] = {got:e}, expected {want_loss:e}", k.isa()));
+        }
+    }
+    let mut dz = vec![f32::NAN; z.len()];
+    let s = 1.0 / rows.max(1) as f32;
+    k.softmax_cross_entropy_backward(cols, &p, &t, s, &mut dz).map_err(|e| e.to_string())?;
+    for r in 0..rows {
+        let st: f64 = t[r * cols..(r + 1) * cols].iter().map(|&v| f64::from(v)).sum();
+        for c in 0..cols {
+            let i = r * cols + c;
+            let (pv, tv) = (f64::from(p[i]), f64::from(t[i]));
+            let want = f64::from(s) * (pv * st - tv);
+            let tol = 4.0 * EPS * f64::from(s) * (pv * st.abs() + tv.abs()) + 1e-44;
+            if !within((f64::from(dz[i]) - want).abs(), tol) {
+                return Err(format!("{}: dz[{r},{c}] = {:e}, expected {want:e}", k.isa(), dz[i]));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One step of each optimizer against its f64 formula (Keras 3), for `len` parameters.
+pub fn check_optim(k: &Kernels, len: usize, seed: u64) -> Result<(), String> {
+    use kiln_kernels::optim::{AdamParams, RmsPropParams, SgdParams};
+    let w0 = super::gemm::values(len, 0, seed);
+    let g = super::gemm::values(len, 0, seed ^ 1);
+    let s0: Vec<f32> = super::gemm::values(len, 2, seed ^ 2).iter().map(|v| v * 0.01).collect();
+    let close = |what: &str, got: &[f32], want: &[f64], scale: &[f64]| -> Result<(), String> {
+        for i in 0..got.len() {
+            if !within((f64::from(got[i]) - want[i]).abs(), 8.0 * EPS * scale[i] + 1e-38) {
+                return Err(format!("{}: {what}[{i}] = {:e}, expected {:e}", k.isa(), got[i], want[i]));
+            }
+        }
+        Ok(())
+    };
+    let f = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let (wd, gd, sd) = (f(&w0), f(&g), f(&s0));
+
+    // RMSprop.
+    let p = RmsPropParams::default();
+    let (mut w, mut v) = (w0.clone(), s0.clone());
+    k.rmsprop_step(&mut w, &g, &mut v, p).map_err(|e| e.to_string())?;
+    let (rho, lr, eps) = (f64::from(p.rho), f64::from(p.lr), f64::from(p.epsilon));
+    let v_ref: Vec<f64> = (0..len).map(|i| rho * sd[i] + (1.0 - rho) * gd[i] * gd[i]).collect();
+    let step: Vec<f64> = (0..len).map(|i| lr * gd[i] / (v_ref[i] + eps).sqrt()).collect();
+    close("rmsprop v", &v, &v_ref, &v_ref)?;
+    let w_ref: Vec<f64> = (0..len).map(|i| wd[i] - step[i]).collect();
+    close("rmsprop w", &w, &w_ref, &(0..len).map(|i| wd[i].abs() + step[i].abs()).collect::<Vec<_>>())?;
+
+    // ε inside the root is what distinguishes Keras' RMSprop from PyTorch's: with v = 0 and |g| ~ 1e-4 the two
+    // differ tenfold (√(1e-9 + 1e-7) vs √1e-9 + 1e-7).
+    let g_small: Vec<f32> = g.iter().map(|x| x * 1e-4).collect();
+    let (mut w, mut v) = (w0.clone(), vec![0.0f32; len]);
+    k.rmsprop_step(&mut w, &g_small, &mut v, p).map_err(|e| e.to_string())?;
+    let step: Vec<f64> = (0..len)
+        .map(|i| {
+            let gi = f64::from(g_small[i]);
+            lr * gi / ((1.0 - rho) * gi * gi + eps).sqrt()
+        })
+        .collect();
+    let w_ref: Vec<f64> = (0..len).map(|i| wd[i] - step[i]).collect();
+    close("rmsprop w (small g)", &w, &w_ref, &(0..len).map(|i| wd[i].abs() + step[i].abs()).collect::<Vec<_>>())?;
+
+    // Adam at step t = 3.
+    let p = AdamParams::default();
+    let (mut w, mut m, mut v) = (w0.clone(), s0.clone(), s0.iter().map(|x| x * x).collect::<Vec<f32>>());
+    let (md, vd) = (f(&m), f(&v));
+    k.adam_step(&mut w, &g, &mut m, &mut v, p, 3).map_err(|e| e.to_string())?;
+    let (b1, b2) = (f64::from(p.beta_1), f64::from(p.beta_2));
+    let alpha = f64::from(p.lr) * (1.0 - b2.powi(3)).sqrt() / (1.0 - b1.powi(3));
+    let m_ref: Vec<f64> = (0..len).map(|i| b1 * md[i] + (1.0 - b1) * gd[i]).collect();
+    let v_ref: Vec<f64> = (0..len).map(|i| b2 * vd[i] + (1.0 - b2) * gd[i] * gd[i]).collect();
+    let step: Vec<f64> = (0..len).map(|i| alpha * m_ref[i] / (v_ref[i].sqrt() + f64::from(p.epsilon))).collect();
+    close("adam m", &m, &m_ref, &(0..len).map(|i| b1 * md[i].abs() + gd[i].abs()).collect::<Vec<_>>())?;
+    close("adam v", &v, &v_ref, &v_ref)?;
+    let w_ref: Vec<f64> = (0..len).map(|i| wd[i] - step[i]).collect();
+    close("adam w", &w, &w_ref, &(0..len).map(|i| wd[i].abs() + step[i].abs()).collect::<Vec<_>>())?;
+
+    // SGD: plain, momentum, Nesterov.
+    for (momentum, nesterov) in [(0.0f32, false), (0.9, false), (0.9, true)] {
+        let p = SgdParams { lr: 0.01, momentum, nesterov };
+        let mut w = w0.clone();
+        let mut u = if momentum == 0.0 { Vec::new() } else { s0.clone() };
+        k.sgd_step(&mut w, &g, &mut u, p).map_err(|e| e.to_string())?;
+        let (mu, lr) = (f64::from(momentum), 0.01f64);
+        let u_ref: Vec<f64> = (0..len).map(|i| if momentum == 0.0 { 0.0 } else { mu * sd[i] - lr * gd[i] }).collect();
+        let w_ref: Vec<f64> = (0..len)
+            .map(|i| match (momentum == 0.0, nesterov) {
+                (true, _) => wd[i] - lr * gd[i],
+                (false, false) => wd[i] + u_ref[i],
+                (false, true) => wd[i] + mu * u_ref[i] - lr * gd[i],
+            })
+            .collect();
+        let scale: Vec<f64> = (0..len).map(|i| wd[i].abs() + sd[i].abs() + lr * gd[i].abs()).collect();
+        close("sgd w", &w, &w_ref, &scale)?;
+        if momentum != 0.0 {
+            close("sgd u", &u, &u_ref, &scale)?;
+        }
+    }
+    Ok(())
+}
