@@ -33,26 +33,51 @@ pub(crate) trait MicroKernel {
     /// the loop nest then uses for small `m` (see [`DIRECT_B_MAX_M`]).
     const DIRECT_B: bool = false;
 
-    /// `C[0..mr, 0..nr] = alpha·(A_panel · B_panel) + beta·C` (C not read when `beta == 0`).
+    /// `C[0..mr, 0..nr] = alpha·(A_panel · B_panel) + beta·C` (C not read when `beta == 0`) for one [`Tile`].
     ///
     /// # Safety
-    /// `a` holds `MR·k` floats (`a[p·MR + i]`); `b[p·ldb + j]` is readable for `p < k`, `j < NR` when
-    /// `ldb == NR` (a packed, zero-padded panel), and for `j < nr` otherwise (B read in place; only kernels with
-    /// `DIRECT_B` are called so); `c` is valid for reads and writes of rows `0..mr` (stride `ldc`) and columns
-    /// `0..nr`; `mr <= MR`, `nr <= NR`; the CPU supports the kernel's ISA.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn kernel(
-        k: usize,
-        a: *const f32,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        alpha: f32,
-        beta: f32,
-        mr: usize,
-        nr: usize,
-    );
+    /// The tile's contract (see [`Tile`]) holds and the CPU supports the kernel's ISA.
+    unsafe fn kernel(t: &Tile);
+}
+
+/// One microkernel call: `C[0..mr, 0..nr] = alpha·(A_panel · B_panel) + beta·C`.
+///
+/// Contract: `a` holds `MR·k` floats (`a[p·MR + i]`); `b[p·ldb + j]` is readable for `p < k`, `j < NR` when
+/// `ldb == NR` (a packed, zero-padded panel), and for `j < nr` otherwise (B read in place; only `DIRECT_B` kernels
+/// are called so); `c` is valid for reads and writes of rows `0..mr` (stride `ldc`) and columns `0..nr`;
+/// `mr <= MR`, `nr <= NR`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tile {
+    pub k: usize,
+    pub a: *const f32,
+    pub b: *const f32,
+    pub ldb: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub mr: usize,
+    pub nr: usize,
+}
+
+/// Combines an edge tile computed in full into C: `tile[i·stride + j]` holds `alpha·acc` (rounded exactly as the
+/// interior path rounds it); the valid `mr × nr` part is stored as is (`beta = 0`, C not read) or as the fused
+/// `beta·c + tile`, matching the vector FMA of interior tiles bit for bit.
+///
+/// # Safety
+/// `t.c` is valid for rows `0..t.mr` (stride `t.ldc`), columns `0..t.nr`; `tile` holds `t.mr` rows of `stride`.
+#[inline(always)]
+pub(crate) unsafe fn store_edge(tile: &[f32], stride: usize, t: &Tile) {
+    for i in 0..t.mr {
+        for j in 0..t.nr {
+            // SAFETY: (i, j) is inside the mr × nr tile of C.
+            unsafe {
+                let dst = t.c.add(i * t.ldc + j);
+                let r = tile[i * stride + j];
+                *dst = if t.beta != 0.0 { t.beta.mul_add(*dst, r) } else { r };
+            }
+        }
+    }
 }
 
 /// Largest `m` for which a `DIRECT_B` kernel reads a row-contiguous B in place instead of packing it: packing B
@@ -212,18 +237,18 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
                             // direct mode, kc rows of op(B) with nr readable columns from jc+jr; the C tile at
                             // (ic+ir, jc+jr) of size mr × nr is inside C; the entry point checked the ISA.
                             unsafe {
-                                K::kernel(
-                                    kc,
-                                    pa.as_ptr().add(ir * kc),
+                                K::kernel(&Tile {
+                                    k: kc,
+                                    a: pa.as_ptr().add(ir * kc),
                                     b,
                                     ldb,
-                                    t.c.add((ic + ir) * t.ldc + jc + jr),
-                                    t.ldc,
-                                    t.alpha,
+                                    c: t.c.add((ic + ir) * t.ldc + jc + jr),
+                                    ldc: t.ldc,
+                                    alpha: t.alpha,
                                     beta,
                                     mr,
                                     nr,
-                                )
+                                })
                             };
                         }
                     }

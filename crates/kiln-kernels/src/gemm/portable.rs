@@ -4,7 +4,7 @@
 
 use wide::f32x8;
 
-use super::blocking::{self, MicroKernel};
+use super::blocking::{self, MicroKernel, Tile, store_edge};
 use super::task::GemmTask;
 
 pub(crate) struct Portable;
@@ -17,21 +17,10 @@ impl MicroKernel for Portable {
     const NC: usize = 4096;
 
     #[inline(always)]
-    unsafe fn kernel(
-        k: usize,
-        a: *const f32,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        alpha: f32,
-        beta: f32,
-        mr: usize,
-        nr: usize,
-    ) {
-        debug_assert_eq!(ldb, 16, "the portable kernel reads packed B only");
+    unsafe fn kernel(t: &Tile) {
+        debug_assert_eq!(t.ldb, 16, "the portable kernel reads packed B only");
         // SAFETY: a and b hold 4·k and 16·k floats (packed panels).
-        let (a, b) = unsafe { (std::slice::from_raw_parts(a, 4 * k), std::slice::from_raw_parts(b, 16 * k)) };
+        let (a, b) = unsafe { (std::slice::from_raw_parts(t.a, 4 * t.k), std::slice::from_raw_parts(t.b, 16 * t.k)) };
         let mut acc = [[f32x8::ZERO; 2]; 4];
         for (ap, bp) in a.chunks_exact(4).zip(b.chunks_exact(16)) {
             let b0 = f32x8::new([bp[0], bp[1], bp[2], bp[3], bp[4], bp[5], bp[6], bp[7]]);
@@ -42,19 +31,14 @@ impl MicroKernel for Portable {
                 row[1] = ai.mul_add(b1, row[1]);
             }
         }
-        let va = f32x8::splat(alpha);
-        for (i, row) in acc.iter().enumerate().take(mr) {
-            let r0 = (row[0] * va).to_array();
-            let r1 = (row[1] * va).to_array();
-            for j in 0..nr {
-                let r = if j < 8 { r0[j] } else { r1[j - 8] };
-                // SAFETY: (i, j) is inside the mr × nr tile of C.
-                unsafe {
-                    let dst = c.add(i * ldc + j);
-                    *dst = if beta != 0.0 { beta.mul_add(*dst, r) } else { r };
-                }
-            }
+        let va = f32x8::splat(t.alpha);
+        let mut tile = [0.0f32; 4 * 16];
+        for (i, row) in acc.iter().enumerate() {
+            tile[i * 16..i * 16 + 8].copy_from_slice(&(row[0] * va).to_array());
+            tile[i * 16 + 8..i * 16 + 16].copy_from_slice(&(row[1] * va).to_array());
         }
+        // SAFETY: the tile holds 4 rows of 16; the C tile is valid per the contract.
+        unsafe { store_edge(&tile, 16, t) };
     }
 }
 

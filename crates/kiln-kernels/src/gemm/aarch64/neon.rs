@@ -3,7 +3,7 @@
 
 use std::arch::aarch64::*;
 
-use crate::gemm::blocking::{self, MicroKernel};
+use crate::gemm::blocking::{self, MicroKernel, Tile, store_edge};
 use crate::gemm::task::GemmTask;
 
 pub(crate) struct Neon;
@@ -19,21 +19,10 @@ impl MicroKernel for Neon {
     const NC: usize = 3072;
 
     #[inline(always)]
-    unsafe fn kernel(
-        k: usize,
-        a: *const f32,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        alpha: f32,
-        beta: f32,
-        mr: usize,
-        nr: usize,
-    ) {
-        debug_assert_eq!(ldb, 12, "the NEON kernel reads packed B only");
+    unsafe fn kernel(t: &Tile) {
+        debug_assert_eq!(t.ldb, 12, "the NEON kernel reads packed B only");
         // SAFETY: forwarded contract; the entry point checked NEON support.
-        unsafe { ukernel_8x12(k, a, b, c, ldc, alpha, beta, mr, nr) }
+        unsafe { ukernel_8x12(t) }
     }
 }
 
@@ -41,18 +30,8 @@ impl MicroKernel for Neon {
 /// See [`MicroKernel::kernel`]; requires NEON.
 #[target_feature(enable = "neon")]
 #[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn ukernel_8x12(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    alpha: f32,
-    beta: f32,
-    mr: usize,
-    nr: usize,
-) {
+unsafe fn ukernel_8x12(t: &Tile) {
+    let Tile { k, a, b, c, ldc, alpha, beta, mr, nr, .. } = *t;
     let mut acc = [[vdupq_n_f32(0.0); 3]; 8];
     for p in 0..k {
         // SAFETY: b holds 12·k floats, a holds 8·k floats.
@@ -89,16 +68,8 @@ unsafe fn ukernel_8x12(
                 unsafe { vst1q_f32(tile.as_mut_ptr().add(i * 12 + 4 * j), vmulq_f32(v, va)) };
             }
         }
-        for i in 0..mr {
-            for j in 0..nr {
-                // SAFETY: (i, j) is inside the mr × nr tile of C.
-                unsafe {
-                    let dst = c.add(i * ldc + j);
-                    let r = tile[i * 12 + j];
-                    *dst = if beta != 0.0 { beta.mul_add(*dst, r) } else { r };
-                }
-            }
-        }
+        // SAFETY: the tile holds 8 rows of 12; the C tile is valid per the contract.
+        unsafe { store_edge(&tile, 12, t) };
     }
 }
 

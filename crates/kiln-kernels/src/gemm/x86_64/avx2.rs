@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::blocking::{self, MicroKernel};
+use crate::gemm::blocking::{self, MicroKernel, Tile, store_edge};
 use crate::gemm::task::GemmTask;
 
 pub(crate) struct Avx2;
@@ -19,20 +19,9 @@ impl MicroKernel for Avx2 {
     const DIRECT_B: bool = true;
 
     #[inline(always)]
-    unsafe fn kernel(
-        k: usize,
-        a: *const f32,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        alpha: f32,
-        beta: f32,
-        mr: usize,
-        nr: usize,
-    ) {
+    unsafe fn kernel(t: &Tile) {
         // SAFETY: forwarded contract; the entry point checked AVX2+FMA support.
-        unsafe { ukernel_6x16(k, a, b, ldb, c, ldc, alpha, beta, mr, nr) }
+        unsafe { ukernel_6x16(t) }
     }
 }
 
@@ -40,19 +29,8 @@ impl MicroKernel for Avx2 {
 /// See [`MicroKernel::kernel`]; requires AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn ukernel_6x16(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    alpha: f32,
-    beta: f32,
-    mr: usize,
-    nr: usize,
-) {
+unsafe fn ukernel_6x16(t: &Tile) {
+    let Tile { k, a, b, ldb, c, ldc, alpha, beta, mr, nr } = *t;
     let mut acc = [[_mm256_setzero_ps(); 2]; 6];
     // One rank-1 update of the 6×16 tile (a macro, not a closure taking `&mut acc`: that kept the accumulators in
     // memory and cost ~25 % at 256³).
@@ -111,16 +89,8 @@ unsafe fn ukernel_6x16(
                 _mm256_storeu_ps(tile.as_mut_ptr().add(i * 16 + 8), _mm256_mul_ps(row[1], va));
             }
         }
-        for i in 0..mr {
-            for j in 0..nr {
-                // SAFETY: (i, j) is inside the mr × nr tile of C.
-                unsafe {
-                    let dst = c.add(i * ldc + j);
-                    let r = tile[i * 16 + j];
-                    *dst = if beta != 0.0 { beta.mul_add(*dst, r) } else { r };
-                }
-            }
-        }
+        // SAFETY: the tile holds 6 rows of 16; the C tile is valid per the contract.
+        unsafe { store_edge(&tile, 16, t) };
     }
 }
 

@@ -16,7 +16,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::blocking::{self, MicroKernel};
+use crate::gemm::blocking::{self, MicroKernel, Tile};
 use crate::gemm::task::GemmTask;
 
 pub(crate) struct Avx512;
@@ -30,20 +30,9 @@ impl MicroKernel for Avx512 {
     const DIRECT_B: bool = true;
 
     #[inline(always)]
-    unsafe fn kernel(
-        k: usize,
-        a: *const f32,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-        alpha: f32,
-        beta: f32,
-        mr: usize,
-        nr: usize,
-    ) {
+    unsafe fn kernel(t: &Tile) {
         // SAFETY: forwarded contract of `MicroKernel::kernel`; the entry point checked AVX-512 support.
-        unsafe { ukernel::<{ Self::MR }, { Self::NR / 16 }>(k, a, b, ldb, c, ldc, alpha, beta, mr, nr) }
+        unsafe { ukernel::<{ Self::MR }, { Self::NR / 16 }>(t) }
     }
 }
 
@@ -59,19 +48,8 @@ fn lanes(n: usize) -> __mmask16 {
 /// See [`MicroKernel::kernel`] with `NR = 16·NV`; requires AVX-512F.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
 #[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn ukernel<const MR: usize, const NV: usize>(
-    k: usize,
-    a: *const f32,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    alpha: f32,
-    beta: f32,
-    mr: usize,
-    nr: usize,
-) {
+unsafe fn ukernel<const MR: usize, const NV: usize>(t: &Tile) {
+    let Tile { k, a, b, ldb, c, ldc, alpha, beta, mr, nr } = *t;
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
     // Packed panels are zero-padded to NR columns; B read in place has only `nr` readable columns. A masked load
     // with all lanes set costs the same as a plain one, and masked-off lanes are never accessed (no fault).
