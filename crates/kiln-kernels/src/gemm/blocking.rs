@@ -104,8 +104,18 @@ unsafe fn pack_a(mr_tile: usize, mc: usize, kc: usize, a: *const f32, rsa: usize
         if rows < mr_tile {
             out.fill(0.0);
         }
-        if csa == 1 {
-            // Rows of A are contiguous: read each row once, scatter with stride mr_tile.
+        if csa == 1 && rows == mr_tile {
+            // Row-major A: each depth step fills one contiguous run of mr_tile (one element from each row). The run
+            // is bounds-checked once and mr_tile is a constant after monomorphisation, so this unrolls; scattering
+            // row by row instead (a bounds check and a strided store per element) made packing dominate at 128³.
+            for (p, col) in out.chunks_exact_mut(mr_tile).enumerate() {
+                for (i, v) in col.iter_mut().enumerate() {
+                    // SAFETY: row i0 + i < mc and column p < kc: inside the block.
+                    *v = unsafe { *a.add((i0 + i) * rsa + p) };
+                }
+            }
+        } else if csa == 1 {
+            // Last, partial panel of row-major A.
             for i in 0..rows {
                 // SAFETY: row i0 + i < mc, columns 0..kc: inside the block.
                 let src = unsafe { std::slice::from_raw_parts(a.add((i0 + i) * rsa), kc) };
@@ -151,8 +161,16 @@ unsafe fn pack_b(nr_tile: usize, kc: usize, nc: usize, b: *const f32, rsb: usize
                 let src = unsafe { std::slice::from_raw_parts(b.add(p * rsb + j0), cols) };
                 out[p * nr_tile..p * nr_tile + cols].copy_from_slice(src);
             }
+        } else if rsb == 1 && cols == nr_tile {
+            // Bᵀ stored (the Dense backward-data product): one contiguous run of nr_tile per depth step, as in pack_a.
+            for (p, row) in out.chunks_exact_mut(nr_tile).enumerate() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    // SAFETY: column j0 + j < nc and depth p < kc: inside the block.
+                    *v = unsafe { *b.add((j0 + j) * csb + p) };
+                }
+            }
         } else if rsb == 1 {
-            // Bᵀ stored: each column of op(B) is contiguous over depth.
+            // Last, partial panel of a stored Bᵀ: each column of op(B) is contiguous over depth.
             for j in 0..cols {
                 // SAFETY: column j0 + j < nc, depth 0..kc: inside the block.
                 let src = unsafe { std::slice::from_raw_parts(b.add((j0 + j) * csb), kc) };
