@@ -1,7 +1,8 @@
 //! Run-time instruction-set detection: the only file of Kiln that probes CPU features.
 //!
 //! Kernels are compiled for every ISA of the target architecture and one is chosen at run time, so a Kiln binary
-//! runs on any CPU of its architecture (no `target-cpu=native`). Two environment variables steer the choice:
+//! runs on any CPU of its architecture (nothing is compiled for the build machine's CPU). Two environment variables
+//! steer the choice:
 //!
 //! * `KILN_ISA=portable|avx2|avx512|neon` *caps* the choice made by [`Isa::best`]: the best ISA that is both
 //!   supported by the host and not above the cap. It never raises the choice above what the hardware supports. A
