@@ -70,93 +70,109 @@ pub(crate) enum Step<'a> {
     Sgd { w: &'a mut [f32], g: &'a [f32], u: &'a mut [f32], p: SgdParams },
 }
 
+/// A per-vector update `(w, g, a, b) → (w′, a′, b′)` (see `simd::Op1` for why not a closure).
+trait Op4<S: Simd>: Copy {
+    fn apply(self, s: S, w: S::V, g: S::V, a: S::V, b: S::V) -> (S::V, S::V, S::V);
+}
+
+/// Loads `k ≤ LANES` floats at `src[i..]`, through a zero-padded buffer when `k < LANES`.
+#[inline(always)]
+fn load_at<S: Simd>(s: S, src: &[f32], i: usize, k: usize, buf: &mut [f32; 16]) -> S::V {
+    if k == S::LANES {
+        s.load(&src[i..])
+    } else {
+        buf[..k].copy_from_slice(&src[i..i + k]);
+        s.load(&buf[..])
+    }
+}
+
+/// Stores the first `k ≤ LANES` lanes of `v` at `dst[i..]`.
+#[inline(always)]
+fn store_at<S: Simd>(s: S, dst: &mut [f32], i: usize, k: usize, v: S::V) {
+    if k == S::LANES {
+        s.store(&mut dst[i..], v);
+    } else {
+        let mut out = [0.0f32; 16];
+        s.store(&mut out, v);
+        dst[i..i + k].copy_from_slice(&out[..k]);
+    }
+}
+
 /// Runs `f` over `LANES`-chunks of four equal-length slices (`a` and `b` possibly absent, as empty slices; absent
 /// ones read as zeros and are not written), the tail through zero-padded stack vectors.
 #[inline(always)]
-fn zip4<S: Simd>(
-    s: S,
-    w: &mut [f32],
-    g: &[f32],
-    a: &mut [f32],
-    b: &mut [f32],
-    f: impl Fn(S::V, S::V, S::V, S::V) -> (S::V, S::V, S::V),
-) {
+fn zip4<S: Simd, F: Op4<S>>(s: S, w: &mut [f32], g: &[f32], a: &mut [f32], b: &mut [f32], f: F) {
     let n = S::LANES;
     let len = w.len();
     let (has_a, has_b) = (!a.is_empty(), !b.is_empty());
-    let mut i = 0;
     let mut bufs = [[0.0f32; 16]; 4];
+    let mut i = 0;
     while i < len {
         let k = n.min(len - i);
-        let full = k == n;
-        let load = |src: &[f32], buf: &mut [f32; 16]| {
-            if full {
-                s.load(&src[i..])
-            } else {
-                buf[..k].copy_from_slice(&src[i..i + k]);
-                s.load(&buf[..])
-            }
-        };
         let [bw, bg, ba, bb] = &mut bufs;
-        let (vw, vg) = (load(w, bw), load(g, bg));
-        let va = if has_a { load(a, ba) } else { s.splat(0.0) };
-        let vb = if has_b { load(b, bb) } else { s.splat(0.0) };
-        let (nw, na, nb) = f(vw, vg, va, vb);
-        let store = |dst: &mut [f32], v: S::V| {
-            if full {
-                s.store(&mut dst[i..], v);
-            } else {
-                let mut out = [0.0f32; 16];
-                s.store(&mut out, v);
-                dst[i..i + k].copy_from_slice(&out[..k]);
-            }
-        };
-        store(w, nw);
+        let (vw, vg) = (load_at(s, w, i, k, bw), load_at(s, g, i, k, bg));
+        let va = if has_a { load_at(s, a, i, k, ba) } else { s.splat(0.0) };
+        let vb = if has_b { load_at(s, b, i, k, bb) } else { s.splat(0.0) };
+        let (nw, na, nb) = f.apply(s, vw, vg, va, vb);
+        store_at(s, w, i, k, nw);
         if has_a {
-            store(a, na);
+            store_at(s, a, i, k, na);
         }
         if has_b {
-            store(b, nb);
+            store_at(s, b, i, k, nb);
         }
         i += k;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct RmsPropOp(RmsPropParams);
+impl<S: Simd> Op4<S> for RmsPropOp {
+    #[inline(always)]
+    fn apply(self, s: S, w: S::V, g: S::V, v: S::V, _: S::V) -> (S::V, S::V, S::V) {
+        let p = self.0;
+        let v = s.mul_add(s.mul(g, g), s.splat(1.0 - p.rho), s.mul(s.splat(p.rho), v));
+        let w = s.sub(w, s.div(s.mul(s.splat(p.lr), g), s.sqrt(s.add(v, s.splat(p.epsilon)))));
+        (w, v, v)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AdamOp(AdamParams, f32);
+impl<S: Simd> Op4<S> for AdamOp {
+    #[inline(always)]
+    fn apply(self, s: S, w: S::V, g: S::V, m: S::V, v: S::V) -> (S::V, S::V, S::V) {
+        let (p, alpha) = (self.0, self.1);
+        let m = s.mul_add(g, s.splat(1.0 - p.beta_1), s.mul(s.splat(p.beta_1), m));
+        let v = s.mul_add(s.mul(g, g), s.splat(1.0 - p.beta_2), s.mul(s.splat(p.beta_2), v));
+        let w = s.sub(w, s.div(s.mul(s.splat(alpha), m), s.add(s.sqrt(v), s.splat(p.epsilon))));
+        (w, m, v)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SgdOp(SgdParams);
+impl<S: Simd> Op4<S> for SgdOp {
+    #[inline(always)]
+    fn apply(self, s: S, w: S::V, g: S::V, u: S::V, _: S::V) -> (S::V, S::V, S::V) {
+        let p = self.0;
+        let lg = s.mul(s.splat(p.lr), g);
+        if p.momentum == 0.0 {
+            return (s.sub(w, lg), u, u);
+        }
+        let mu = s.splat(p.momentum);
+        let u = s.sub(s.mul(mu, u), lg);
+        let w = if p.nesterov { s.add(w, s.sub(s.mul(mu, u), lg)) } else { s.add(w, u) };
+        (w, u, u)
     }
 }
 
 #[inline(always)]
 pub(crate) fn run<S: Simd>(s: S, step: Step<'_>) {
     match step {
-        Step::RmsProp { w, g, v, p } => {
-            let (rho, one_minus, lr, eps) = (s.splat(p.rho), s.splat(1.0 - p.rho), s.splat(p.lr), s.splat(p.epsilon));
-            zip4(s, w, g, v, &mut [], |w, g, v, _| {
-                let v = s.mul_add(s.mul(g, g), one_minus, s.mul(rho, v));
-                let w = s.sub(w, s.div(s.mul(lr, g), s.sqrt(s.add(v, eps))));
-                (w, v, v)
-            });
-        }
-        Step::Adam { w, g, m, v, alpha, p } => {
-            let (b1, c1) = (s.splat(p.beta_1), s.splat(1.0 - p.beta_1));
-            let (b2, c2) = (s.splat(p.beta_2), s.splat(1.0 - p.beta_2));
-            let (alpha, eps) = (s.splat(alpha), s.splat(p.epsilon));
-            zip4(s, w, g, m, v, |w, g, m, v| {
-                let m = s.mul_add(g, c1, s.mul(b1, m));
-                let v = s.mul_add(s.mul(g, g), c2, s.mul(b2, v));
-                let w = s.sub(w, s.div(s.mul(alpha, m), s.add(s.sqrt(v), eps)));
-                (w, m, v)
-            });
-        }
-        Step::Sgd { w, g, u, p } => {
-            let (lr, mu) = (s.splat(p.lr), s.splat(p.momentum));
-            if u.is_empty() {
-                zip4(s, w, g, &mut [], &mut [], |w, g, _, _| (s.sub(w, s.mul(lr, g)), w, w));
-            } else {
-                let nesterov = p.nesterov;
-                zip4(s, w, g, u, &mut [], |w, g, u, _| {
-                    let lg = s.mul(lr, g);
-                    let u = s.sub(s.mul(mu, u), lg);
-                    let w = if nesterov { s.add(w, s.sub(s.mul(mu, u), lg)) } else { s.add(w, u) };
-                    (w, u, u)
-                });
-            }
-        }
+        Step::RmsProp { w, g, v, p } => zip4(s, w, g, v, &mut [], RmsPropOp(p)),
+        Step::Adam { w, g, m, v, alpha, p } => zip4(s, w, g, m, v, AdamOp(p, alpha)),
+        // Plain SGD has no momentum buffer (`u` empty): `SgdOp` then ignores it.
+        Step::Sgd { w, g, u, p } => zip4(s, w, g, u, &mut [], SgdOp(p)),
     }
 }

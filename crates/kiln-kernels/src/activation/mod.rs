@@ -14,7 +14,7 @@ use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
 use crate::geometry::checked_elements;
 use crate::optim::{AdamParams, RmsPropParams, SgdParams, Step};
-use crate::simd::{Simd, map, map2};
+use crate::simd::{Op1, Op2, Simd, map, map2};
 
 pub(crate) mod softmax;
 
@@ -151,32 +151,89 @@ fn relu<S: Simd>(s: S, x: S::V) -> S::V {
     s.select_lt(x, s.splat(0.0), s.splat(0.0), x)
 }
 
+/// Stamps a unit type implementing [`Op1`] with a generic function above.
+macro_rules! op1 {
+    ($name:ident, $f:ident) => {
+        #[derive(Clone, Copy)]
+        struct $name;
+        impl<S: Simd> Op1<S> for $name {
+            #[inline(always)]
+            fn apply(self, s: S, x: S::V) -> S::V {
+                $f(s, x)
+            }
+        }
+    };
+}
+
+op1!(ExpOp, exp);
+op1!(SigmoidOp, sigmoid);
+op1!(TanhOp, tanh);
+op1!(SwishOp, swish);
+op1!(ReluOp, relu);
+
 #[inline(always)]
 pub(crate) fn unary<S: Simd>(s: S, op: Unary, x: &[f32], y: &mut [f32]) {
     match op {
-        Unary::Exp => map(s, x, y, |v| exp(s, v)),
-        Unary::Sigmoid => map(s, x, y, |v| sigmoid(s, v)),
-        Unary::Tanh => map(s, x, y, |v| tanh(s, v)),
-        Unary::Swish => map(s, x, y, |v| swish(s, v)),
-        Unary::Relu => map(s, x, y, |v| relu(s, v)),
+        Unary::Exp => map(s, x, y, ExpOp),
+        Unary::Sigmoid => map(s, x, y, SigmoidOp),
+        Unary::Tanh => map(s, x, y, TanhOp),
+        Unary::Swish => map(s, x, y, SwishOp),
+        Unary::Relu => map(s, x, y, ReluOp),
+    }
+}
+
+/// `dy·swish′(x)`: σ·(1 + x·(1 − σ)), guarded at ±∞ where the limits are 1 and 0 (∞·0 would be NaN).
+#[derive(Clone, Copy)]
+struct SwishGrad;
+impl<S: Simd> Op2<S> for SwishGrad {
+    #[inline(always)]
+    fn apply(self, s: S, x: S::V, g: S::V) -> S::V {
+        let one = s.splat(1.0);
+        let (sig, rest) = sigmoid_pair(s, x);
+        let d = s.mul(sig, s.mul_add(x, rest, one));
+        let d = s.select_lt(s.splat(150.0), x, one, d);
+        let d = s.select_lt(x, s.splat(-150.0), s.splat(0.0), d);
+        s.mul(g, d)
+    }
+}
+
+/// `dy` where `x > 0`, else 0.
+#[derive(Clone, Copy)]
+struct ReluGrad;
+impl<S: Simd> Op2<S> for ReluGrad {
+    #[inline(always)]
+    fn apply(self, s: S, x: S::V, g: S::V) -> S::V {
+        s.select_lt(s.splat(0.0), x, g, s.splat(0.0))
+    }
+}
+
+/// `dy·y·(1 − y)` from the sigmoid output `y`.
+#[derive(Clone, Copy)]
+struct SigmoidGrad;
+impl<S: Simd> Op2<S> for SigmoidGrad {
+    #[inline(always)]
+    fn apply(self, s: S, y: S::V, g: S::V) -> S::V {
+        s.mul(g, s.mul(y, s.sub(s.splat(1.0), y)))
+    }
+}
+
+/// `dy·(1 − y²)` from the tanh output `y`.
+#[derive(Clone, Copy)]
+struct TanhGrad;
+impl<S: Simd> Op2<S> for TanhGrad {
+    #[inline(always)]
+    fn apply(self, s: S, y: S::V, g: S::V) -> S::V {
+        s.mul(g, s.sub(s.splat(1.0), s.mul(y, y)))
     }
 }
 
 #[inline(always)]
 pub(crate) fn backward<S: Simd>(s: S, op: Backward, v: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let one = s.splat(1.0);
     match op {
-        Backward::Swish => map2(s, v, dy, dx, |x, g| {
-            // σ·(1 + x·(1 − σ)), guarded at ±∞ where the limits are 1 and 0 (∞·0 would be NaN).
-            let (sig, rest) = sigmoid_pair(s, x);
-            let d = s.mul(sig, s.mul_add(x, rest, one));
-            let d = s.select_lt(s.splat(150.0), x, one, d);
-            let d = s.select_lt(x, s.splat(-150.0), s.splat(0.0), d);
-            s.mul(g, d)
-        }),
-        Backward::Relu => map2(s, v, dy, dx, |x, g| s.select_lt(s.splat(0.0), x, g, s.splat(0.0))),
-        Backward::Sigmoid => map2(s, v, dy, dx, |y, g| s.mul(g, s.mul(y, s.sub(one, y)))),
-        Backward::Tanh => map2(s, v, dy, dx, |y, g| s.mul(g, s.sub(one, s.mul(y, y)))),
+        Backward::Swish => map2(s, v, dy, dx, SwishGrad),
+        Backward::Relu => map2(s, v, dy, dx, ReluGrad),
+        Backward::Sigmoid => map2(s, v, dy, dx, SigmoidGrad),
+        Backward::Tanh => map2(s, v, dy, dx, TanhGrad),
     }
 }
 
