@@ -50,7 +50,20 @@ fn derivatives_and_bias(isa: Isa) {
     }
     let extremes = [f32::INFINITY, f32::NEG_INFINITY, 200.0, -200.0, 0.0, -0.0, 1e-30, -1e-30, 88.0, -88.0];
     check_backward(k, &extremes, &[1.0; 10]).unwrap_or_else(|e| panic!("{e}"));
-    for (rows, channels) in [(0, 3), (1, 1), (7, 3), (32, 6), (18432, 3), (33, 17), (5, 84), (2000, 10)] {
+    for (rows, channels) in [
+        (0, 3),
+        (1, 1),
+        (7, 3),
+        (32, 6),
+        (18432, 3),
+        (20002, 3),
+        (4001, 5),
+        (33, 17),
+        (5, 84),
+        (2000, 10),
+        (65, 15),
+        (3, 2),
+    ] {
         check_bias(k, rows, channels, (rows * 31 + channels) as u64).unwrap_or_else(|e| panic!("{e}"));
     }
     for (rows, cols) in [(1, 1), (5, 3), (32, 10), (7, 16), (3, 17), (2, 33), (0, 10)] {
