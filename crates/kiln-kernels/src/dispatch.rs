@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use crate::activation::{self, Backward, Unary};
+use crate::conv;
 use crate::gemm;
 use crate::gemm::task::GemmTask;
 use crate::isa::Isa;
@@ -23,6 +24,13 @@ pub struct Kernels {
     pub(crate) column_sums: unsafe fn(usize, &[f32], &mut [f32]),
     pub(crate) softmax: unsafe fn(activation::softmax::SoftmaxOp<'_>),
     pub(crate) optim: unsafe fn(crate::optim::Step<'_>),
+    pub(crate) direct_planar: unsafe fn(&mut crate::conv::direct::Planar<'_>),
+    pub(crate) direct_wgrad: unsafe fn(&mut crate::conv::direct::Wgrad<'_>),
+    /// Implicit-GEMM register tile: (pixels, channels).
+    pub(crate) igemm_tile: (usize, usize),
+    pub(crate) igemm: unsafe fn(&mut crate::conv::igemm::Igemm<'_>),
+    pub(crate) igemm_wgrad: unsafe fn(&mut crate::conv::igemm::IgemmWgrad<'_>),
+    pub(crate) winograd_transform: unsafe fn(crate::conv::winograd::Transform<'_>),
 }
 
 impl fmt::Debug for Kernels {
@@ -42,6 +50,12 @@ static PORTABLE: Kernels = Kernels {
     column_sums: activation::portable::column_sums,
     softmax: activation::portable::softmax,
     optim: activation::portable::optim,
+    direct_planar: conv::portable::direct_planar,
+    direct_wgrad: conv::portable::direct_wgrad,
+    igemm_tile: (4, 16),
+    igemm: conv::portable::igemm,
+    igemm_wgrad: conv::portable::igemm_wgrad,
+    winograd_transform: conv::portable::winograd_transform,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -56,6 +70,12 @@ static AVX2: Kernels = Kernels {
     column_sums: activation::avx2::column_sums,
     softmax: activation::avx2::softmax,
     optim: activation::avx2::optim,
+    direct_planar: conv::avx2::direct_planar,
+    direct_wgrad: conv::avx2::direct_wgrad,
+    igemm_tile: (6, 16),
+    igemm: conv::avx2::igemm,
+    igemm_wgrad: conv::avx2::igemm_wgrad,
+    winograd_transform: conv::avx2::winograd_transform,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -70,6 +90,12 @@ static AVX512: Kernels = Kernels {
     column_sums: activation::avx512::column_sums,
     softmax: activation::avx512::softmax,
     optim: activation::avx512::optim,
+    direct_planar: conv::avx512::direct_planar,
+    direct_wgrad: conv::avx512::direct_wgrad,
+    igemm_tile: (12, 32),
+    igemm: conv::avx512::igemm,
+    igemm_wgrad: conv::avx512::igemm_wgrad,
+    winograd_transform: conv::avx512::winograd_transform,
 };
 
 #[cfg(target_arch = "aarch64")]
@@ -84,6 +110,12 @@ static NEON: Kernels = Kernels {
     column_sums: activation::neon::column_sums,
     softmax: activation::neon::softmax,
     optim: activation::neon::optim,
+    direct_planar: conv::neon::direct_planar,
+    direct_wgrad: conv::neon::direct_wgrad,
+    igemm_tile: (8, 12),
+    igemm: conv::neon::igemm,
+    igemm_wgrad: conv::neon::igemm_wgrad,
+    winograd_transform: conv::neon::winograd_transform,
 };
 
 impl Kernels {

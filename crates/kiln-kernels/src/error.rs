@@ -63,6 +63,16 @@ pub enum KernelError {
         /// Elements received.
         got: usize,
     },
+    /// A forced algorithm cannot run this geometry or pass (e.g. Winograd with stride 2).
+    #[error("{op}: algorithm `{what}` does not apply: {reason}")]
+    Unsupported {
+        /// The operation.
+        op: &'static str,
+        /// The algorithm that was forced.
+        what: String,
+        /// Why it does not apply.
+        reason: &'static str,
+    },
     /// An ISA name (from `KILN_ISA`, `KILN_REQUIRE_ISA` or a caller) that Kiln does not know.
     #[error("unknown ISA `{0}` (expected one of: portable, avx2, avx512, neon)")]
     UnknownIsa(String),

@@ -27,7 +27,7 @@ fn nonzero(op: &'static str, dim: &'static str, got: usize) -> Result<usize> {
     if got == 0 { Err(KernelError::ZeroDim { op, dim, got }) } else { Ok(got) }
 }
 
-fn expect_len(op: &'static str, name: &'static str, expected: usize, got: usize) -> Result<()> {
+pub(crate) fn expect_len(op: &'static str, name: &'static str, expected: usize, got: usize) -> Result<()> {
     if expected == got { Ok(()) } else { Err(KernelError::SliceLen { op, name, expected, got }) }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod activation;
 pub mod buffer;
+pub mod conv;
 pub mod dispatch;
 pub mod error;
 pub mod gemm;
@@ -21,6 +22,7 @@ pub mod reference;
 pub(crate) mod simd;
 
 pub use buffer::AlignedVec;
+pub use conv::{ConvAlgo, ConvOptions, ConvPass, WinogradTile};
 pub use dispatch::Kernels;
 pub use error::{KernelError, Result};
 pub use gemm::{PARALLEL_MIN_FLOPS, Threads, sgemm};

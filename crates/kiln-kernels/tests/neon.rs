@@ -7,6 +7,7 @@ mod common;
 use std::process::ExitCode;
 
 use common::activation::{check_backward, check_bias, check_optim, check_softmax, max_ulps, sweep};
+use common::conv::{algos, check_conv, conv_case};
 use common::gemm::{check_gemm, gemm_case, values};
 use common::{cases, runner};
 use kiln_kernels::activation::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
@@ -42,6 +43,20 @@ fn main() -> ExitCode {
             Err(e) => {
                 println!("test {}: FAILED: {e}", kernels.gemm_name());
                 failed += 1;
+            }
+        }
+        for (algo, pass) in algos() {
+            let result = runner(cases(24))
+                .run(&conv_case(algo), |case| check_conv(kernels, algo, pass, &case, Threads::Single).map(|_| ()));
+            match result {
+                Ok(()) => {
+                    println!("test conv/{algo}/{isa}/{pass}: ok");
+                    passed += 1;
+                }
+                Err(e) => {
+                    println!("test conv/{algo}/{isa}/{pass}: FAILED: {e}");
+                    failed += 1;
+                }
             }
         }
         match activations(kernels) {

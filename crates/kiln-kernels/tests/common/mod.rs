@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod activation;
+pub mod conv;
 pub mod gemm;
 
 use std::cell::Cell;

@@ -1,0 +1,416 @@
+//! 2-D convolution (Keras `Conv2D` semantics: cross-correlation, NHWC activations, HWIO weights, bias per output
+//! channel) — forward, backward-data, backward-filter and bias gradient — by four algorithms:
+//!
+//! - [`ConvAlgo::Direct`]: the small-channel planar "wide-row" kernel of KERNELS.md §3 (stride 1, dilation 1,
+//!   `in_c ≤ 8`, `out_c ≤ 16`; any padding). Backward-data is the same kernel on padded `dy` with rotated,
+//!   channel-swapped weights; backward-filter is a vector reduction with fixed per-chunk partial sums.
+//! - [`ConvAlgo::ImplicitGemm`]: an indirect GEMM over NHWC (any stride, padding, dilation): output pixels × output
+//!   channels in registers, the reduction over (tap, input channel) reading input rows through an indirection
+//!   table; backward-data gathers `dy` the same way (a tap that hits no output row reads a zero row), and
+//!   backward-filter is one GEMM per tap over gathered input rows.
+//! - [`ConvAlgo::Im2col`]: tiled im2col (bounded scratch) + [`sgemm`](crate::sgemm); col2im for backward-data.
+//! - [`ConvAlgo::Winograd`]: F(2×2,3×3), F(4×4,3×3) and F(2×2,5×5) with the √2 points of KERNELS.md §1.2
+//!   (the last two share one 6×6 input transform), stride 1 and dilation 1; backward-data through the rotated
+//!   filter. Backward-filter is not a Winograd kernel here: forcing `Winograd` for it is an
+//!   [`KernelError::Unsupported`] error, and `Auto` picks another algorithm.
+//!
+//! Every entry point validates the geometry and slice lengths once and returns the algorithm it ran.
+//! Results are bitwise identical for any number of threads: work is split into disjoint outputs, and the one
+//! reduction that spans images (backward-filter) sums fixed-size chunks of images in a fixed order.
+
+pub(crate) mod direct;
+pub(crate) mod igemm;
+pub(crate) mod im2col;
+pub(crate) mod scratch;
+pub(crate) mod winograd;
+
+use std::fmt;
+
+use crate::dispatch::Kernels;
+use crate::error::{KernelError, Result};
+use crate::gemm::Threads;
+use crate::geometry::Conv2dGeometry;
+
+/// The Winograd tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WinogradTile {
+    /// Chosen from the kernel size and the output size (see [`ConvAlgo::resolve`]).
+    #[default]
+    Auto,
+    /// F(2×2, 3×3): 4×4 tiles, points {0, ±1, ∞}.
+    F2x2K3x3,
+    /// F(4×4, 3×3): 6×6 tiles, points {0, ±√2/2, ±√2, ∞}.
+    F4x4K3x3,
+    /// F(2×2, 5×5): 6×6 tiles, the same points (and input transform) as F(4×4, 3×3).
+    F2x2K5x5,
+}
+
+impl WinogradTile {
+    /// Output tile side m.
+    pub fn m(self) -> usize {
+        match self {
+            WinogradTile::F4x4K3x3 => 4,
+            _ => 2,
+        }
+    }
+    /// Kernel side r (0 for `Auto`).
+    pub fn r(self) -> usize {
+        match self {
+            WinogradTile::Auto => 0,
+            WinogradTile::F2x2K3x3 | WinogradTile::F4x4K3x3 => 3,
+            WinogradTile::F2x2K5x5 => 5,
+        }
+    }
+}
+
+/// A convolution algorithm; every one but `Auto` can be forced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ConvAlgo {
+    /// Chosen per geometry and pass by [`ConvAlgo::resolve`].
+    #[default]
+    Auto,
+    /// Planar wide-row direct convolution for small channel counts.
+    Direct,
+    /// Indirect (implicit) GEMM over NHWC.
+    ImplicitGemm,
+    /// Tiled im2col + SGEMM.
+    Im2col,
+    /// Winograd minimal filtering.
+    Winograd(WinogradTile),
+}
+
+impl fmt::Display for ConvAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConvAlgo::Auto => "auto",
+            ConvAlgo::Direct => "direct",
+            ConvAlgo::ImplicitGemm => "igemm",
+            ConvAlgo::Im2col => "im2col",
+            ConvAlgo::Winograd(WinogradTile::Auto) => "winograd",
+            ConvAlgo::Winograd(WinogradTile::F2x2K3x3) => "winograd-f2x3",
+            ConvAlgo::Winograd(WinogradTile::F4x4K3x3) => "winograd-f4x3",
+            ConvAlgo::Winograd(WinogradTile::F2x2K5x5) => "winograd-f2x5",
+        })
+    }
+}
+
+/// A pass of the convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConvPass {
+    /// `y = conv(x, w) + bias`.
+    Forward,
+    /// `dx = ∂L/∂x` from `dy` and `w`.
+    BackwardData,
+    /// `dw = ∂L/∂w` from `x` and `dy`.
+    BackwardFilter,
+}
+
+impl fmt::Display for ConvPass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConvPass::Forward => "fwd",
+            ConvPass::BackwardData => "bwd_data",
+            ConvPass::BackwardFilter => "bwd_filter",
+        })
+    }
+}
+
+/// Largest input channel count the direct kernel takes (KERNELS.md §3).
+pub const DIRECT_MAX_IN_C: usize = 8;
+/// Largest output channel count the direct kernel takes.
+pub const DIRECT_MAX_OUT_C: usize = 16;
+
+impl ConvAlgo {
+    /// Why this (concrete) algorithm cannot run `pass` on `g`, or `None` if it can.
+    pub fn unsupported_reason(self, g: &Conv2dGeometry, pass: ConvPass) -> Option<&'static str> {
+        let unit = g.stride_h() == 1 && g.stride_w() == 1 && g.dilation_h() == 1 && g.dilation_w() == 1;
+        match self {
+            ConvAlgo::Auto | ConvAlgo::ImplicitGemm | ConvAlgo::Im2col => None,
+            ConvAlgo::Direct => {
+                if !unit {
+                    Some("the direct kernel needs stride 1 and dilation 1")
+                } else if g.in_c() > DIRECT_MAX_IN_C || g.out_c() > DIRECT_MAX_OUT_C {
+                    Some("the direct kernel needs in_c <= 8 and out_c <= 16")
+                } else {
+                    None
+                }
+            }
+            ConvAlgo::Winograd(tile) => {
+                if pass == ConvPass::BackwardFilter {
+                    Some("Winograd has no backward-filter kernel; use Auto, ImplicitGemm or Im2col")
+                } else if !unit {
+                    Some("Winograd needs stride 1 and dilation 1")
+                } else if g.kernel_h() != g.kernel_w() || !matches!(g.kernel_h(), 3 | 5) {
+                    Some("Winograd needs a 3x3 or 5x5 kernel")
+                } else if tile != WinogradTile::Auto && tile.r() != g.kernel_h() {
+                    Some("this Winograd tile is for another kernel size")
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// The concrete algorithm `Auto` (or `Winograd(Auto)`) stands for, or an [`KernelError::Unsupported`] error
+    /// if a forced algorithm cannot run this geometry and pass.
+    ///
+    /// `Auto` is this function of the geometry (crossovers from `cargo bench -p kiln-benches --bench conv`):
+    /// - stride 1, dilation 1, `in_c ≤ 8`, `out_c ≤ 16` → `Direct` (the flagship layers);
+    /// - forward / backward-data, 3×3 or 5×5, stride 1, dilation 1, `in_c ≥ 16` and `out_c ≥ 16` → `Winograd`:
+    ///   5×5 → F(2×2,5×5); 3×3 → F(4×4,3×3) unless the output is smaller than 8×8, then F(2×2,3×3);
+    /// - everything else → `ImplicitGemm`.
+    pub fn resolve(self, g: &Conv2dGeometry, pass: ConvPass) -> Result<ConvAlgo> {
+        if let Some(reason) = self.unsupported_reason(g, pass) {
+            return Err(KernelError::Unsupported { op: "conv2d", what: self.to_string(), reason });
+        }
+        Ok(match self {
+            ConvAlgo::Auto => {
+                if ConvAlgo::Direct.unsupported_reason(g, pass).is_none() {
+                    ConvAlgo::Direct
+                } else if g.in_c() >= 16
+                    && g.out_c() >= 16
+                    && ConvAlgo::Winograd(WinogradTile::Auto).unsupported_reason(g, pass).is_none()
+                {
+                    ConvAlgo::Winograd(winograd_tile(g))
+                } else {
+                    ConvAlgo::ImplicitGemm
+                }
+            }
+            ConvAlgo::Winograd(WinogradTile::Auto) => ConvAlgo::Winograd(winograd_tile(g)),
+            other => other,
+        })
+    }
+}
+
+fn winograd_tile(g: &Conv2dGeometry) -> WinogradTile {
+    if g.kernel_h() == 5 {
+        WinogradTile::F2x2K5x5
+    } else if g.out_h().min(g.out_w()) < 8 {
+        WinogradTile::F2x2K3x3
+    } else {
+        WinogradTile::F4x4K3x3
+    }
+}
+
+/// Algorithm and threading policy of one convolution call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConvOptions {
+    /// The algorithm (default `Auto`).
+    pub algo: ConvAlgo,
+    /// Threading (default: the current rayon pool).
+    pub threads: Threads,
+}
+
+impl ConvOptions {
+    /// Options forcing `algo`, with the default threading.
+    pub fn algo(algo: ConvAlgo) -> Self {
+        ConvOptions { algo, ..ConvOptions::default() }
+    }
+    /// These options with another threading policy.
+    pub fn threads(mut self, threads: Threads) -> Self {
+        self.threads = threads;
+        self
+    }
+}
+
+/// Number of parts to split `items` into for `threads` (1 when single-threaded).
+pub(crate) fn parts(threads: Threads, items: usize) -> usize {
+    match threads {
+        Threads::Single => 1,
+        Threads::Rayon => rayon::current_num_threads().min(items).max(1),
+    }
+}
+
+/// Runs `f(start, len)` over `parts` contiguous ranges covering `0..items`, on the rayon pool when `parts > 1`.
+pub(crate) fn split<F: Fn(usize, usize) + Sync>(parts: usize, items: usize, f: F) {
+    use rayon::prelude::*;
+    let span = items.div_ceil(parts.max(1)).max(1);
+    if parts <= 1 {
+        f(0, items);
+    } else {
+        (0..parts).into_par_iter().for_each(|p| {
+            let start = p * span;
+            if start < items {
+                f(start, span.min(items - start));
+            }
+        });
+    }
+}
+
+impl Kernels {
+    /// Forward pass `y = conv(x, w) + bias` (bias optional). Returns the algorithm that ran.
+    ///
+    /// `x` is NHWC `g.input_shape()`, `w` HWIO `g.weight_shape()`, `y` NHWC `g.output_shape()` (overwritten).
+    pub fn conv2d_forward(
+        &self,
+        g: &Conv2dGeometry,
+        opts: ConvOptions,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+    ) -> Result<ConvAlgo> {
+        g.check_forward(x.len(), w.len(), bias.map(<[f32]>::len), y.len())?;
+        let algo = opts.algo.resolve(g, ConvPass::Forward)?;
+        if g.batch() == 0 {
+            return Ok(algo);
+        }
+        match algo {
+            ConvAlgo::Direct => direct::forward(self, g, opts.threads, x, w, bias, y),
+            ConvAlgo::ImplicitGemm => igemm::forward(self, g, opts.threads, x, w, bias, y),
+            ConvAlgo::Im2col => im2col::forward(self, g, opts.threads, x, w, bias, y),
+            ConvAlgo::Winograd(tile) => winograd::forward(self, g, tile, opts.threads, x, w, bias, y),
+            ConvAlgo::Auto => unreachable!("resolve returns a concrete algorithm"),
+        }?;
+        Ok(algo)
+    }
+
+    /// Backward-data pass: `dx = ∂/∂x ⟨conv(x, w), dy⟩` (overwritten). Returns the algorithm that ran.
+    pub fn conv2d_backward_data(
+        &self,
+        g: &Conv2dGeometry,
+        opts: ConvOptions,
+        dy: &[f32],
+        w: &[f32],
+        dx: &mut [f32],
+    ) -> Result<ConvAlgo> {
+        g.check_backward_data(dy.len(), w.len(), dx.len())?;
+        let algo = opts.algo.resolve(g, ConvPass::BackwardData)?;
+        if g.batch() == 0 {
+            return Ok(algo);
+        }
+        match algo {
+            ConvAlgo::Direct => direct::backward_data(self, g, opts.threads, dy, w, dx),
+            ConvAlgo::ImplicitGemm => igemm::backward_data(self, g, opts.threads, dy, w, dx),
+            ConvAlgo::Im2col => im2col::backward_data(self, g, opts.threads, dy, w, dx),
+            ConvAlgo::Winograd(tile) => winograd::backward_data(self, g, tile, opts.threads, dy, w, dx),
+            ConvAlgo::Auto => unreachable!("resolve returns a concrete algorithm"),
+        }?;
+        Ok(algo)
+    }
+
+    /// Backward-filter pass: `dw = ∂/∂w ⟨conv(x, w), dy⟩` (overwritten). Returns the algorithm that ran.
+    pub fn conv2d_backward_filter(
+        &self,
+        g: &Conv2dGeometry,
+        opts: ConvOptions,
+        x: &[f32],
+        dy: &[f32],
+        dw: &mut [f32],
+    ) -> Result<ConvAlgo> {
+        g.check_backward_filter(x.len(), dy.len(), dw.len())?;
+        let algo = opts.algo.resolve(g, ConvPass::BackwardFilter)?;
+        if g.batch() == 0 {
+            dw.fill(0.0);
+            return Ok(algo);
+        }
+        match algo {
+            ConvAlgo::Direct => direct::backward_filter(self, g, opts.threads, x, dy, dw),
+            ConvAlgo::ImplicitGemm => igemm::backward_filter(self, g, opts.threads, x, dy, dw),
+            ConvAlgo::Im2col => im2col::backward_filter(self, g, opts.threads, x, dy, dw),
+            ConvAlgo::Winograd(_) | ConvAlgo::Auto => unreachable!("resolve rejects these"),
+        }?;
+        Ok(algo)
+    }
+
+    /// Bias gradient `db[c] = Σ_{n,h,w} dy[n,h,w,c]` (overwritten).
+    pub fn conv2d_bias_gradient(&self, g: &Conv2dGeometry, dy: &[f32], db: &mut [f32]) -> Result<()> {
+        g.check_bias_gradient(dy.len(), db.len())?;
+        self.column_sums(dy, db)
+    }
+}
+
+/// Stamps one ISA's convolution entry points around the generic kernels (`V` vectors per direct register row,
+/// `T` taps per direct backward-filter row, an `MR × NV` vector implicit-GEMM tile).
+macro_rules! conv_entries {
+    ($(#[$attr:meta])* token = $token:expr, V = $v:literal, T = $t:literal, MR = $mr:literal, NV = $nv:literal) => {
+        /// # Safety
+        /// The CPU supports this ISA.
+        $(#[$attr])*
+        pub(crate) unsafe fn direct_planar(job: &mut $crate::conv::direct::Planar<'_>) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::conv::direct::planar::<_, $v>(s, job)
+        }
+        /// # Safety
+        /// The CPU supports this ISA.
+        $(#[$attr])*
+        pub(crate) unsafe fn direct_wgrad(job: &mut $crate::conv::direct::Wgrad<'_>) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::conv::direct::wgrad::<_, $t>(s, job)
+        }
+        /// # Safety
+        /// The CPU supports this ISA; the weights are packed for this ISA's panel width.
+        $(#[$attr])*
+        pub(crate) unsafe fn igemm(job: &mut $crate::conv::igemm::Igemm<'_>) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::conv::igemm::igemm::<_, $mr, $nv>(s, job)
+        }
+        /// # Safety
+        /// The CPU supports this ISA.
+        $(#[$attr])*
+        pub(crate) unsafe fn igemm_wgrad(job: &mut $crate::conv::igemm::IgemmWgrad<'_>) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::conv::igemm::igemm_wgrad::<_, $mr, $nv>(s, job)
+        }
+        /// # Safety
+        /// The CPU supports this ISA.
+        $(#[$attr])*
+        pub(crate) unsafe fn winograd_transform(job: $crate::conv::winograd::Transform<'_>) {
+            $crate::conv::winograd::transform(job)
+        }
+    };
+}
+
+/// Portable entries (`wide`).
+pub(crate) mod portable {
+    /// # Safety
+    /// Always sound (a uniform token constructor for the entry macro).
+    #[inline(always)]
+    unsafe fn token() -> crate::simd::Portable {
+        crate::simd::Portable
+    }
+    conv_entries!(token = token(), V = 1, T = 1, MR = 4, NV = 2);
+}
+
+/// AVX-512 entries.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512 {
+    conv_entries!(
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+        token = crate::simd::x86_64::Avx512::new(),
+        V = 4,
+        T = 4,
+        MR = 12,
+        NV = 2
+    );
+}
+
+/// AVX2+FMA entries.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    conv_entries!(
+        #[target_feature(enable = "avx2,fma")]
+        token = crate::simd::x86_64::Avx2::new(),
+        V = 2,
+        T = 2,
+        MR = 6,
+        NV = 2
+    );
+}
+
+/// NEON entries.
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon {
+    conv_entries!(
+        #[target_feature(enable = "neon")]
+        token = crate::simd::aarch64::Neon::new(),
+        V = 4,
+        T = 4,
+        MR = 8,
+        NV = 3
+    );
+}

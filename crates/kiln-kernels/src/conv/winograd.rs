@@ -1,0 +1,567 @@
+//! Winograd minimal filtering (Lavin & Gray 2016; matrices and accuracy in KERNELS.md §1.2 and §1.5):
+//! F(2×2,3×3) with points {0, ±1, ∞}, and F(4×4,3×3) / F(2×2,5×5) with the √2 points
+//! {0, ±√2/2, ±√2, ∞}, which share one 6×6 input transform `Bᵀ`.
+//!
+//! Per block of output tiles: the input transform `V = Bᵀ d B` writes `[ξ][tile][c_in]`; α² SGEMMs
+//! `M[ξ] = V[ξ] · U[ξ]` (tiles × c_in · c_in × c_out) run through the dispatch table's GEMM; the output transform
+//! `Y = Aᵀ M A` adds the bias and stores the tile clipped to the output. The filter transform `U = G g Gᵀ` is
+//! computed in f64 once per call ([`WinogradWeights`] keeps it across calls while the weights do not change).
+//! Backward-data is the forward algorithm on `dy` placed with offset `(r − 1 − pad_top, r − 1 − pad_left)` and the
+//! weights rotated by 180° with in/out channels swapped (KERNELS.md §2.1).
+//!
+//! The transforms are plain loops over contiguous channels, compiled inside each ISA's `#[target_feature]`
+//! entry (so they vectorise to that ISA's width); the tuple GEMMs are that ISA's SGEMM.
+
+use super::scratch::{Scratch, SharedOut};
+use super::{WinogradTile, parts, split};
+use crate::dispatch::Kernels;
+use crate::error::Result;
+use crate::gemm::Threads;
+use crate::geometry::{Conv2dGeometry, GemmGeometry};
+
+const S2: f64 = std::f64::consts::SQRT_2;
+
+/// One Winograd algorithm F(m×m, r×r): `Bᵀ` (α×α), `G` (α×r), `Aᵀ` (m×α), α = m + r − 1.
+#[derive(Debug)]
+pub struct WinogradSet {
+    /// Output tile side.
+    pub m: usize,
+    /// Kernel side.
+    pub r: usize,
+    /// Input tile side α = m + r − 1.
+    pub alpha: usize,
+    /// Input transform, row-major α×α.
+    pub bt: &'static [f64],
+    /// Filter transform, row-major α×r.
+    pub g: &'static [f64],
+    /// Output transform, row-major m×α.
+    pub at: &'static [f64],
+}
+
+/// F(2×2, 3×3), points {0, 1, −1, ∞} (the paper's matrices).
+pub static F2X3: WinogradSet = WinogradSet {
+    m: 2,
+    r: 3,
+    alpha: 4,
+    bt: &[1.0, 0.0, -1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, -1.0, 1.0, 0.0, 0.0, 1.0, 0.0, -1.0],
+    g: &[1.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0.0, 0.0, 1.0],
+    at: &[1.0, 1.0, 1.0, 0.0, 0.0, 1.0, -1.0, -1.0],
+};
+
+/// The 6×6 input transform of the √2 point set {0, √2/2, −√2/2, √2, −√2, ∞}.
+const BT6: [f64; 36] = [
+    1.0,
+    0.0,
+    -2.5,
+    0.0,
+    1.0,
+    0.0, //
+    0.0,
+    -S2,
+    -2.0,
+    S2 / 2.0,
+    1.0,
+    0.0, //
+    0.0,
+    S2,
+    -2.0,
+    -S2 / 2.0,
+    1.0,
+    0.0, //
+    0.0,
+    -S2 / 2.0,
+    -0.5,
+    S2,
+    1.0,
+    0.0, //
+    0.0,
+    S2 / 2.0,
+    -0.5,
+    -S2,
+    1.0,
+    0.0, //
+    0.0,
+    1.0,
+    0.0,
+    -2.5,
+    0.0,
+    1.0,
+];
+
+/// F(4×4, 3×3) with the √2 points.
+pub static F4X3: WinogradSet = WinogradSet {
+    m: 4,
+    r: 3,
+    alpha: 6,
+    bt: &BT6,
+    g: &[
+        1.0,
+        0.0,
+        0.0,
+        -2.0 / 3.0,
+        -S2 / 3.0,
+        -1.0 / 3.0,
+        -2.0 / 3.0,
+        S2 / 3.0,
+        -1.0 / 3.0,
+        1.0 / 6.0,
+        S2 / 6.0,
+        1.0 / 3.0,
+        1.0 / 6.0,
+        -S2 / 6.0,
+        1.0 / 3.0,
+        0.0,
+        0.0,
+        1.0,
+    ],
+    at: &[
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+        0.0,
+        0.0,
+        S2 / 2.0,
+        -S2 / 2.0,
+        S2,
+        -S2,
+        0.0,
+        0.0,
+        0.5,
+        0.5,
+        2.0,
+        2.0,
+        0.0,
+        0.0,
+        S2 / 4.0,
+        -S2 / 4.0,
+        2.0 * S2,
+        -2.0 * S2,
+        1.0,
+    ],
+};
+
+/// F(2×2, 5×5) with the √2 points (same `Bᵀ` as [`F4X3`]).
+pub static F2X5: WinogradSet = WinogradSet {
+    m: 2,
+    r: 5,
+    alpha: 6,
+    bt: &BT6,
+    g: &[
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        -2.0 / 3.0,
+        -S2 / 3.0,
+        -1.0 / 3.0,
+        -S2 / 6.0,
+        -1.0 / 6.0,
+        -2.0 / 3.0,
+        S2 / 3.0,
+        -1.0 / 3.0,
+        S2 / 6.0,
+        -1.0 / 6.0,
+        1.0 / 6.0,
+        S2 / 6.0,
+        1.0 / 3.0,
+        S2 / 3.0,
+        2.0 / 3.0,
+        1.0 / 6.0,
+        -S2 / 6.0,
+        1.0 / 3.0,
+        -S2 / 3.0,
+        2.0 / 3.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+    ],
+    at: &[1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, S2 / 2.0, -S2 / 2.0, S2, -S2, 1.0],
+};
+
+impl WinogradTile {
+    /// The matrices of a concrete tile (`None` for `Auto`).
+    pub fn set(self) -> Option<&'static WinogradSet> {
+        match self {
+            WinogradTile::Auto => None,
+            WinogradTile::F2x2K3x3 => Some(&F2X3),
+            WinogradTile::F4x4K3x3 => Some(&F4X3),
+            WinogradTile::F2x2K5x5 => Some(&F2X5),
+        }
+    }
+}
+
+/// `out[i][c] = Σ_k mat[i][k] · inp[k][c]` for `rows × cols` `mat`, over channel vectors of length `ch`, where
+/// `inp[k]` is at `inp[k·is ..]` and `out[i]` at `out[i·os ..]` (zero coefficients skipped).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lincomb(mat: &[f32], rows: usize, cols: usize, inp: &[f32], is: usize, out: &mut [f32], os: usize, ch: usize) {
+    for i in 0..rows {
+        let o = &mut out[i * os..][..ch];
+        o.fill(0.0);
+        for k in 0..cols {
+            let a = mat[i * cols + k];
+            if a != 0.0 {
+                let x = &inp[k * is..][..ch];
+                for (o, &x) in o.iter_mut().zip(x) {
+                    *o += a * x;
+                }
+            }
+        }
+    }
+}
+
+/// The f32 copies of a set's input and output transforms.
+pub(crate) struct Coeffs {
+    pub bt: [f32; 36],
+    pub at: [f32; 24],
+}
+
+impl Coeffs {
+    pub(crate) fn of(set: &WinogradSet) -> Self {
+        let mut c = Coeffs { bt: [0.0; 36], at: [0.0; 24] };
+        for (d, &s) in c.bt.iter_mut().zip(set.bt) {
+            *d = s as f32;
+        }
+        for (d, &s) in c.at.iter_mut().zip(set.at) {
+            *d = s as f32;
+        }
+        c
+    }
+}
+
+/// A transform job for the per-ISA entry.
+pub(crate) enum Transform<'a> {
+    /// `v = Bᵀ d B` for one tile: `d` is α×α×ch (pixel-major), `v` is α² rows at stride `v_stride`.
+    Input {
+        alpha: usize,
+        bt: &'a [f32],
+        d: &'a [f32],
+        tmp: &'a mut [f32],
+        v: &'a mut [f32],
+        v_stride: usize,
+        ch: usize,
+    },
+    /// `y = Aᵀ M A` for one tile: `mt` is α² rows at stride `m_stride`, `y` is m×m×ch (pixel-major).
+    Output {
+        alpha: usize,
+        m: usize,
+        at: &'a [f32],
+        mt: &'a [f32],
+        m_stride: usize,
+        tmp: &'a mut [f32],
+        y: &'a mut [f32],
+        ch: usize,
+    },
+}
+
+/// Runs one transform (inlined into each ISA's entry).
+#[inline(always)]
+pub(crate) fn transform(t: Transform<'_>) {
+    match t {
+        Transform::Input { alpha, bt, d, tmp, v, v_stride, ch } => {
+            // tmp[i][j] = Σ_k Bᵀ[i][k] d[k][j]   (rows of d are α·ch apart, columns ch apart)
+            for j in 0..alpha {
+                lincomb(bt, alpha, alpha, &d[j * ch..], alpha * ch, &mut tmp[j * ch..], alpha * ch, ch);
+            }
+            // v[i][j] = Σ_k tmp[i][k] Bᵀ[j][k]
+            for i in 0..alpha {
+                lincomb(bt, alpha, alpha, &tmp[i * alpha * ch..], ch, &mut v[i * alpha * v_stride..], v_stride, ch);
+            }
+        }
+        Transform::Output { alpha, m, at, mt, m_stride, tmp, y, ch } => {
+            // tmp[i][j] = Σ_k Aᵀ[i][k] M[k][j]   (i < m, j < α)
+            for j in 0..alpha {
+                lincomb(at, m, alpha, &mt[j * m_stride..], alpha * m_stride, &mut tmp[j * ch..], alpha * ch, ch);
+            }
+            // y[i][j] = Σ_k tmp[i][k] Aᵀ[j][k]
+            for i in 0..m {
+                lincomb(at, m, alpha, &tmp[i * alpha * ch..], ch, &mut y[i * m * ch..], ch, ch);
+            }
+        }
+    }
+}
+
+/// Filter transform `U[ξ][i][o] = (G g Gᵀ)[ξ]` in f64 for `get(a, b, i, o)` (a kernel `r×r×cin×cout`), rounded.
+fn filter_transform(
+    set: &WinogradSet,
+    cin: usize,
+    cout: usize,
+    get: impl Fn(usize, usize, usize, usize) -> f32,
+) -> Vec<f32> {
+    let (al, r) = (set.alpha, set.r);
+    let mut u = vec![0.0f32; al * al * cin * cout];
+    let mut gt = vec![0.0f64; al * r];
+    for i in 0..cin {
+        for o in 0..cout {
+            // gt = G g   (α × r)
+            for x in 0..al {
+                for b in 0..r {
+                    gt[x * r + b] = (0..r).map(|a| set.g[x * r + a] * f64::from(get(a, b, i, o))).sum();
+                }
+            }
+            // U = gt Gᵀ  (α × α)
+            for x in 0..al {
+                for y in 0..al {
+                    let v: f64 = (0..r).map(|b| gt[x * r + b] * set.g[y * r + b]).sum();
+                    u[((x * al + y) * cin + i) * cout + o] = v as f32;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// Transformed weights, reusable while the weights they came from do not change.
+#[derive(Debug, Clone)]
+pub struct WinogradWeights {
+    tile: WinogradTile,
+    cin: usize,
+    cout: usize,
+    u: Vec<f32>,
+}
+
+impl WinogradWeights {
+    /// The tile these weights were transformed for.
+    pub fn tile(&self) -> WinogradTile {
+        self.tile
+    }
+}
+
+/// The source placement of one Winograd pass: a `sh × sw × sc` NHWC image read at signed offset `(top, left)`
+/// for an `oh × ow` output.
+#[derive(Clone, Copy)]
+struct Layout {
+    sh: usize,
+    sw: usize,
+    sc: usize,
+    top: isize,
+    left: isize,
+    oh: usize,
+    ow: usize,
+    oc: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    k: &Kernels,
+    set: &WinogradSet,
+    lay: Layout,
+    batch: usize,
+    threads: Threads,
+    u: &[f32],
+    src: &[f32],
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+) -> Result<()> {
+    let (m, al) = (set.m, set.alpha);
+    let xi = al * al;
+    let (th, tw) = (lay.oh.div_ceil(m), lay.ow.div_ceil(m));
+    let tiles = batch * th * tw;
+    // Tiles per block: transformed input and output of a block stay within ~1 MiB (this Zen 5's L2).
+    let block = (262_144 / (xi * (lay.sc + lay.oc))).clamp(8, 256);
+    let blocks = tiles.div_ceil(block);
+    let coeffs = Coeffs::of(set);
+    let gemm = GemmGeometry::new(block, lay.oc, lay.sc)?;
+    let out = SharedOut::new(dst);
+    split(parts(threads, blocks), blocks, |b0, nb| {
+        let mut v = Scratch::take(xi * block * lay.sc);
+        let mut mm = Scratch::take(xi * block * lay.oc);
+        let mut d = Scratch::take(xi * lay.sc);
+        let mut tmp = Scratch::take(xi * lay.sc.max(lay.oc));
+        let mut y = Scratch::take(m * m * lay.oc);
+        for blk in b0..b0 + nb {
+            let t0 = blk * block;
+            let nt = block.min(tiles - t0);
+            // Input transform of every tile of the block (a short last block leaves stale rows: their GEMM
+            // outputs are never stored).
+            for b in 0..nt {
+                let t = t0 + b;
+                let (n, r) = (t / (th * tw), t % (th * tw));
+                let (ty, tx) = (r / tw, r % tw);
+                for i in 0..al {
+                    let ih = (ty * m + i).checked_add_signed(-lay.top).filter(|&h| h < lay.sh);
+                    for j in 0..al {
+                        let dst = &mut d[(i * al + j) * lay.sc..][..lay.sc];
+                        let iw = (tx * m + j).checked_add_signed(-lay.left).filter(|&w| w < lay.sw);
+                        match (ih, iw) {
+                            (Some(h), Some(w)) => {
+                                dst.copy_from_slice(&src[((n * lay.sh + h) * lay.sw + w) * lay.sc..][..lay.sc])
+                            }
+                            _ => dst.fill(0.0),
+                        }
+                    }
+                }
+                let job = Transform::Input {
+                    alpha: al,
+                    bt: &coeffs.bt,
+                    d: &d,
+                    tmp: &mut tmp,
+                    v: &mut v[b * lay.sc..],
+                    v_stride: block * lay.sc,
+                    ch: lay.sc,
+                };
+                // SAFETY: supported ISA (a `&Kernels` exists); the transform indexes through checked slices.
+                unsafe { (k.winograd_transform)(job) };
+            }
+            for x in 0..xi {
+                let res = k.sgemm_with(
+                    Threads::Single,
+                    &gemm,
+                    1.0,
+                    &v[x * block * lay.sc..][..block * lay.sc],
+                    &u[x * lay.sc * lay.oc..][..lay.sc * lay.oc],
+                    0.0,
+                    &mut mm[x * block * lay.oc..][..block * lay.oc],
+                );
+                debug_assert!(res.is_ok(), "the block GEMM geometry was validated above");
+            }
+            for b in 0..nt {
+                let t = t0 + b;
+                let (n, r) = (t / (th * tw), t % (th * tw));
+                let (ty, tx) = (r / tw, r % tw);
+                let job = Transform::Output {
+                    alpha: al,
+                    m,
+                    at: &coeffs.at,
+                    mt: &mm[b * lay.oc..],
+                    m_stride: block * lay.oc,
+                    tmp: &mut tmp,
+                    y: &mut y,
+                    ch: lay.oc,
+                };
+                // SAFETY: as above.
+                unsafe { (k.winograd_transform)(job) };
+                for i in 0..m.min(lay.oh - ty * m) {
+                    let row = (n * lay.oh + ty * m + i) * lay.ow + tx * m;
+                    let cols = m.min(lay.ow - tx * m);
+                    // SAFETY: output tiles are disjoint and each block (hence each tile) belongs to one part;
+                    // dst outlives the split.
+                    let o = unsafe { out.range(row * lay.oc, cols * lay.oc) };
+                    for (j, px) in o.chunks_exact_mut(lay.oc).enumerate() {
+                        let yv = &y[(i * m + j) * lay.oc..][..lay.oc];
+                        for (c, (o, &v)) in px.iter_mut().zip(yv).enumerate() {
+                            *o = v + bias.map_or(0.0, |b| b[c]);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn set_for(tile: WinogradTile, g: &Conv2dGeometry) -> &'static WinogradSet {
+    let tile = if tile == WinogradTile::Auto { super::winograd_tile(g) } else { tile };
+    tile.set().unwrap_or(&F2X3)
+}
+
+impl Kernels {
+    /// Transforms HWIO weights for Winograd `tile` (resolved from `g` if `Auto`): keep the result while `w` does
+    /// not change and pass it to [`Kernels::conv2d_forward_winograd`].
+    pub fn winograd_weights(&self, g: &Conv2dGeometry, tile: WinogradTile, w: &[f32]) -> Result<WinogradWeights> {
+        let algo = super::ConvAlgo::Winograd(tile).resolve(g, super::ConvPass::Forward)?;
+        crate::geometry::expect_len("winograd_weights", "weights", g.weight_len(), w.len())?;
+        let super::ConvAlgo::Winograd(tile) = algo else { unreachable!("resolve keeps the family") };
+        let set = set_for(tile, g);
+        let (ci, co) = (g.in_c(), g.out_c());
+        let u = filter_transform(set, ci, co, |a, b, i, o| w[((a * set.r + b) * ci + i) * co + o]);
+        Ok(WinogradWeights { tile, cin: ci, cout: co, u })
+    }
+
+    /// Forward pass with weights already transformed by [`Kernels::winograd_weights`].
+    pub fn conv2d_forward_winograd(
+        &self,
+        g: &Conv2dGeometry,
+        threads: Threads,
+        x: &[f32],
+        weights: &WinogradWeights,
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let algo = super::ConvAlgo::Winograd(weights.tile).resolve(g, super::ConvPass::Forward)?;
+        g.check_forward(x.len(), g.weight_len(), bias.map(<[f32]>::len), y.len())?;
+        if (weights.cin, weights.cout) != (g.in_c(), g.out_c()) || algo != super::ConvAlgo::Winograd(weights.tile) {
+            return Err(crate::KernelError::Unsupported {
+                op: "conv2d_forward_winograd",
+                what: algo.to_string(),
+                reason: "the transformed weights were made for another geometry",
+            });
+        }
+        if g.batch() == 0 {
+            return Ok(());
+        }
+        run_forward(self, g, set_for(weights.tile, g), threads, &weights.u, x, bias, y)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_forward(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    set: &WinogradSet,
+    threads: Threads,
+    u: &[f32],
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) -> Result<()> {
+    let lay = Layout {
+        sh: g.in_h(),
+        sw: g.in_w(),
+        sc: g.in_c(),
+        top: g.pad_top() as isize,
+        left: g.pad_left() as isize,
+        oh: g.out_h(),
+        ow: g.out_w(),
+        oc: g.out_c(),
+    };
+    run(k, set, lay, g.batch(), threads, u, x, bias, y)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    tile: WinogradTile,
+    threads: Threads,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) -> Result<()> {
+    let set = set_for(tile, g);
+    let (ci, co) = (g.in_c(), g.out_c());
+    let u = filter_transform(set, ci, co, |a, b, i, o| w[((a * set.r + b) * ci + i) * co + o]);
+    run_forward(k, g, set, threads, &u, x, bias, y)
+}
+
+pub(crate) fn backward_data(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    tile: WinogradTile,
+    threads: Threads,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+) -> Result<()> {
+    let set = set_for(tile, g);
+    let (ci, co, r) = (g.in_c(), g.out_c(), set.r);
+    // Rotated by 180°, channels swapped: g'[a][b][o][i] = w[r−1−a][r−1−b][i][o].
+    let u = filter_transform(set, co, ci, |a, b, o, i| w[(((r - 1 - a) * r + (r - 1 - b)) * ci + i) * co + o]);
+    let lay = Layout {
+        sh: g.out_h(),
+        sw: g.out_w(),
+        sc: co,
+        top: (r - 1) as isize - g.pad_top() as isize,
+        left: (r - 1) as isize - g.pad_left() as isize,
+        oh: g.in_h(),
+        ow: g.in_w(),
+        oc: ci,
+    };
+    run(k, set, lay, g.batch(), threads, &u, dy, None, dx)
+}

@@ -1,0 +1,134 @@
+//! Convolution against the f64 references for every algorithm × pass × ISA this host runs (an ISA it lacks
+//! prints `skipped`, and fails under `KILN_REQUIRE_ISA`); thread-count determinism; typed errors for algorithms
+//! forced onto geometries they cannot run.
+
+mod common;
+
+use common::conv::{ConvCase, algos, check_conv, conv_case};
+use common::{Coverage, cases, runner};
+use kiln_kernels::{
+    Conv2dGeometry, ConvAlgo, ConvOptions, ConvPass, Isa, KernelError, Kernels, Padding, Threads, WinogradTile,
+};
+
+fn property(isa: Isa) {
+    match isa.testable() {
+        Ok(true) => {}
+        Ok(false) => {
+            println!("skipped: {isa} not detected on this host");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    }
+    let k = Kernels::for_isa(isa).expect("supported ISA has a table");
+    for (algo, pass) in algos() {
+        let cov = Coverage::default();
+        runner(cases(48))
+            .run(&conv_case(algo), |case| {
+                cov.record(&case.g);
+                check_conv(k, algo, pass, &case, Threads::Single).map(|_| ())
+            })
+            .unwrap_or_else(|e| panic!("{isa} {algo} {pass}: {e}"));
+        println!("ok: conv/{algo}/{isa}/{pass}");
+        // Every case ran; the geometric features each algorithm supports all occurred.
+        let n = |c: &std::cell::Cell<usize>| c.get();
+        assert!(n(&cov.cases) >= 48 && n(&cov.same) > 0 && n(&cov.explicit) > 0, "{algo}: coverage");
+        assert!(n(&cov.kernel_eq_image) > 0 && n(&cov.image1x1) > 0, "{algo}: coverage of edge images");
+        if matches!(algo, ConvAlgo::ImplicitGemm | ConvAlgo::Im2col) {
+            assert!(n(&cov.stride2plus) > 0 && n(&cov.dilation2) > 0, "{algo}: coverage of stride/dilation");
+        }
+    }
+}
+
+#[test]
+fn conv_portable() {
+    property(Isa::Portable);
+}
+
+#[test]
+fn conv_avx2() {
+    property(Isa::Avx2Fma);
+}
+
+#[test]
+fn conv_avx512() {
+    property(Isa::Avx512);
+}
+
+#[test]
+fn conv_neon() {
+    // Run under qemu by the harness-free tests/neon.rs (`cargo xtask neon`).
+    property(Isa::Neon);
+}
+
+/// The flagship layers at batch 32 with raw-pixel inputs, every pass, through `Auto` (which picks Direct).
+#[test]
+fn flagship_layers_auto() {
+    let k = Kernels::best();
+    for (spec, dist) in
+        [(Conv2dGeometry::spec(32, [28, 28, 1], [5, 5], 3), 1), (Conv2dGeometry::spec(32, [24, 24, 3], [5, 5], 6), 2)]
+    {
+        let case = ConvCase { g: spec.build().unwrap(), dist, seed: 7 };
+        for pass in [ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter] {
+            assert_eq!(ConvAlgo::Auto.resolve(&case.g, pass).unwrap(), ConvAlgo::Direct);
+            check_conv(k, ConvAlgo::Auto, pass, &case, Threads::Rayon).unwrap();
+        }
+    }
+}
+
+/// Results are bitwise identical with 1, 2 and 3 threads, for every algorithm and pass.
+#[test]
+fn thread_count_does_not_change_bits() {
+    let k = Kernels::best();
+    let geometries = [
+        Conv2dGeometry::spec(9, [28, 28, 1], [5, 5], 3).build().unwrap(),
+        Conv2dGeometry::spec(5, [13, 11, 16], [3, 3], 17).padding(Padding::Same).build().unwrap(),
+        Conv2dGeometry::spec(3, [12, 12, 17], [5, 5], 16).padding(Padding::uniform(2)).build().unwrap(),
+        Conv2dGeometry::spec(3, [15, 14, 7], [3, 3], 33).stride(2).dilation(2).build().unwrap(),
+    ];
+    let pools: Vec<rayon::ThreadPool> =
+        [2, 3].iter().map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+    let mut compared = 0;
+    for g in geometries {
+        let case = ConvCase { g, dist: 2, seed: 11 };
+        for (algo, pass) in algos() {
+            if algo.unsupported_reason(&g, pass).is_some() {
+                continue;
+            }
+            let one = check_conv(k, algo, pass, &case, Threads::Single).unwrap();
+            for pool in &pools {
+                let many = pool.install(|| check_conv(k, algo, pass, &case, Threads::Rayon)).unwrap();
+                let same = one.iter().zip(&many).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{algo} {pass} differs with {} threads", pool.current_num_threads());
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 30, "only {compared} comparisons");
+}
+
+#[test]
+fn forced_algorithms_that_do_not_apply_are_typed_errors() {
+    let k = Kernels::best();
+    let strided = Conv2dGeometry::spec(1, [9, 9, 16], [3, 3], 16).stride(2).build().unwrap();
+    let (x, w) = (vec![0.0; strided.input_len()], vec![0.0; strided.weight_len()]);
+    let mut y = vec![0.0; strided.output_len()];
+    for algo in [ConvAlgo::Direct, ConvAlgo::Winograd(WinogradTile::Auto)] {
+        let err = k.conv2d_forward(&strided, ConvOptions::algo(algo), &x, &w, None, &mut y).unwrap_err();
+        assert!(matches!(err, KernelError::Unsupported { .. }), "{err}");
+    }
+    let wide = Conv2dGeometry::spec(1, [9, 9, 32], [3, 3], 32).build().unwrap();
+    assert!(matches!(ConvAlgo::Direct.resolve(&wide, ConvPass::Forward), Err(KernelError::Unsupported { .. })));
+    let k5 = Conv2dGeometry::spec(1, [9, 9, 32], [5, 5], 32).build().unwrap();
+    let tile = ConvAlgo::Winograd(WinogradTile::F4x4K3x3);
+    assert!(matches!(tile.resolve(&k5, ConvPass::Forward), Err(KernelError::Unsupported { .. })));
+    assert!(matches!(
+        ConvAlgo::Winograd(WinogradTile::Auto).resolve(&k5, ConvPass::BackwardFilter),
+        Err(KernelError::Unsupported { .. })
+    ));
+    // Auto always resolves, and to Winograd for wide 3×3 stride-1 layers.
+    assert_eq!(ConvAlgo::Auto.resolve(&wide, ConvPass::Forward).unwrap(), ConvAlgo::Winograd(WinogradTile::F2x2K3x3));
+    assert_eq!(ConvAlgo::Auto.resolve(&strided, ConvPass::Forward).unwrap(), ConvAlgo::ImplicitGemm);
+    // Wrong slice lengths are typed errors too.
+    let err = k.conv2d_forward(&wide, ConvOptions::default(), &x, &w, None, &mut y).unwrap_err();
+    assert!(matches!(err, KernelError::SliceLen { .. }), "{err}");
+}
