@@ -24,33 +24,26 @@ pub struct GemmCase {
     pub geometry: GemmGeometry,
 }
 
-/// The flagship convolutions (conv1 28×28×1→3 5×5, conv2 24×24×3→6 5×5, valid) and 3×3 `same` layers with
-/// 64/128/256 channels at 56²/28²/14², batch 1, as in `../shared/anchors/torch_conv_bench.py`.
+/// The flagship convolutions (conv1 28×28×1→3 5×5, conv2 24×24×3→6 5×5, valid) at batch 32 and 256, and 3×3
+/// `same` layers with 64/128/256 channels at 56²/28²/14², batch 32, as in `../shared/anchors/torch_conv_bench.py`.
 pub fn conv_cases() -> Result<Vec<ConvCase>, KernelError> {
+    let same = kiln_kernels::Padding::Same;
     Ok(vec![
+        ConvCase { name: "conv1_b32", geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [28, 28, 1], [5, 5], 3).build()? },
+        ConvCase { name: "conv2_b32", geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [24, 24, 3], [5, 5], 6).build()? },
+        ConvCase { name: "conv1_b256", geometry: Conv2dGeometry::spec(256, [28, 28, 1], [5, 5], 3).build()? },
+        ConvCase { name: "conv2_b256", geometry: Conv2dGeometry::spec(256, [24, 24, 3], [5, 5], 6).build()? },
         ConvCase {
-            name: "mnist_conv1_b32",
-            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [28, 28, 1], [5, 5], 3).build()?,
+            name: "c64_56x56_3x3_b32",
+            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [56, 56, 64], [3, 3], 64).padding(same).build()?,
         },
         ConvCase {
-            name: "mnist_conv2_b32",
-            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [24, 24, 3], [5, 5], 6).build()?,
+            name: "c128_28x28_3x3_b32",
+            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [28, 28, 128], [3, 3], 128).padding(same).build()?,
         },
         ConvCase {
-            name: "c64_56x56_3x3",
-            geometry: Conv2dGeometry::spec(1, [56, 56, 64], [3, 3], 64).padding(kiln_kernels::Padding::Same).build()?,
-        },
-        ConvCase {
-            name: "c128_28x28_3x3",
-            geometry: Conv2dGeometry::spec(1, [28, 28, 128], [3, 3], 128)
-                .padding(kiln_kernels::Padding::Same)
-                .build()?,
-        },
-        ConvCase {
-            name: "c256_14x14_3x3",
-            geometry: Conv2dGeometry::spec(1, [14, 14, 256], [3, 3], 256)
-                .padding(kiln_kernels::Padding::Same)
-                .build()?,
+            name: "c256_14x14_3x3_b32",
+            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [14, 14, 256], [3, 3], 256).padding(same).build()?,
         },
     ])
 }
@@ -69,7 +62,7 @@ pub fn gemm_cases() -> Result<Vec<GemmCase>, KernelError> {
 mod tests {
     #[test]
     fn cases_build() {
-        assert_eq!(super::conv_cases().unwrap().len(), 5);
+        assert_eq!(super::conv_cases().unwrap().len(), 7);
         assert_eq!(super::gemm_cases().unwrap()[0].geometry.flops(), 2 * 32 * 84 * 2400);
     }
 }

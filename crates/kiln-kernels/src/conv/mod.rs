@@ -323,14 +323,14 @@ impl Kernels {
 /// Stamps one ISA's convolution entry points around the generic kernels (`V` vectors per direct register row,
 /// `T` taps per direct backward-filter row, an `MR × NV` vector implicit-GEMM tile).
 macro_rules! conv_entries {
-    ($(#[$attr:meta])* token = $token:expr, V = $v:literal, T = $t:literal, MR = $mr:literal, NV = $nv:literal) => {
+    ($(#[$attr:meta])* token = $token:expr, V = $v:literal, VW = $vw:literal, T = $t:literal, TW = $tw:literal, MR = $mr:literal, NV = $nv:literal) => {
         /// # Safety
         /// The CPU supports this ISA.
         $(#[$attr])*
         pub(crate) unsafe fn direct_planar(job: &mut $crate::conv::direct::Planar<'_>) {
             // SAFETY: the caller guarantees the ISA.
             let s = unsafe { $token };
-            $crate::conv::direct::planar::<_, $v>(s, job)
+            $crate::conv::direct::planar::<_, $v, $vw>(s, job)
         }
         /// # Safety
         /// The CPU supports this ISA.
@@ -338,7 +338,7 @@ macro_rules! conv_entries {
         pub(crate) unsafe fn direct_wgrad(job: &mut $crate::conv::direct::Wgrad<'_>) {
             // SAFETY: the caller guarantees the ISA.
             let s = unsafe { $token };
-            $crate::conv::direct::wgrad::<_, $t>(s, job)
+            $crate::conv::direct::wgrad::<_, $t, $tw>(s, job)
         }
         /// # Safety
         /// The CPU supports this ISA; the weights are packed for this ISA's panel width.
@@ -373,7 +373,7 @@ pub(crate) mod portable {
     unsafe fn token() -> crate::simd::Portable {
         crate::simd::Portable
     }
-    conv_entries!(token = token(), V = 1, T = 1, MR = 4, NV = 2);
+    conv_entries!(token = token(), V = 1, VW = 2, T = 1, TW = 2, MR = 4, NV = 2);
 }
 
 /// AVX-512 entries.
@@ -383,7 +383,9 @@ pub(crate) mod avx512 {
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
         token = crate::simd::x86_64::Avx512::new(),
         V = 4,
-        T = 4,
+        VW = 8,
+        T = 3,
+        TW = 5,
         MR = 12,
         NV = 2
     );
@@ -396,7 +398,9 @@ pub(crate) mod avx2 {
         #[target_feature(enable = "avx2,fma")]
         token = crate::simd::x86_64::Avx2::new(),
         V = 2,
-        T = 2,
+        VW = 4,
+        T = 1,
+        TW = 3,
         MR = 6,
         NV = 2
     );
@@ -409,7 +413,9 @@ pub(crate) mod neon {
         #[target_feature(enable = "neon")]
         token = crate::simd::aarch64::Neon::new(),
         V = 4,
-        T = 4,
+        VW = 8,
+        T = 3,
+        TW = 5,
         MR = 8,
         NV = 3
     );
