@@ -360,7 +360,9 @@ macro_rules! conv_entries {
         /// The CPU supports this ISA.
         $(#[$attr])*
         pub(crate) unsafe fn winograd_transform(job: $crate::conv::winograd::Transform<'_>) {
-            $crate::conv::winograd::transform(job)
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::conv::winograd::transform(s, job)
         }
     };
 }

@@ -12,12 +12,16 @@
 //! The transforms are plain loops over contiguous channels, compiled inside each ISA's `#[target_feature]`
 //! entry (so they vectorise to that ISA's width); the tuple GEMMs are that ISA's SGEMM.
 
+// Register arrays are indexed by small constant-bound loops on purpose (they unroll into named registers).
+#![allow(clippy::needless_range_loop)]
+
 use super::scratch::{Scratch, SharedOut};
 use super::{WinogradTile, parts, split};
 use crate::dispatch::Kernels;
 use crate::error::Result;
 use crate::gemm::Threads;
 use crate::geometry::{Conv2dGeometry, GemmGeometry};
+use crate::simd::Simd;
 
 const S2: f64 = std::f64::consts::SQRT_2;
 
@@ -195,22 +199,72 @@ impl WinogradTile {
     }
 }
 
-/// `out[i][c] = Σ_k mat[i][k] · inp[k][c]` for `rows × cols` `mat`, over channel vectors of length `ch`, where
-/// `inp[k]` is at `inp[k·is ..]` and `out[i]` at `out[i·os ..]` (zero coefficients skipped).
+/// `out[i][c] = Σ_k mat[i][k] · inp[k][c]` for a `rows × cols` `mat`, over channel vectors of length `ch`, where
+/// `inp[k]` is at `inp[k·is ..]` and `out[i]` at `out[i·os ..]`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn lincomb(mat: &[f32], rows: usize, cols: usize, inp: &[f32], is: usize, out: &mut [f32], os: usize, ch: usize) {
-    for i in 0..rows {
-        let o = &mut out[i * os..][..ch];
-        o.fill(0.0);
-        for k in 0..cols {
-            let a = mat[i * cols + k];
-            if a != 0.0 {
-                let x = &inp[k * is..][..ch];
-                for (o, &x) in o.iter_mut().zip(x) {
-                    *o += a * x;
-                }
+fn lincomb<S: Simd>(
+    s: S,
+    mat: &[f32],
+    rows: usize,
+    cols: usize,
+    inp: &[f32],
+    is: usize,
+    out: &mut [f32],
+    os: usize,
+    ch: usize,
+) {
+    match (rows, cols) {
+        (6, 6) => lincomb_n::<S, 6, 6>(s, mat, inp, is, out, os, ch),
+        (4, 6) => lincomb_n::<S, 4, 6>(s, mat, inp, is, out, os, ch),
+        (2, 6) => lincomb_n::<S, 2, 6>(s, mat, inp, is, out, os, ch),
+        (4, 4) => lincomb_n::<S, 4, 4>(s, mat, inp, is, out, os, ch),
+        (2, 4) => lincomb_n::<S, 2, 4>(s, mat, inp, is, out, os, ch),
+        _ => unreachable!("the Winograd sets have 6x6, mx6, 4x4 and 2x4 transforms"),
+    }
+}
+
+/// [`lincomb`] for a fixed shape: all `R` outputs of one channel vector accumulate in `R` independent registers
+/// (one FMA chain per output would be latency-bound), every input vector is loaded once, and the matrix is
+/// applied densely (branch-free; the sparse √2 matrices have ~4 nonzeros per row of 6).
+#[inline(always)]
+fn lincomb_n<S: Simd, const R: usize, const K: usize>(
+    s: S,
+    mat: &[f32],
+    inp: &[f32],
+    is: usize,
+    out: &mut [f32],
+    os: usize,
+    ch: usize,
+) {
+    let l = S::LANES;
+    let m = &mat[..R * K];
+    let mut mv = [[s.splat(0.0); K]; R];
+    for i in 0..R {
+        for k in 0..K {
+            mv[i][k] = s.splat(m[i * K + k]);
+        }
+    }
+    let full = ch - ch % l;
+    for c in (0..full).step_by(l) {
+        let mut acc = [s.splat(0.0); R];
+        for k in 0..K {
+            let x = s.load(&inp[k * is + c..]);
+            for i in 0..R {
+                acc[i] = s.mul_add(mv[i][k], x, acc[i]);
             }
+        }
+        for i in 0..R {
+            s.store(&mut out[i * os + c..], acc[i]);
+        }
+    }
+    for c in full..ch {
+        for i in 0..R {
+            let mut acc = 0.0f32;
+            for k in 0..K {
+                acc = m[i * K + k].mul_add(inp[k * is + c], acc);
+            }
+            out[i * os + c] = acc;
         }
     }
 }
@@ -261,26 +315,26 @@ pub(crate) enum Transform<'a> {
 
 /// Runs one transform (inlined into each ISA's entry).
 #[inline(always)]
-pub(crate) fn transform(t: Transform<'_>) {
+pub(crate) fn transform<S: Simd>(s: S, t: Transform<'_>) {
     match t {
         Transform::Input { alpha, bt, d, tmp, v, v_stride, ch } => {
             // tmp[i][j] = Σ_k Bᵀ[i][k] d[k][j]   (rows of d are α·ch apart, columns ch apart)
             for j in 0..alpha {
-                lincomb(bt, alpha, alpha, &d[j * ch..], alpha * ch, &mut tmp[j * ch..], alpha * ch, ch);
+                lincomb(s, bt, alpha, alpha, &d[j * ch..], alpha * ch, &mut tmp[j * ch..], alpha * ch, ch);
             }
             // v[i][j] = Σ_k tmp[i][k] Bᵀ[j][k]
             for i in 0..alpha {
-                lincomb(bt, alpha, alpha, &tmp[i * alpha * ch..], ch, &mut v[i * alpha * v_stride..], v_stride, ch);
+                lincomb(s, bt, alpha, alpha, &tmp[i * alpha * ch..], ch, &mut v[i * alpha * v_stride..], v_stride, ch);
             }
         }
         Transform::Output { alpha, m, at, mt, m_stride, tmp, y, ch } => {
             // tmp[i][j] = Σ_k Aᵀ[i][k] M[k][j]   (i < m, j < α)
             for j in 0..alpha {
-                lincomb(at, m, alpha, &mt[j * m_stride..], alpha * m_stride, &mut tmp[j * ch..], alpha * ch, ch);
+                lincomb(s, at, m, alpha, &mt[j * m_stride..], alpha * m_stride, &mut tmp[j * ch..], alpha * ch, ch);
             }
             // y[i][j] = Σ_k tmp[i][k] Aᵀ[j][k]
             for i in 0..m {
-                lincomb(at, m, alpha, &tmp[i * alpha * ch..], ch, &mut y[i * m * ch..], ch, ch);
+                lincomb(s, at, m, alpha, &tmp[i * alpha * ch..], ch, &mut y[i * m * ch..], ch, ch);
             }
         }
     }
@@ -362,8 +416,9 @@ fn run(
     let xi = al * al;
     let (th, tw) = (lay.oh.div_ceil(m), lay.ow.div_ceil(m));
     let tiles = batch * th * tw;
-    // Tiles per block: transformed input and output of a block stay within ~1 MiB (this Zen 5's L2).
-    let block = (262_144 / (xi * (lay.sc + lay.oc))).clamp(8, 256);
+    // Tiles per block: transformed input and output of a block within ~2 MiB, and at most 64 so that the tuple
+    // GEMMs take the unpacked-B path (c128@28²: 28 tiles 178 GFLOP/s, 56 tiles 192, 113 tiles 144; convprobe).
+    let block = (524_288 / (xi * (lay.sc + lay.oc))).clamp(8, 64);
     let blocks = tiles.div_ceil(block);
     let coeffs = Coeffs::of(set);
     let gemm = GemmGeometry::new(block, lay.oc, lay.sc)?;
