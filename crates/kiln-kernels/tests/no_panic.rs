@@ -34,6 +34,11 @@ fn conv2d_geometry_never_panics() {
 }
 
 #[test]
+fn conv2d_kernels_never_panic_and_agree_with_the_reference() {
+    run(fuzz_bodies::conv2d_kernels, 64);
+}
+
+#[test]
 fn gemm_geometry_never_panics() {
     run(fuzz_bodies::gemm_geometry, 48);
 }

@@ -620,3 +620,150 @@ pub(crate) fn backward_data(
     };
     run(k, set, lay, g.batch(), threads, &u, dy, None, dx)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The transforms alone, on single tiles: the matrices against the exact 1-D identity (f64), and each f32
+    //! transform of every testable ISA against the same matrix product in f64.
+
+    use super::*;
+    use crate::isa::Isa;
+
+    fn sets() -> [&'static WinogradSet; 3] {
+        [&F2X3, &F4X3, &F2X5]
+    }
+
+    /// Deterministic values in [-1, 1).
+    fn vals(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// `Aᵀ[(G g) ⊙ (Bᵀ d)]` equals the direct correlation `y_i = Σ_k d_{i+k} g_k` (1-D, f64).
+    #[test]
+    fn matrices_compute_the_correlation() {
+        for set in sets() {
+            let (m, r, al) = (set.m, set.r, set.alpha);
+            for seed in 0..50 {
+                let (d, g) = (vals(al, seed), vals(r, seed + 1000));
+                let gg: Vec<f64> = (0..al).map(|x| (0..r).map(|k| set.g[x * r + k] * g[k]).sum()).collect();
+                let bd: Vec<f64> = (0..al).map(|x| (0..al).map(|k| set.bt[x * al + k] * d[k]).sum()).collect();
+                for i in 0..m {
+                    let wino: f64 = (0..al).map(|x| set.at[i * al + x] * gg[x] * bd[x]).sum();
+                    let direct: f64 = (0..r).map(|k| d[i + k] * g[k]).sum();
+                    assert!((wino - direct).abs() < 1e-13, "F({m},{r}) seed {seed}: {wino} vs {direct}");
+                }
+            }
+        }
+    }
+
+    /// `out = M x Mᵀ` in f64 for an `rows × cols` matrix `mat` and a `cols × cols` tile.
+    fn sandwich(mat: &[f64], rows: usize, cols: usize, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let mut out = vec![0.0; rows * rows];
+        let mut bound = vec![0.0; rows * rows];
+        for i in 0..rows {
+            for j in 0..rows {
+                for a in 0..cols {
+                    for b in 0..cols {
+                        let t = mat[i * cols + a] * x[a * cols + b] * mat[j * cols + b];
+                        out[i * rows + j] += t;
+                        bound[i * rows + j] += t.abs();
+                    }
+                }
+            }
+        }
+        (out, bound)
+    }
+
+    #[test]
+    fn transforms_match_the_exact_matrices_on_single_tiles() {
+        for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+            let k = crate::Kernels::for_isa(isa).expect("supported");
+            for set in sets() {
+                let c = Coeffs::of(set);
+                let (m, al) = (set.m, set.alpha);
+                // 19 channels: one AVX-512 vector plus a scalar tail (two AVX2 vectors plus a tail).
+                let ch = 19;
+                for seed in 0..20 {
+                    // Input transform: V = Bᵀ d B for each channel.
+                    let d = vals(al * al * ch, seed);
+                    let d32: Vec<f32> = d.iter().map(|&v| v as f32).collect();
+                    let (mut tmp, mut v) = (vec![0.0f32; al * al * ch], vec![f32::NAN; al * al * ch]);
+                    let job =
+                        Transform::Input { alpha: al, bt: &c.bt, d: &d32, tmp: &mut tmp, v: &mut v, v_stride: ch, ch };
+                    // SAFETY: the table exists only for a supported ISA.
+                    unsafe { (k.winograd_transform)(job) };
+                    for cc in 0..ch {
+                        let tile: Vec<f64> = (0..al * al).map(|p| f64::from(d32[p * ch + cc])).collect();
+                        let (want, bound) = sandwich(set.bt, al, al, &tile);
+                        for (p, (&w, &b)) in want.iter().zip(&bound).enumerate() {
+                            let got = f64::from(v[p * ch + cc]);
+                            assert!(
+                                (got - w).abs() <= 8.0 * f64::from(f32::EPSILON) * b.max(f64::MIN_POSITIVE),
+                                "{isa} F({m},{}) input transform: {got} vs {w}",
+                                set.r
+                            );
+                        }
+                    }
+                    // Output transform: Y = Aᵀ M A.
+                    let mm = vals(al * al * ch, seed + 77);
+                    let m32: Vec<f32> = mm.iter().map(|&v| v as f32).collect();
+                    let mut y = vec![f32::NAN; m * m * ch];
+                    let job = Transform::Output {
+                        alpha: al,
+                        m,
+                        at: &c.at,
+                        mt: &m32,
+                        m_stride: ch,
+                        tmp: &mut tmp,
+                        y: &mut y,
+                        ch,
+                    };
+                    // SAFETY: as above.
+                    unsafe { (k.winograd_transform)(job) };
+                    for cc in 0..ch {
+                        let tile: Vec<f64> = (0..al * al).map(|p| f64::from(m32[p * ch + cc])).collect();
+                        let (want, bound) = sandwich(set.at, m, al, &tile);
+                        for (p, (&w, &b)) in want.iter().zip(&bound).enumerate() {
+                            let got = f64::from(y[p * ch + cc]);
+                            assert!(
+                                (got - w).abs() <= 8.0 * f64::from(f32::EPSILON) * b,
+                                "{isa} F({m},{}) output transform: {got} vs {w}",
+                                set.r
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn filter_transform_matches_the_exact_matrices() {
+        for set in sets() {
+            let r = set.r;
+            let g = vals(r * r, 5);
+            let u = filter_transform(set, 1, 1, |a, b, _, _| g[a * r + b] as f32);
+            let g64: Vec<f64> = g.iter().map(|&v| f64::from(v as f32)).collect();
+            // U = G g Gᵀ with G (α × r).
+            let al = set.alpha;
+            for x in 0..al {
+                for y in 0..al {
+                    let want: f64 = (0..r)
+                        .flat_map(|a| (0..r).map(move |b| (a, b)))
+                        .map(|(a, b)| set.g[x * r + a] * g64[a * r + b] * set.g[y * r + b])
+                        .sum();
+                    let got = f64::from(u[x * al + y]);
+                    assert!((got - want).abs() <= f64::from(f32::EPSILON) * want.abs().max(1e-30), "{got} vs {want}");
+                }
+            }
+        }
+    }
+}

@@ -132,3 +132,86 @@ pub fn gemm_geometry(input: &[u8]) -> Outcome {
     assert_eq!(gemm(&g, 1.0, &a, &bm, 0.0, &c).unwrap().values.len(), g.m() * g.n());
     Outcome::Ran
 }
+
+/// Arbitrary geometry, algorithm, pass, ISA, thread policy and slice lengths through the convolution kernels' safe
+/// entry points: always `Ok` or `Err` (a forced algorithm that does not apply, a wrong length), never a panic; when
+/// it runs, the result agrees with the f64 reference to the tolerance of KERNELS.md §1.6.
+pub fn conv2d_kernels(input: &[u8]) -> Outcome {
+    use kiln_kernels::reference::{K_DIRECT, K_WINOGRAD_SQRT2_6X6};
+    use kiln_kernels::{ConvAlgo, ConvOptions, Isa, Kernels, Threads, WinogradTile};
+    let mut b = Bytes(input);
+    // Zero and huge dimensions are the geometry body's job; here dimensions are mostly valid (0 stays possible
+    // through the batch, and through `size`'s huge values, which the geometry rejects).
+    let mut dim = |b: &mut Bytes| b.size().max(1);
+    let n = b.size() % 4;
+    let (h, w, ci, co) = (dim(&mut b), dim(&mut b), dim(&mut b), dim(&mut b));
+    let (kh, kw) = (dim(&mut b) % 8, dim(&mut b) % 8);
+    let (sh, sw, dh, dw) = (dim(&mut b) % 4, dim(&mut b) % 4, dim(&mut b) % 3, dim(&mut b) % 3);
+    let padding = match b.byte() % 3 {
+        0 => Padding::Valid,
+        1 => Padding::Same,
+        _ => Padding::Explicit { top: b.size() % 5, bottom: b.size() % 5, left: b.size() % 5, right: b.size() % 5 },
+    };
+    let algo = match b.byte() % 12 {
+        0 | 8..=11 => ConvAlgo::Auto,
+        1 => ConvAlgo::Direct,
+        2 => ConvAlgo::ImplicitGemm,
+        3 => ConvAlgo::Im2col,
+        4 => ConvAlgo::Winograd(WinogradTile::Auto),
+        5 => ConvAlgo::Winograd(WinogradTile::F2x2K3x3),
+        6 => ConvAlgo::Winograd(WinogradTile::F4x4K3x3),
+        _ => ConvAlgo::Winograd(WinogradTile::F2x2K5x5),
+    };
+    let pass = b.byte() % 4;
+    let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.is_supported()).collect();
+    let isa = isas[usize::from(b.byte()) % isas.len()];
+    let Some(k) = Kernels::for_isa(isa) else { return Outcome::Rejected };
+    let threads = if b.flag() { Threads::Rayon } else { Threads::Single };
+    let short_flag = b.flag();
+    let spec = Conv2dGeometry::spec(n, [h, w, ci], [kh, kw], co).strides(sh, sw).dilations(dh, dw).padding(padding);
+    let Ok(g) = spec.build() else { return Outcome::Rejected };
+    if g.flops() > SMALL || g.input_len() > 20_000 || g.output_len() > 20_000 || g.weight_len() > 20_000 {
+        return Outcome::Validated;
+    }
+    // A short input (or input-gradient) slice, when there is anything to cut.
+    let short = short_flag && g.input_len() > 0;
+    let cut = |len: usize| if short { len - 1 } else { len };
+    let (x, wt, dy) = (data(cut(g.input_len()), 1), data(g.weight_len(), 2), data(g.output_len(), 3));
+    let bias = data(g.bias_len(), 4);
+    let opts = ConvOptions::algo(algo).threads(threads);
+    let (result, want) = match pass {
+        0 => {
+            let mut y = vec![f32::NAN; g.output_len()];
+            let r = k.conv2d_forward(&g, opts, &x, &wt, Some(&bias), &mut y);
+            (r.map(|a| (a, y)), conv2d_forward(&g, &x, &wt, Some(&bias)))
+        }
+        1 => {
+            let mut dx = vec![f32::NAN; cut(g.input_len())];
+            let r = k.conv2d_backward_data(&g, opts, &dy, &wt, &mut dx);
+            (r.map(|a| (a, dx)), conv2d_backward_data(&g, &dy, &wt))
+        }
+        2 => {
+            let mut dw = vec![f32::NAN; g.weight_len()];
+            let r = k.conv2d_backward_filter(&g, opts, &x, &dy, &mut dw);
+            (r.map(|a| (a, dw)), conv2d_backward_filter(&g, &x, &dy))
+        }
+        _ => {
+            let mut db = vec![f32::NAN; g.bias_len()];
+            let r = k.conv2d_bias_gradient(&g, &dy, &mut db);
+            (r.map(|()| (ConvAlgo::Auto, db)), conv2d_bias_gradient(&g, &dy))
+        }
+    };
+    let Ok((ran, out)) = result else {
+        // Rejected: only for a short slice or a forced algorithm that does not apply.
+        assert!(short || algo != ConvAlgo::Auto, "Auto with correct lengths must run");
+        assert!(!short || pass != 3, "the bias gradient does not read x");
+        return Outcome::Validated;
+    };
+    assert!(!short || pass == 3, "a short slice was accepted");
+    let want = want.expect("the reference accepts what the kernel accepted");
+    let k_alg = if matches!(ran, ConvAlgo::Winograd(_)) { K_WINOGRAD_SQRT2_6X6 } else { K_DIRECT };
+    if let Err(e) = want.check(out, k_alg) {
+        panic!("{ran} on {isa}: {e}");
+    }
+    Outcome::Ran
+}
