@@ -142,7 +142,7 @@ pub fn conv2d_kernels(input: &[u8]) -> Outcome {
     let mut b = Bytes(input);
     // Zero and huge dimensions are the geometry body's job; here dimensions are mostly valid (0 stays possible
     // through the batch, and through `size`'s huge values, which the geometry rejects).
-    let mut dim = |b: &mut Bytes| b.size().max(1);
+    let dim = |b: &mut Bytes| b.size().max(1);
     let n = b.size() % 4;
     let (h, w, ci, co) = (dim(&mut b), dim(&mut b), dim(&mut b), dim(&mut b));
     let (kh, kw) = (dim(&mut b) % 8, dim(&mut b) % 8);
