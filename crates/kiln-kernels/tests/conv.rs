@@ -121,14 +121,37 @@ fn forced_algorithms_that_do_not_apply_are_typed_errors() {
     let k5 = Conv2dGeometry::spec(1, [9, 9, 32], [5, 5], 32).build().unwrap();
     let tile = ConvAlgo::Winograd(WinogradTile::F4x4K3x3);
     assert!(matches!(tile.resolve(&k5, ConvPass::Forward), Err(KernelError::Unsupported { .. })));
-    assert!(matches!(
-        ConvAlgo::Winograd(WinogradTile::Auto).resolve(&k5, ConvPass::BackwardFilter),
-        Err(KernelError::Unsupported { .. })
-    ));
+    assert_eq!(
+        ConvAlgo::Winograd(WinogradTile::Auto).resolve(&k5, ConvPass::BackwardFilter).unwrap(),
+        ConvAlgo::Winograd(WinogradTile::F2x2K5x5)
+    );
     // Auto always resolves, and to Winograd for wide 3×3 stride-1 layers.
     assert_eq!(ConvAlgo::Auto.resolve(&wide, ConvPass::Forward).unwrap(), ConvAlgo::Winograd(WinogradTile::F2x2K3x3));
     assert_eq!(ConvAlgo::Auto.resolve(&strided, ConvPass::Forward).unwrap(), ConvAlgo::ImplicitGemm);
     // Wrong slice lengths are typed errors too.
     let err = k.conv2d_forward(&wide, ConvOptions::default(), &x, &w, None, &mut y).unwrap_err();
     assert!(matches!(err, KernelError::SliceLen { .. }), "{err}");
+}
+
+/// Winograd weights transformed once and reused give the same bits as the per-call path, and are rejected for
+/// another geometry.
+#[test]
+fn cached_winograd_weights_match_the_per_call_transform() {
+    let k = Kernels::best();
+    let g = Conv2dGeometry::spec(2, [10, 9, 17], [3, 3], 16).padding(Padding::Same).build().unwrap();
+    let case = ConvCase { g, dist: 0, seed: 3 };
+    let algo = ConvAlgo::Winograd(WinogradTile::F4x4K3x3);
+    let per_call = check_conv(k, algo, ConvPass::Forward, &case, Threads::Single).unwrap();
+    let x = common::gemm::values(g.input_len(), 0, 3);
+    let w = common::gemm::values(g.weight_len(), 0, 3 ^ 0x51);
+    let bias = common::gemm::values(g.bias_len(), 0, 3 ^ 0x3c);
+    let cached = k.winograd_weights(&g, WinogradTile::F4x4K3x3, &w).unwrap();
+    let mut y = vec![f32::NAN; g.output_len()];
+    k.conv2d_forward_winograd(&g, Threads::Single, &x, &cached, Some(&bias), &mut y).unwrap();
+    assert!(y.iter().zip(&per_call).all(|(a, b)| a.to_bits() == b.to_bits()));
+    let other = Conv2dGeometry::spec(2, [10, 9, 16], [3, 3], 16).padding(Padding::Same).build().unwrap();
+    let mut y2 = vec![0.0; other.output_len()];
+    let x2 = vec![0.0; other.input_len()];
+    let err = k.conv2d_forward_winograd(&other, Threads::Single, &x2, &cached, None, &mut y2).unwrap_err();
+    assert!(matches!(err, KernelError::Unsupported { .. }), "{err}");
 }

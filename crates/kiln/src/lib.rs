@@ -23,7 +23,10 @@ pub use kiln_tensor as tensor;
 
 /// The types most programs need: `use kiln::prelude::*;`.
 pub mod prelude {
-    pub use kiln_kernels::{Conv2dGeometry, GemmGeometry, Isa, KernelError, Kernels, Padding, Threads, Transpose};
+    pub use kiln_kernels::{
+        Conv2dGeometry, ConvAlgo, ConvOptions, ConvPass, GemmGeometry, Isa, KernelError, Kernels, Padding, Threads,
+        Transpose, WinogradTile,
+    };
     pub use kiln_mnist::{BatchOptions, Dataset, LabelFormat, Mnist, MnistError, Scale};
     pub use kiln_tensor::{DType, Shape, Tensor, TensorError, TensorView, bf16, f16};
 }

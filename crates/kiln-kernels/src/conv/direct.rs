@@ -13,7 +13,6 @@
 // Register arrays are indexed by small constant-bound loops on purpose (they unroll into named registers).
 #![allow(clippy::needless_range_loop)]
 
-use super::igemm::FLUSH;
 use super::scratch::{Scratch, SharedOut};
 use super::{parts, split};
 use crate::dispatch::Kernels;
@@ -27,6 +26,10 @@ pub(crate) const BLOCK: usize = 6;
 /// Planar rows are padded to a multiple of this many floats (the widest vector), which every `V · LANES` divides
 /// into whole vectors.
 pub(crate) const ROUND: usize = 16;
+/// Longest register chain of the direct kernel before block summation flushes it (one channel's taps if longer):
+/// a single all-positive chain of 425 terms reached K = 8.2 in the property test, and sequential f32 error grows
+/// about as 0.35·√L (KERNELS.md §1.6), ≈ 3.4 at 96 terms.
+pub(crate) const CHAIN: usize = 96;
 /// Images per backward-filter partial sum.
 pub(crate) const WGRAD_CHUNK: usize = 4;
 
@@ -116,9 +119,10 @@ fn tile<S: Simd, const C: usize, const V: usize>(
     let l = S::LANES;
     let mut acc = [[s.splat(0.0); V]; C];
     let nt = taps.len();
-    // Long reductions (cin · taps > FLUSH) are summed per input channel into the output plane (block summation,
-    // as in the implicit GEMM); the flagship layers (25 and 75 terms) flush at most three times.
-    let flush = cin * nt > FLUSH;
+    // Block summation: the register chains cover `group` input channels (at most CHAIN terms, or one channel's
+    // taps), then are added into the output plane; the first flush stores. conv2 forward (3 × 25 terms) is one
+    // chain; its backward-data (6 × 25) is two.
+    let group = (CHAIN / nt).max(1);
     for ci in 0..cin {
         let plane = &inp[ci * in_plane..][..in_plane];
         let wci = &w[ci * nt * C..][..nt * C];
@@ -151,22 +155,15 @@ fn tile<S: Simd, const C: usize, const V: usize>(
                 }
             }
         }
-        if flush {
+        if (ci + 1) % group == 0 || ci + 1 == cin {
+            let first = ci < group;
             for c in 0..C {
                 let o = &mut out[c * len + p..][..V * l];
                 for v in 0..V {
-                    let prev = if ci == 0 { s.splat(0.0) } else { s.load(&o[v * l..]) };
-                    s.store(&mut o[v * l..], s.add(prev, acc[c][v]));
+                    let sum = if first { acc[c][v] } else { s.add(s.load(&o[v * l..]), acc[c][v]) };
+                    s.store(&mut o[v * l..], sum);
                     acc[c][v] = s.splat(0.0);
                 }
-            }
-        }
-    }
-    if !flush {
-        for c in 0..C {
-            let o = &mut out[c * len + p..][..V * l];
-            for v in 0..V {
-                s.store(&mut o[v * l..], acc[c][v]);
             }
         }
     }

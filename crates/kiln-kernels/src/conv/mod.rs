@@ -11,8 +11,7 @@
 //! - [`ConvAlgo::Im2col`]: tiled im2col (bounded scratch) + [`sgemm`](crate::sgemm); col2im for backward-data.
 //! - [`ConvAlgo::Winograd`]: F(2×2,3×3), F(4×4,3×3) and F(2×2,5×5) with the √2 points of KERNELS.md §1.2
 //!   (the last two share one 6×6 input transform), stride 1 and dilation 1; backward-data through the rotated
-//!   filter. Backward-filter is not a Winograd kernel here: forcing `Winograd` for it is an
-//!   [`KernelError::Unsupported`] error, and `Auto` picks another algorithm.
+//!   filter; backward-filter by F(3×3,2×2), F(3×3,4×4) and F(5×5,2×2) (dy tiles as the filter).
 //!
 //! Every entry point validates the geometry and slice lengths once and returns the algorithm it ran.
 //! Results are bitwise identical for any number of threads: work is split into disjoint outputs, and the one
@@ -123,6 +122,8 @@ pub const DIRECT_MAX_OUT_C: usize = 16;
 impl ConvAlgo {
     /// Why this (concrete) algorithm cannot run `pass` on `g`, or `None` if it can.
     pub fn unsupported_reason(self, g: &Conv2dGeometry, pass: ConvPass) -> Option<&'static str> {
+        // Every algorithm now runs all three passes; the pass stays in the signature for `resolve`'s choices.
+        let _ = pass;
         let unit = g.stride_h() == 1 && g.stride_w() == 1 && g.dilation_h() == 1 && g.dilation_w() == 1;
         match self {
             ConvAlgo::Auto | ConvAlgo::ImplicitGemm | ConvAlgo::Im2col => None,
@@ -136,9 +137,7 @@ impl ConvAlgo {
                 }
             }
             ConvAlgo::Winograd(tile) => {
-                if pass == ConvPass::BackwardFilter {
-                    Some("Winograd has no backward-filter kernel; use Auto, ImplicitGemm or Im2col")
-                } else if !unit {
+                if !unit {
                     Some("Winograd needs stride 1 and dilation 1")
                 } else if g.kernel_h() != g.kernel_w() || !matches!(g.kernel_h(), 3 | 5) {
                     Some("Winograd needs a 3x3 or 5x5 kernel")
@@ -154,10 +153,13 @@ impl ConvAlgo {
     /// The concrete algorithm `Auto` (or `Winograd(Auto)`) stands for, or an [`KernelError::Unsupported`] error
     /// if a forced algorithm cannot run this geometry and pass.
     ///
-    /// `Auto` is this function of the geometry (crossovers from `cargo bench -p kiln-benches --bench conv`):
+    /// `Auto` is this function of the geometry (crossovers from `cargo bench -p kiln-benches --bench conv`,
+    /// AVX-512, one thread; figures in the comments below):
     /// - stride 1, dilation 1, `in_c ≤ 8`, `out_c ≤ 16` → `Direct` (the flagship layers);
-    /// - forward / backward-data, 3×3 or 5×5, stride 1, dilation 1, `in_c ≥ 16` and `out_c ≥ 16` → `Winograd`:
-    ///   5×5 → F(2×2,5×5); 3×3 → F(4×4,3×3) unless the output is smaller than 8×8, then F(2×2,3×3);
+    /// - 3×3 or 5×5, stride 1, dilation 1, `in_c ≥ 16` and `out_c ≥ 16` → `Winograd`: 5×5 → F(2×2,5×5);
+    ///   3×3 → F(4×4,3×3) unless the output is smaller than 8×8, then F(2×2,3×3) (backward-filter: the
+    ///   matching F(r×r, m×m));
+    /// - other backward-filter passes → `Im2col`;
     /// - everything else → `ImplicitGemm`.
     pub fn resolve(self, g: &Conv2dGeometry, pass: ConvPass) -> Result<ConvAlgo> {
         if let Some(reason) = self.unsupported_reason(g, pass) {
@@ -172,6 +174,8 @@ impl ConvAlgo {
                     && ConvAlgo::Winograd(WinogradTile::Auto).unsupported_reason(g, pass).is_none()
                 {
                     ConvAlgo::Winograd(winograd_tile(g))
+                } else if pass == ConvPass::BackwardFilter {
+                    ConvAlgo::Im2col
                 } else {
                     ConvAlgo::ImplicitGemm
                 }
@@ -308,7 +312,8 @@ impl Kernels {
             ConvAlgo::Direct => direct::backward_filter(self, g, opts.threads, x, dy, dw),
             ConvAlgo::ImplicitGemm => igemm::backward_filter(self, g, opts.threads, x, dy, dw),
             ConvAlgo::Im2col => im2col::backward_filter(self, g, opts.threads, x, dy, dw),
-            ConvAlgo::Winograd(_) | ConvAlgo::Auto => unreachable!("resolve rejects these"),
+            ConvAlgo::Winograd(tile) => winograd::backward_filter(self, g, tile, opts.threads, x, dy, dw),
+            ConvAlgo::Auto => unreachable!("resolve returns a concrete algorithm"),
         }?;
         Ok(algo)
     }

@@ -220,7 +220,14 @@ fn lincomb<S: Simd>(
         (2, 6) => lincomb_n::<S, 2, 6>(s, mat, inp, is, out, os, ch),
         (4, 4) => lincomb_n::<S, 4, 4>(s, mat, inp, is, out, os, ch),
         (2, 4) => lincomb_n::<S, 2, 4>(s, mat, inp, is, out, os, ch),
-        _ => unreachable!("the Winograd sets have 6x6, mx6, 4x4 and 2x4 transforms"),
+        // Backward-filter: the dy-tile transform G (α × m) and the output transform Aᵀ (r × α).
+        (4, 2) => lincomb_n::<S, 4, 2>(s, mat, inp, is, out, os, ch),
+        (6, 4) => lincomb_n::<S, 6, 4>(s, mat, inp, is, out, os, ch),
+        (6, 2) => lincomb_n::<S, 6, 2>(s, mat, inp, is, out, os, ch),
+        (3, 4) => lincomb_n::<S, 3, 4>(s, mat, inp, is, out, os, ch),
+        (3, 6) => lincomb_n::<S, 3, 6>(s, mat, inp, is, out, os, ch),
+        (5, 6) => lincomb_n::<S, 5, 6>(s, mat, inp, is, out, os, ch),
+        _ => unreachable!("no Winograd set has a {rows}x{cols} transform"),
     }
 }
 
@@ -238,20 +245,20 @@ fn lincomb_n<S: Simd, const R: usize, const K: usize>(
     ch: usize,
 ) {
     let l = S::LANES;
-    let m = &mat[..R * K];
-    let mut mv = [[s.splat(0.0); K]; R];
-    for i in 0..R {
-        for k in 0..K {
-            mv[i][k] = s.splat(m[i * K + k]);
-        }
-    }
+    let m: &[f32; 36] = &{
+        let mut a = [0.0f32; 36];
+        a[..R * K].copy_from_slice(&mat[..R * K]);
+        a
+    };
     let full = ch - ch % l;
     for c in (0..full).step_by(l) {
         let mut acc = [s.splat(0.0); R];
         for k in 0..K {
             let x = s.load(&inp[k * is + c..]);
             for i in 0..R {
-                acc[i] = s.mul_add(mv[i][k], x, acc[i]);
+                // Broadcast at the use (an embedded-broadcast operand on AVX-512): hoisting all R·K broadcasts
+                // spilled 36 registers per call, which dominated at 64 channels (4 vectors per call).
+                acc[i] = s.mul_add(s.splat(m[i * K + k]), x, acc[i]);
             }
         }
         for i in 0..R {
@@ -300,7 +307,8 @@ pub(crate) enum Transform<'a> {
         v_stride: usize,
         ch: usize,
     },
-    /// `y = Aᵀ M A` for one tile: `mt` is α² rows at stride `m_stride`, `y` is m×m×ch (pixel-major).
+    /// `y = Aᵀ M A` for one tile (any `m × α` matrix `at`): `mt` is α² rows at stride `m_stride`, `y` is m² rows
+    /// at stride `y_stride`.
     Output {
         alpha: usize,
         m: usize,
@@ -309,6 +317,7 @@ pub(crate) enum Transform<'a> {
         m_stride: usize,
         tmp: &'a mut [f32],
         y: &'a mut [f32],
+        y_stride: usize,
         ch: usize,
     },
 }
@@ -327,14 +336,14 @@ pub(crate) fn transform<S: Simd>(s: S, t: Transform<'_>) {
                 lincomb(s, bt, alpha, alpha, &tmp[i * alpha * ch..], ch, &mut v[i * alpha * v_stride..], v_stride, ch);
             }
         }
-        Transform::Output { alpha, m, at, mt, m_stride, tmp, y, ch } => {
+        Transform::Output { alpha, m, at, mt, m_stride, tmp, y, y_stride, ch } => {
             // tmp[i][j] = Σ_k Aᵀ[i][k] M[k][j]   (i < m, j < α)
             for j in 0..alpha {
                 lincomb(s, at, m, alpha, &mt[j * m_stride..], alpha * m_stride, &mut tmp[j * ch..], alpha * ch, ch);
             }
             // y[i][j] = Σ_k tmp[i][k] Aᵀ[j][k]
             for i in 0..m {
-                lincomb(s, at, m, alpha, &tmp[i * alpha * ch..], ch, &mut y[i * m * ch..], ch, ch);
+                lincomb(s, at, m, alpha, &tmp[i * alpha * ch..], ch, &mut y[i * m * y_stride..], y_stride, ch);
             }
         }
     }
@@ -487,6 +496,7 @@ fn run(
                     m_stride: block * lay.oc,
                     tmp: &mut tmp,
                     y: &mut y,
+                    y_stride: lay.oc,
                     ch: lay.oc,
                 };
                 // SAFETY: as above.
@@ -621,6 +631,186 @@ pub(crate) fn backward_data(
     run(k, set, lay, g.batch(), threads, &u, dy, None, dx)
 }
 
+/// A Winograd algorithm F(m, r) built from its finite points plus ∞ by the construction of KERNELS.md §1.1:
+/// `Aᵀ[i][j] = a_j^i`; `G[j][k] = a_j^k / Π_{l≠j}(a_j − a_l)`; row j of `Bᵀ` = ascending coefficients of
+/// `M(x)/(x − a_j)` with `M(x) = Π_l (x − a_l)`; the ∞ row of `Bᵀ` is `M(x)`, the ∞ row of `G` and column of `Aᵀ`
+/// are unit vectors. With the √2 points this reproduces the `Bᵀ` of [`F4X3`] exactly.
+#[derive(Debug, Clone)]
+pub(crate) struct Built {
+    pub m: usize,
+    #[cfg_attr(not(test), allow(dead_code))] // read by the identity test
+    pub r: usize,
+    pub alpha: usize,
+    pub bt: Vec<f64>,
+    pub g: Vec<f64>,
+    pub at: Vec<f64>,
+}
+
+pub(crate) fn construct(points: &[f64], m: usize, r: usize) -> Built {
+    let alpha = m + r - 1;
+    debug_assert_eq!(points.len(), alpha - 1);
+    // M(x), ascending coefficients (degree α − 1).
+    let mut mp = vec![1.0f64];
+    for &a in points {
+        let mut next = vec![0.0; mp.len() + 1];
+        for (i, &c) in mp.iter().enumerate() {
+            next[i] -= a * c;
+            next[i + 1] += c;
+        }
+        mp = next;
+    }
+    let deg = alpha - 1;
+    let mut bt = vec![0.0; alpha * alpha];
+    let mut g = vec![0.0; alpha * r];
+    let mut at = vec![0.0; m * alpha];
+    for (j, &a) in points.iter().enumerate() {
+        // Synthetic division M(x) / (x − a): q[i−1] = c[i] + a·q[i].
+        let mut q = vec![0.0; deg];
+        q[deg - 1] = mp[deg];
+        for i in (1..deg).rev() {
+            q[i - 1] = mp[i] + a * q[i];
+        }
+        bt[j * alpha..j * alpha + deg].copy_from_slice(&q);
+        let denom: f64 = points.iter().enumerate().filter(|&(l, _)| l != j).map(|(_, &b)| a - b).product();
+        for k in 0..r {
+            g[j * r + k] = a.powi(k as i32) / denom;
+        }
+        for i in 0..m {
+            at[i * alpha + j] = a.powi(i as i32);
+        }
+    }
+    bt[deg * alpha..].copy_from_slice(&mp);
+    g[deg * r + r - 1] = 1.0;
+    at[(m - 1) * alpha + deg] = 1.0;
+    Built { m, r, alpha, bt, g, at }
+}
+
+/// The backward-filter algorithm for a forward tile: F(r×r, m×m) — dy tiles of the forward output tile `m` play
+/// the filter, input patches of α = r + m − 1 the data, and the output is the r×r kernel (KERNELS.md §2.1):
+/// F(3×3,2×2) with points {0, ±1}; F(3×3,4×4) and F(5×5,2×2) with the √2 points (the forward 6×6 input transform).
+pub(crate) fn wgrad_set(tile: WinogradTile) -> Built {
+    let sqrt2 = [0.0, S2 / 2.0, -S2 / 2.0, S2, -S2];
+    match tile {
+        WinogradTile::F4x4K3x3 => construct(&sqrt2, 3, 4),
+        WinogradTile::F2x2K5x5 => construct(&sqrt2, 5, 2),
+        _ => construct(&[0.0, 1.0, -1.0], 3, 2),
+    }
+}
+
+/// Backward-filter by Winograd: per block of dy tiles, `V = Bᵀ x B` of the input patches and `U = G dy Gᵀ` of the
+/// dy tiles, then per tile element ξ one GEMM `M[ξ] += V[ξ]ᵀ · U[ξ]` (c_in × c_out, reducing over the block's
+/// tiles, blocks in a fixed order), and finally `dW = Aᵀ M A` for every (c_in, c_out) pair.
+pub(crate) fn backward_filter(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    tile: WinogradTile,
+    threads: Threads,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+) -> Result<()> {
+    let tile = if tile == WinogradTile::Auto { super::winograd_tile(g) } else { tile };
+    let set = wgrad_set(tile);
+    let (mt, r, al) = (tile.m(), set.m, set.alpha);
+    let xi = al * al;
+    let to32 = |v: &[f64]| v.iter().map(|&c| c as f32).collect::<Vec<f32>>();
+    let (bt, gm, at) = (to32(&set.bt), to32(&set.g), to32(&set.at));
+    let (ci, co, oh, ow) = (g.in_c(), g.out_c(), g.out_h(), g.out_w());
+    let (th, tw) = (oh.div_ceil(mt), ow.div_ceil(mt));
+    let tiles = g.batch() * th * tw;
+    let block = (262_144 / (xi * (ci + co))).clamp(16, 256).min(tiles);
+    let mut v = Scratch::take(xi * block * ci);
+    let mut u = Scratch::take(xi * block * co);
+    let mut m = Scratch::zeroed(xi * ci * co);
+    let mut d = Scratch::take(xi * ci.max(co));
+    let mut tmp = Scratch::take(xi * ci.max(co).max(ci * co));
+    let gemm = |rows: usize| GemmGeometry::spec(ci, co, rows).trans_a(crate::geometry::Transpose::Yes).build();
+    let (top, left) = (g.pad_top() as isize, g.pad_left() as isize);
+    for (bi, t0) in (0..tiles).step_by(block).enumerate() {
+        let nt = block.min(tiles - t0);
+        for b in 0..nt {
+            let t = t0 + b;
+            let (n, rest) = (t / (th * tw), t % (th * tw));
+            let (ty, tx) = (rest / tw, rest % tw);
+            // Input patch α×α×ci at (ty·m − top, tx·m − left), zero outside.
+            for i in 0..al {
+                let ih = (ty * mt + i).checked_add_signed(-top).filter(|&h| h < g.in_h());
+                for j in 0..al {
+                    let dst = &mut d[(i * al + j) * ci..][..ci];
+                    match (ih, (tx * mt + j).checked_add_signed(-left).filter(|&w| w < g.in_w())) {
+                        (Some(h), Some(w)) => dst.copy_from_slice(&x[g.input_index(n, h, w, 0)..][..ci]),
+                        _ => dst.fill(0.0),
+                    }
+                }
+            }
+            let job = Transform::Input {
+                alpha: al,
+                bt: &bt,
+                d: &d,
+                tmp: &mut tmp,
+                v: &mut v[b * ci..],
+                v_stride: block * ci,
+                ch: ci,
+            };
+            // SAFETY: supported ISA (a `&Kernels` exists); the transform indexes through checked slices.
+            unsafe { (k.winograd_transform)(job) };
+            // dy tile m×m×co, zero beyond the output.
+            for i in 0..mt {
+                for j in 0..mt {
+                    let dst = &mut d[(i * mt + j) * co..][..co];
+                    let (a, c) = (ty * mt + i, tx * mt + j);
+                    if a < oh && c < ow {
+                        dst.copy_from_slice(&dy[g.output_index(n, a, c, 0)..][..co]);
+                    } else {
+                        dst.fill(0.0);
+                    }
+                }
+            }
+            let job = Transform::Output {
+                alpha: mt,
+                m: al,
+                at: &gm,
+                mt: &d,
+                m_stride: co,
+                tmp: &mut tmp,
+                y: &mut u[b * co..],
+                y_stride: block * co,
+                ch: co,
+            };
+            // SAFETY: as above.
+            unsafe { (k.winograd_transform)(job) };
+        }
+        let gg = gemm(nt)?;
+        for e in 0..xi {
+            k.sgemm_with(
+                threads,
+                &gg,
+                1.0,
+                &v[e * block * ci..][..nt * ci],
+                &u[e * block * co..][..nt * co],
+                if bi == 0 { 0.0 } else { 1.0 },
+                &mut m[e * ci * co..][..ci * co],
+            )?;
+        }
+    }
+    // dW[u][v][ci][co] = (Aᵀ M A)[u][v] for every (ci, co): one output transform over ci·co "channels", which
+    // writes HWIO directly.
+    let job = Transform::Output {
+        alpha: al,
+        m: r,
+        at: &at,
+        mt: &m,
+        m_stride: ci * co,
+        tmp: &mut tmp,
+        y: dw,
+        y_stride: ci * co,
+        ch: ci * co,
+    };
+    // SAFETY: as above.
+    unsafe { (k.winograd_transform)(job) };
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     //! The transforms alone, on single tiles: the matrices against the exact 1-D identity (f64), and each f32
@@ -650,6 +840,12 @@ mod tests {
     #[test]
     fn matrices_compute_the_correlation() {
         for set in sets() {
+            check_identity(set);
+        }
+    }
+
+    fn check_identity(set: &WinogradSet) {
+        {
             let (m, r, al) = (set.m, set.r, set.alpha);
             for seed in 0..50 {
                 let (d, g) = (vals(al, seed), vals(r, seed + 1000));
@@ -661,6 +857,19 @@ mod tests {
                     assert!((wino - direct).abs() < 1e-13, "F({m},{r}) seed {seed}: {wino} vs {direct}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn construction_reproduces_the_published_sqrt2_matrices_and_wgrad_sets_are_exact() {
+        let b = construct(&[0.0, S2 / 2.0, -S2 / 2.0, S2, -S2], 4, 3);
+        for (x, y) in b.bt.iter().zip(F4X3.bt).chain(b.g.iter().zip(F4X3.g)).chain(b.at.iter().zip(F4X3.at)) {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+        for tile in [WinogradTile::F2x2K3x3, WinogradTile::F4x4K3x3, WinogradTile::F2x2K5x5] {
+            let w = wgrad_set(tile);
+            let set = WinogradSet { m: w.m, r: w.r, alpha: w.alpha, bt: w.bt.leak(), g: w.g.leak(), at: w.at.leak() };
+            check_identity(&set);
         }
     }
 
@@ -724,6 +933,7 @@ mod tests {
                         m_stride: ch,
                         tmp: &mut tmp,
                         y: &mut y,
+                        y_stride: ch,
                         ch,
                     };
                     // SAFETY: as above.

@@ -142,7 +142,7 @@ pub fn algos() -> Vec<(ConvAlgo, ConvPass)> {
         }
     }
     for tile in [WinogradTile::F2x2K3x3, WinogradTile::F4x4K3x3, WinogradTile::F2x2K5x5] {
-        for pass in [ConvPass::Forward, ConvPass::BackwardData] {
+        for pass in [ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter] {
             v.push((ConvAlgo::Winograd(tile), pass));
         }
     }
