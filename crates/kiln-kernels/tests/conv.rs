@@ -128,6 +128,12 @@ fn forced_algorithms_that_do_not_apply_are_typed_errors() {
     // Auto always resolves, and to Winograd for wide 3×3 stride-1 layers.
     assert_eq!(ConvAlgo::Auto.resolve(&wide, ConvPass::Forward).unwrap(), ConvAlgo::Winograd(WinogradTile::F2x2K3x3));
     assert_eq!(ConvAlgo::Auto.resolve(&strided, ConvPass::Forward).unwrap(), ConvAlgo::ImplicitGemm);
+    // The Winograd tile follows the benches: F(4,3) on c128@28², F(2,3) on c256@14² (forward).
+    let c128 = Conv2dGeometry::spec(1, [28, 28, 128], [3, 3], 128).padding(Padding::Same).build().unwrap();
+    let c256 = Conv2dGeometry::spec(1, [14, 14, 256], [3, 3], 256).padding(Padding::Same).build().unwrap();
+    assert_eq!(ConvAlgo::Auto.resolve(&c128, ConvPass::Forward).unwrap(), ConvAlgo::Winograd(WinogradTile::F4x4K3x3));
+    assert_eq!(ConvAlgo::Auto.resolve(&c256, ConvPass::Forward).unwrap(), ConvAlgo::Winograd(WinogradTile::F2x2K3x3));
+    assert_eq!(ConvAlgo::Auto.resolve(&strided, ConvPass::BackwardFilter).unwrap(), ConvAlgo::Im2col);
     // Wrong slice lengths are typed errors too.
     let err = k.conv2d_forward(&wide, ConvOptions::default(), &x, &w, None, &mut y).unwrap_err();
     assert!(matches!(err, KernelError::SliceLen { .. }), "{err}");

@@ -218,14 +218,26 @@ fn wgrad_block<S: Simd, const C: usize, const T: usize>(s: S, job: &mut Wgrad<'_
                 *o = job.taps[(t0 + i).min(nt - 1)];
             }
             let mut acc = [[s.splat(0.0); T]; C];
+            // Every window the loop reads, checked once: T input windows and C dy rows of `len` floats.
+            let len = job.len - job.len % l;
+            let mut xp = [plane.as_ptr(); T];
+            for i in 0..T {
+                xp[i] = plane[offs[i]..][..len].as_ptr();
+            }
+            let mut dp = [dyw.as_ptr(); C];
+            for c in 0..C {
+                dp[c] = dyw[(cb + c) * job.len..][..len].as_ptr();
+            }
             let mut p = 0;
-            while p + l <= job.len {
+            while p + l <= len {
                 let mut x = [s.splat(0.0); T];
                 for i in 0..T {
-                    x[i] = s.load(&plane[p + offs[i]..]);
+                    // SAFETY: p + LANES <= len, and each window holds len floats (sliced above).
+                    x[i] = unsafe { s.load_ptr(xp[i].add(p)) };
                 }
                 for c in 0..C {
-                    let d = s.load(&dyw[(cb + c) * job.len + p..]);
+                    // SAFETY: as above, for the dy rows.
+                    let d = unsafe { s.load_ptr(dp[c].add(p)) };
                     for i in 0..T {
                         acc[c][i] = s.mul_add(d, x[i], acc[c][i]);
                     }
@@ -296,8 +308,17 @@ impl Plane {
     fn in_plane(&self) -> usize {
         (self.len() + (self.kh - 1) * self.wp + self.kw - 1).next_multiple_of(ROUND)
     }
-    fn taps(&self) -> Vec<usize> {
-        (0..self.kh).flat_map(|a| (0..self.kw).map(move |b| a * self.wp + b)).collect()
+    fn taps(&self) -> Taps {
+        let mut t = Taps { inline: [0; INLINE_TAPS], len: self.kh * self.kw, heap: Vec::new() };
+        let offsets = (0..self.kh).flat_map(|a| (0..self.kw).map(move |b| a * self.wp + b));
+        if t.len <= INLINE_TAPS {
+            for (d, o) in t.inline.iter_mut().zip(offsets) {
+                *d = o;
+            }
+        } else {
+            t.heap = offsets.collect();
+        }
+        t
     }
     /// Writes image `n` of `src` into `planes` (`sc` planes of `in_plane`), zero elsewhere. The channel count
     /// is dispatched once, outside the row loop: with the dispatch inside, LLVM's code for the whole loop got
@@ -413,6 +434,24 @@ fn store(wide: &[f32], len: usize, wp: usize, ow: usize, cout: usize, bias: Opti
         8 => store_c::<8>(wide, len, wp, ow, bias, image),
         16 => store_c::<16>(wide, len, wp, ow, bias, image),
         _ => store_any(wide, len, wp, ow, cout, bias, image),
+    }
+}
+
+/// Kernels with up to this many taps (7×7 and 8×8) keep their offsets on the stack: a training step must not
+/// allocate once warm.
+const INLINE_TAPS: usize = 64;
+
+/// Tap offsets, on the stack for kernels of up to [`INLINE_TAPS`] taps.
+struct Taps {
+    inline: [usize; INLINE_TAPS],
+    len: usize,
+    heap: Vec<usize>,
+}
+
+impl std::ops::Deref for Taps {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        if self.len <= INLINE_TAPS { &self.inline[..self.len] } else { &self.heap }
     }
 }
 

@@ -153,14 +153,17 @@ impl ConvAlgo {
     /// The concrete algorithm `Auto` (or `Winograd(Auto)`) stands for, or an [`KernelError::Unsupported`] error
     /// if a forced algorithm cannot run this geometry and pass.
     ///
-    /// `Auto` is this function of the geometry (crossovers from `cargo bench -p kiln-benches --bench conv`,
-    /// AVX-512, one thread; figures in the comments below):
-    /// - stride 1, dilation 1, `in_c ≤ 8`, `out_c ≤ 16` → `Direct` (the flagship layers);
+    /// `Auto` is this function of the geometry (crossovers from criterion medians of
+    /// `cargo bench -p kiln-benches --bench conv`, AVX-512, one thread):
+    /// - stride 1, dilation 1, `in_c ≤ 8`, `out_c ≤ 16` → `Direct` (the flagship layers; conv2 batch 32 forward
+    ///   130.7 µs vs 2968 µs implicit GEMM and 3242 µs im2col, backward-filter 261 µs vs 3362 µs im2col);
     /// - 3×3 or 5×5, stride 1, dilation 1, `in_c ≥ 16` and `out_c ≥ 16` → `Winograd`: 5×5 → F(2×2,5×5);
-    ///   3×3 → F(4×4,3×3) unless the output is smaller than 8×8, then F(2×2,3×3) (backward-filter: the
-    ///   matching F(r×r, m×m));
-    /// - other backward-filter passes → `Im2col`;
-    /// - everything else → `ImplicitGemm`.
+    ///   3×3 → F(4×4,3×3), or F(2×2,3×3) for outputs under 8×8 and for maps up to 14×14 with ≥ 128 channels
+    ///   (backward-filter: the matching F(r×r, m×m)); c128@28² forward 37.9 ms vs 84.2 im2col and 124.6
+    ///   implicit GEMM, backward-filter 37.7 vs 75.4 im2col and 372 implicit GEMM;
+    /// - other backward-filter passes → `Im2col` (c64@56² 92.2 ms vs 314.5 implicit GEMM);
+    /// - everything else → `ImplicitGemm` (its forward ties im2col: c256@14² 69.1 vs 73.1 ms, c64@56² 99.4 vs
+    ///   104.9) and needs no column buffer.
     pub fn resolve(self, g: &Conv2dGeometry, pass: ConvPass) -> Result<ConvAlgo> {
         if let Some(reason) = self.unsupported_reason(g, pass) {
             return Err(KernelError::Unsupported { op: "conv2d", what: self.to_string(), reason });
@@ -186,10 +189,16 @@ impl ConvAlgo {
     }
 }
 
+/// The Winograd tile `Auto` uses (criterion medians, `cargo bench -p kiln-benches --bench conv`, AVX-512,
+/// 1 thread, batch 32, 3×3 `same`): F(4×4,3×3) beats F(2×2,3×3) on c64@56² (fwd 74.0 vs 91.0 ms, bwd-data 53.4
+/// vs 89.7, bwd-filter 53.1 vs 93.5) and c128@28² (fwd 37.9 vs 57.2 ms); on c256@14² F(2×2,3×3) wins forward
+/// (51.8 vs 56.3 ms) and backward-data (50.7 vs 60.8) and ties backward-filter (45.3 vs 45.1) — ncnn's rule
+/// (small maps with many channels take F(2,3)) holds here too.
 fn winograd_tile(g: &Conv2dGeometry) -> WinogradTile {
+    let side = g.out_h().min(g.out_w());
     if g.kernel_h() == 5 {
         WinogradTile::F2x2K5x5
-    } else if g.out_h().min(g.out_w()) < 8 {
+    } else if side < 8 || (side <= 14 && g.in_c() >= 128 && g.out_c() >= 128) {
         WinogradTile::F2x2K3x3
     } else {
         WinogradTile::F4x4K3x3

@@ -32,6 +32,11 @@ impl Simd for Neon {
         unsafe { vld1q_f32(s.as_ptr()) }
     }
     #[inline(always)]
+    unsafe fn load_ptr(self, p: *const f32) -> float32x4_t {
+        // SAFETY: the caller guarantees 4 readable floats; the token proves NEON.
+        unsafe { vld1q_f32(p) }
+    }
+    #[inline(always)]
     fn store(self, s: &mut [f32], v: float32x4_t) {
         let s = &mut s[..4];
         // SAFETY: 4 writable floats; NEON.

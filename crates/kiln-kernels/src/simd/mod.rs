@@ -15,6 +15,11 @@ pub(crate) trait Simd: Copy {
     fn splat(self, x: f32) -> Self::V;
     /// Loads `LANES` floats from `s[..LANES]`.
     fn load(self, s: &[f32]) -> Self::V;
+    /// Loads `LANES` floats from `p` without a bounds check (for kernels that checked a whole window once).
+    ///
+    /// # Safety
+    /// `p .. p + LANES` is readable.
+    unsafe fn load_ptr(self, p: *const f32) -> Self::V;
     /// Stores `LANES` floats to `s[..LANES]`.
     fn store(self, s: &mut [f32], v: Self::V);
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
@@ -123,6 +128,11 @@ impl Simd for Portable {
     fn load(self, s: &[f32]) -> Self::V {
         let a: [f32; 8] = s[..8].try_into().unwrap_or([0.0; 8]);
         wide::f32x8::new(a)
+    }
+    #[inline(always)]
+    unsafe fn load_ptr(self, p: *const f32) -> Self::V {
+        // SAFETY: the caller guarantees 8 readable floats.
+        wide::f32x8::new(unsafe { p.cast::<[f32; 8]>().read_unaligned() })
     }
     #[inline(always)]
     fn store(self, s: &mut [f32], v: Self::V) {

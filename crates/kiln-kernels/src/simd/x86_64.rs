@@ -50,6 +50,11 @@ impl Simd for Avx512 {
         unsafe { _mm512_loadu_ps(s.as_ptr()) }
     }
     #[inline(always)]
+    unsafe fn load_ptr(self, p: *const f32) -> __m512 {
+        // SAFETY: the caller guarantees 16 readable floats; the token proves AVX-512F.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
     fn store(self, s: &mut [f32], v: __m512) {
         let s = &mut s[..16];
         // SAFETY: 16 writable floats; AVX-512F.
@@ -141,6 +146,11 @@ impl Simd for Avx2 {
         let s = &s[..8];
         // SAFETY: 8 readable floats; AVX.
         unsafe { _mm256_loadu_ps(s.as_ptr()) }
+    }
+    #[inline(always)]
+    unsafe fn load_ptr(self, p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable floats; the token proves AVX.
+        unsafe { _mm256_loadu_ps(p) }
     }
     #[inline(always)]
     fn store(self, s: &mut [f32], v: __m256) {
