@@ -10,14 +10,7 @@ use kiln_kernels::activation::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
 use kiln_kernels::{Isa, Kernels};
 
 fn kernels(isa: Isa) -> Option<&'static Kernels> {
-    match isa.testable() {
-        Ok(true) => Kernels::for_isa(isa),
-        Ok(false) => {
-            println!("skipped: {isa} not detected on this host");
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
+    common::testable_kernels(isa)
 }
 
 /// Results that are subnormal may be off by this many 2⁻¹⁴⁹ steps (one rounding of a product near 2⁻¹²⁶).

@@ -5,21 +5,13 @@
 mod common;
 
 use common::conv::{ConvCase, algos, check_conv, conv_case};
-use common::{Coverage, cases, runner};
+use common::{Coverage, cases, runner, testable_kernels};
 use kiln_kernels::{
     Conv2dGeometry, ConvAlgo, ConvOptions, ConvPass, Isa, KernelError, Kernels, Padding, Threads, WinogradTile,
 };
 
 fn property(isa: Isa) {
-    match isa.testable() {
-        Ok(true) => {}
-        Ok(false) => {
-            println!("skipped: {isa} not detected on this host");
-            return;
-        }
-        Err(e) => panic!("{e}"),
-    }
-    let k = Kernels::for_isa(isa).expect("supported ISA has a table");
+    let Some(k) = testable_kernels(isa) else { return };
     for (algo, pass) in algos() {
         let cov = Coverage::default();
         runner(cases(48))

@@ -4,19 +4,12 @@
 mod common;
 
 use common::gemm::{GemmCase, check_gemm, gemm_case};
-use common::{cases, runner};
-use kiln_kernels::{GemmGeometry, Isa, Kernels, Threads};
+use common::{cases, runner, testable_kernels};
+use kiln_kernels::{GemmGeometry, Isa, Threads};
 
 fn property(isa: Isa) {
-    match isa.testable() {
-        Ok(true) => {}
-        Ok(false) => {
-            println!("skipped: {isa} not detected on this host");
-            return;
-        }
-        Err(e) => panic!("{e}"),
-    }
-    let kernels = Kernels::for_isa(isa).expect("supported ISA has a table");
+    let Some(k) = testable_kernels(isa) else { return };
+    let kernels = k;
     runner(cases(256)).run(&gemm_case(), |case| check_gemm(kernels, &case, Threads::Single)).unwrap();
     // Pinned edge cases: NC block boundary, K across two KC blocks with beta ≠ 0, 1×1×1, k = 0 with beta = 0.
     let pinned = [

@@ -294,6 +294,20 @@ pub(crate) struct Plane {
 }
 
 impl Plane {
+    /// The zero-padded input of `g`.
+    fn input(g: &Conv2dGeometry) -> Self {
+        Plane {
+            sh: g.in_h(),
+            sw: g.in_w(),
+            sc: g.in_c(),
+            top: g.pad_top() as isize,
+            left: g.pad_left() as isize,
+            hp: g.in_h() + g.pad_top() + g.pad_bottom(),
+            wp: g.in_w() + g.pad_left() + g.pad_right(),
+            kh: g.kernel_h(),
+            kw: g.kernel_w(),
+        }
+    }
     fn out_h(&self) -> usize {
         self.hp - self.kh + 1
     }
@@ -515,17 +529,7 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> Result<()> {
-    let plane = Plane {
-        sh: g.in_h(),
-        sw: g.in_w(),
-        sc: g.in_c(),
-        top: g.pad_top() as isize,
-        left: g.pad_left() as isize,
-        hp: g.in_h() + g.pad_top() + g.pad_bottom(),
-        wp: g.in_w() + g.pad_left() + g.pad_right(),
-        kh: g.kernel_h(),
-        kw: g.kernel_w(),
-    };
+    let plane = Plane::input(g);
     let (ci, co, nt) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
     let mut wpk = Scratch::take(g.weight_len());
     pack_blocks(co, ci, nt, &mut wpk, |o, i, t| w[(t * ci + i) * co + o]);
@@ -569,17 +573,7 @@ pub(crate) fn backward_filter(
     dy: &[f32],
     dw: &mut [f32],
 ) -> Result<()> {
-    let plane = Plane {
-        sh: g.in_h(),
-        sw: g.in_w(),
-        sc: g.in_c(),
-        top: g.pad_top() as isize,
-        left: g.pad_left() as isize,
-        hp: g.in_h() + g.pad_top() + g.pad_bottom(),
-        wp: g.in_w() + g.pad_left() + g.pad_right(),
-        kh: g.kernel_h(),
-        kw: g.kernel_w(),
-    };
+    let plane = Plane::input(g);
     let (len, ip, taps) = (plane.len(), plane.in_plane(), plane.taps());
     let (co, oh, ow, wlen) = (g.out_c(), g.out_h(), g.out_w(), g.weight_len());
     let chunks = g.batch().div_ceil(WGRAD_CHUNK);

@@ -447,19 +447,7 @@ fn run(
                 let t = t0 + b;
                 let (n, r) = (t / (th * tw), t % (th * tw));
                 let (ty, tx) = (r / tw, r % tw);
-                for i in 0..al {
-                    let ih = (ty * m + i).checked_add_signed(-lay.top).filter(|&h| h < lay.sh);
-                    for j in 0..al {
-                        let dst = &mut d[(i * al + j) * lay.sc..][..lay.sc];
-                        let iw = (tx * m + j).checked_add_signed(-lay.left).filter(|&w| w < lay.sw);
-                        match (ih, iw) {
-                            (Some(h), Some(w)) => {
-                                dst.copy_from_slice(&src[((n * lay.sh + h) * lay.sw + w) * lay.sc..][..lay.sc])
-                            }
-                            _ => dst.fill(0.0),
-                        }
-                    }
-                }
+                gather_patch(src, [lay.sh, lay.sw, lay.sc], n, (ty * m, lay.top), (tx * m, lay.left), al, &mut d);
                 let job = Transform::Input {
                     alpha: al,
                     bt: &coeffs.bt,
@@ -518,6 +506,29 @@ fn run(
         }
     });
     Ok(())
+}
+
+/// Copies the α×α patch of image `n` of the NHWC `src` (`[h, w, c]`) whose corner is at row `r.0 − r.1`,
+/// column `c.0 − c.1` into `d` (pixel-major, `c` floats each), zero outside the image.
+fn gather_patch(
+    src: &[f32],
+    [sh, sw, sc]: [usize; 3],
+    n: usize,
+    r: (usize, isize),
+    c: (usize, isize),
+    al: usize,
+    d: &mut [f32],
+) {
+    for i in 0..al {
+        let ih = (r.0 + i).checked_add_signed(-r.1).filter(|&h| h < sh);
+        for j in 0..al {
+            let dst = &mut d[(i * al + j) * sc..][..sc];
+            match (ih, (c.0 + j).checked_add_signed(-c.1).filter(|&w| w < sw)) {
+                (Some(h), Some(w)) => dst.copy_from_slice(&src[((n * sh + h) * sw + w) * sc..][..sc]),
+                _ => dst.fill(0.0),
+            }
+        }
+    }
 }
 
 fn set_for(tile: WinogradTile, g: &Conv2dGeometry) -> &'static WinogradSet {
@@ -733,16 +744,7 @@ pub(crate) fn backward_filter(
             let (n, rest) = (t / (th * tw), t % (th * tw));
             let (ty, tx) = (rest / tw, rest % tw);
             // Input patch α×α×ci at (ty·m − top, tx·m − left), zero outside.
-            for i in 0..al {
-                let ih = (ty * mt + i).checked_add_signed(-top).filter(|&h| h < g.in_h());
-                for j in 0..al {
-                    let dst = &mut d[(i * al + j) * ci..][..ci];
-                    match (ih, (tx * mt + j).checked_add_signed(-left).filter(|&w| w < g.in_w())) {
-                        (Some(h), Some(w)) => dst.copy_from_slice(&x[g.input_index(n, h, w, 0)..][..ci]),
-                        _ => dst.fill(0.0),
-                    }
-                }
-            }
+            gather_patch(x, [g.in_h(), g.in_w(), ci], n, (ty * mt, top), (tx * mt, left), al, &mut d);
             let job = Transform::Input {
                 alpha: al,
                 bt: &bt,

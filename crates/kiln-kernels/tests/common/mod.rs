@@ -11,6 +11,19 @@ use kiln_kernels::{Conv2dGeometry, Conv2dSpec, Padding};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
+/// The dispatch table of `isa` if this host can test it; prints `skipped` otherwise, and panics when the ISA is
+/// required (`KILN_REQUIRE_ISA`) but missing.
+pub fn testable_kernels(isa: kiln_kernels::Isa) -> Option<&'static kiln_kernels::Kernels> {
+    match isa.testable() {
+        Ok(true) => Some(kiln_kernels::Kernels::for_isa(isa).expect("a testable ISA has a table")),
+        Ok(false) => {
+            println!("skipped: {isa} not detected on this host");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Number of cases: `PROPTEST_CASES` if larger, else `min`.
 pub fn cases(min: u32) -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).map_or(min, |n: u32| n.max(min))
