@@ -7,15 +7,17 @@
 //! - [`ConvAlgo::ImplicitGemm`]: an indirect GEMM over NHWC (any stride, padding, dilation): output pixels × output
 //!   channels in registers, the reduction over (tap, input channel) reading input rows through an indirection
 //!   table; backward-data gathers `dy` the same way (a tap that hits no output row reads a zero row), and
-//!   backward-filter is one GEMM per tap over gathered input rows.
+//!   backward-filter reduces `xᵀ·dy` per tap in register tiles (input channels × output channels) over every
+//!   pixel, in fixed chunks added in f64.
 //! - [`ConvAlgo::Im2col`]: tiled im2col (bounded scratch) + [`sgemm`](crate::sgemm); col2im for backward-data.
 //! - [`ConvAlgo::Winograd`]: F(2×2,3×3), F(4×4,3×3) and F(2×2,5×5) with the √2 points of KERNELS.md §1.2
 //!   (the last two share one 6×6 input transform), stride 1 and dilation 1; backward-data through the rotated
 //!   filter; backward-filter by F(3×3,2×2), F(3×3,4×4) and F(5×5,2×2) (dy tiles as the filter).
 //!
 //! Every entry point validates the geometry and slice lengths once and returns the algorithm it ran.
-//! Results are bitwise identical for any number of threads: work is split into disjoint outputs, and the one
-//! reduction that spans images (backward-filter) sums fixed-size chunks of images in a fixed order.
+//! Results are bitwise identical for any number of threads: work is split into disjoint outputs, and the
+//! reductions that span images (backward-filter) sum fixed-size chunks in a fixed order or run inside the
+//! (deterministic) SGEMM.
 
 pub(crate) mod direct;
 pub(crate) mod igemm;
