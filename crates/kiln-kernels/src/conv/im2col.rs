@@ -5,7 +5,7 @@
 //! Backward-data: `dcol = dy[tile] · Wᵀ`, then col2im adds each row back into `dx`. Backward-filter:
 //! `dW += col[tile]ᵀ · dy[tile]`, tile after tile in a fixed order.
 
-use super::scratch::{Scratch, SharedOut};
+use super::scratch::{FirstError, Scratch, SharedOut};
 use super::{parts, split};
 use crate::dispatch::Kernels;
 use crate::error::Result;
@@ -73,7 +73,7 @@ pub(crate) fn forward(
     let rows = tile_rows(g);
     let out = SharedOut::new(y);
     let per_image = pix * co;
-    let result = std::sync::Mutex::new(Ok(()));
+    let errors = FirstError::new();
     split(parts(threads, g.batch()), g.batch(), |n0, nn| {
         let mut col = Scratch::take(rows * kc);
         for n in n0..n0 + nn {
@@ -82,20 +82,17 @@ pub(crate) fn forward(
             for p0 in (0..pix).step_by(rows) {
                 let r = rows.min(pix - p0);
                 fill_col(g, n, p0, r, x, &mut col);
-                let gg = match GemmGeometry::new(r, co, kc) {
-                    Ok(gg) => gg,
-                    Err(e) => return *result.lock().unwrap_or_else(|p| p.into_inner()) = Err(e),
-                };
                 let yt = &mut yn[p0 * co..(p0 + r) * co];
-                let res = k.sgemm_with(Threads::Single, &gg, 1.0, &col[..r * kc], w, 0.0, yt);
-                let res = res.and_then(|()| bias.map_or(Ok(()), |b| k.bias_add(yt, b)));
-                if let Err(e) = res {
-                    return *result.lock().unwrap_or_else(|p| p.into_inner()) = Err(e);
+                let res = GemmGeometry::new(r, co, kc)
+                    .and_then(|gg| k.sgemm_with(Threads::Single, &gg, 1.0, &col[..r * kc], w, 0.0, yt))
+                    .and_then(|()| bias.map_or(Ok(()), |b| k.bias_add(yt, b)));
+                if !errors.record(res) {
+                    return;
                 }
             }
         }
     });
-    result.into_inner().unwrap_or_else(|p| p.into_inner())
+    errors.into_result()
 }
 
 pub(crate) fn backward_data(
@@ -111,7 +108,7 @@ pub(crate) fn backward_data(
     let per_in = g.in_h() * g.in_w() * g.in_c();
     dx.fill(0.0);
     let out = SharedOut::new(dx);
-    let result = std::sync::Mutex::new(Ok(()));
+    let errors = FirstError::new();
     split(parts(threads, g.batch()), g.batch(), |n0, nn| {
         let mut col = Scratch::take(rows * kc);
         for n in n0..n0 + nn {
@@ -124,14 +121,14 @@ pub(crate) fn backward_data(
                     let dyt = &dy[(n * pix + p0) * co..(n * pix + p0 + r) * co];
                     k.sgemm_with(Threads::Single, &gg, 1.0, dyt, w, 0.0, &mut col[..r * kc])
                 });
-                if let Err(e) = res {
-                    return *result.lock().unwrap_or_else(|p| p.into_inner()) = Err(e);
+                if !errors.record(res) {
+                    return;
                 }
                 add_col(g, 0, p0, r, &col, dxn);
             }
         }
     });
-    result.into_inner().unwrap_or_else(|p| p.into_inner())
+    errors.into_result()
 }
 
 pub(crate) fn backward_filter(

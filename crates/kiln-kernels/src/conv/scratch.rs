@@ -79,3 +79,26 @@ impl SharedOut {
         unsafe { std::slice::from_raw_parts_mut((self.ptr as *mut f32).add(start), len) }
     }
 }
+
+/// The first error reported by any of the threads of a split (errors there mean a broken internal invariant,
+/// but they are returned, not swallowed).
+pub(crate) struct FirstError(std::sync::Mutex<Option<crate::KernelError>>);
+
+impl FirstError {
+    pub(crate) fn new() -> Self {
+        FirstError(std::sync::Mutex::new(None))
+    }
+    /// Keeps `r`'s error if it is the first; returns whether `r` was `Ok`.
+    pub(crate) fn record(&self, r: crate::Result<()>) -> bool {
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                self.0.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                false
+            }
+        }
+    }
+    pub(crate) fn into_result(self) -> crate::Result<()> {
+        self.0.into_inner().unwrap_or_else(|p| p.into_inner()).map_or(Ok(()), Err)
+    }
+}

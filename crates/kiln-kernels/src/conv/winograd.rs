@@ -15,7 +15,7 @@
 // Register arrays are indexed by small constant-bound loops on purpose (they unroll into named registers).
 #![allow(clippy::needless_range_loop)]
 
-use super::scratch::{Scratch, SharedOut};
+use super::scratch::{FirstError, Scratch, SharedOut};
 use super::{WinogradTile, parts, split};
 use crate::dispatch::Kernels;
 use crate::error::Result;
@@ -432,6 +432,7 @@ fn run(
     let coeffs = Coeffs::of(set);
     let gemm = GemmGeometry::new(block, lay.oc, lay.sc)?;
     let out = SharedOut::new(dst);
+    let errors = FirstError::new();
     split(parts(threads, blocks), blocks, |b0, nb| {
         let mut v = Scratch::take(xi * block * lay.sc);
         let mut mm = Scratch::take(xi * block * lay.oc);
@@ -470,7 +471,9 @@ fn run(
                     0.0,
                     &mut mm[x * block * lay.oc..][..block * lay.oc],
                 );
-                debug_assert!(res.is_ok(), "the block GEMM geometry was validated above");
+                if !errors.record(res) {
+                    return;
+                }
             }
             for b in 0..nt {
                 let t = t0 + b;
@@ -505,7 +508,7 @@ fn run(
             }
         }
     });
-    Ok(())
+    errors.into_result()
 }
 
 /// Copies the α×α patch of image `n` of the NHWC `src` (`[h, w, c]`) whose corner is at row `r.0 − r.1`,
@@ -708,6 +711,23 @@ pub(crate) fn wgrad_set(tile: WinogradTile) -> Built {
     }
 }
 
+/// The f32 matrices (`Bᵀ`, `G`, `Aᵀ`) of [`wgrad_set`], built once per process rather than on every call.
+fn wgrad_coeffs(tile: WinogradTile) -> &'static (Built, [Vec<f32>; 3]) {
+    use std::sync::OnceLock;
+    static SETS: [OnceLock<(Built, [Vec<f32>; 3])>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match tile {
+        WinogradTile::F4x4K3x3 => 1,
+        WinogradTile::F2x2K5x5 => 2,
+        _ => 0,
+    };
+    SETS[slot].get_or_init(|| {
+        let set = wgrad_set(tile);
+        let to32 = |v: &[f64]| v.iter().map(|&c| c as f32).collect::<Vec<f32>>();
+        let coeffs = [to32(&set.bt), to32(&set.g), to32(&set.at)];
+        (set, coeffs)
+    })
+}
+
 /// Backward-filter by Winograd: per block of dy tiles, `V = Bᵀ x B` of the input patches and `U = G dy Gᵀ` of the
 /// dy tiles, then per tile element ξ one GEMM `M[ξ] += V[ξ]ᵀ · U[ξ]` (c_in × c_out, reducing over the block's
 /// tiles, blocks in a fixed order), and finally `dW = Aᵀ M A` for every (c_in, c_out) pair.
@@ -721,11 +741,9 @@ pub(crate) fn backward_filter(
     dw: &mut [f32],
 ) -> Result<()> {
     let tile = if tile == WinogradTile::Auto { super::winograd_tile(g) } else { tile };
-    let set = wgrad_set(tile);
+    let (set, [bt, gm, at]) = wgrad_coeffs(tile);
     let (mt, r, al) = (tile.m(), set.m, set.alpha);
     let xi = al * al;
-    let to32 = |v: &[f64]| v.iter().map(|&c| c as f32).collect::<Vec<f32>>();
-    let (bt, gm, at) = (to32(&set.bt), to32(&set.g), to32(&set.at));
     let (ci, co, oh, ow) = (g.in_c(), g.out_c(), g.out_h(), g.out_w());
     let (th, tw) = (oh.div_ceil(mt), ow.div_ceil(mt));
     let tiles = g.batch() * th * tw;
@@ -747,7 +765,7 @@ pub(crate) fn backward_filter(
             gather_patch(x, [g.in_h(), g.in_w(), ci], n, (ty * mt, top), (tx * mt, left), al, &mut d);
             let job = Transform::Input {
                 alpha: al,
-                bt: &bt,
+                bt,
                 d: &d,
                 tmp: &mut tmp,
                 v: &mut v[b * ci..],
@@ -771,7 +789,7 @@ pub(crate) fn backward_filter(
             let job = Transform::Output {
                 alpha: mt,
                 m: al,
-                at: &gm,
+                at: gm,
                 mt: &d,
                 m_stride: co,
                 tmp: &mut tmp,
@@ -800,7 +818,7 @@ pub(crate) fn backward_filter(
     let job = Transform::Output {
         alpha: al,
         m: r,
-        at: &at,
+        at,
         mt: &m,
         m_stride: ci * co,
         tmp: &mut tmp,
