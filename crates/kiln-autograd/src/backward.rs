@@ -1,0 +1,41 @@
+//! [`Backward`]: one recorded step of the reverse pass, with its explicit saved state (DESIGN.md rule 12).
+
+use std::any::Any;
+
+use crate::error::Result;
+use crate::tape::{State, Var};
+
+/// The reverse-mode rule of one operation. Implementations are small structs holding exactly the state the rule
+/// needs (input variables, geometry); values are read back from the tape rather than copied.
+///
+/// `Any` lets the tape overwrite last step's record in place when the same operation recurs at the same position,
+/// so a repeated training step does not allocate.
+pub trait Backward: Any + Send + Sync {
+    /// Adds this operation's contribution to its inputs' gradients, given the gradient of its output `out`.
+    fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()>;
+}
+
+/// What a [`Backward`] step sees: read access to every value and gradient, write access to input gradients.
+pub struct Grads<'a> {
+    pub(crate) st: &'a mut State,
+}
+
+impl Grads<'_> {
+    /// Read access (values, dimensions, gradients, kernels).
+    pub fn state(&self) -> &State {
+        self.st
+    }
+
+    /// Calls `f(state, grad_of_v, accumulate)`: with `accumulate == false` `f` must overwrite the buffer,
+    /// otherwise add to it. Does nothing when `v` needs no gradient.
+    pub fn update(&mut self, v: Var, f: impl FnOnce(&State, &mut [f32], bool) -> Result<()>) -> Result<()> {
+        self.st.update_grad(v, f)
+    }
+
+    /// Calls `f(state, out)` where `out` must be overwritten with (this contribution to) the gradient of `v`;
+    /// when `v` already has a gradient the contribution is computed aside and added. Does nothing when `v` needs
+    /// no gradient.
+    pub fn set(&mut self, v: Var, f: impl FnOnce(&State, &mut [f32]) -> Result<()>) -> Result<()> {
+        self.st.set_grad(v, f)
+    }
+}

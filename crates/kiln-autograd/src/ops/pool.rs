@@ -1,0 +1,163 @@
+//! 2-D max pooling over NHWC (Keras `MaxPooling2D`): `valid` or TensorFlow `same` padding (padded positions never
+//! win). The backward pass routes each output gradient to the first maximum of its window (recomputed from the
+//! saved input, so nothing extra is stored).
+
+use crate::backward::{Backward, Grads};
+use crate::dims::Dims;
+use crate::error::{AutogradError, Result};
+use crate::tape::{Tape, Var};
+
+/// Padding of a pooling window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PoolPadding {
+    /// Windows lie inside the input.
+    #[default]
+    Valid,
+    /// TensorFlow `same`: `out = ⌈in / stride⌉`, extra rows/columns split with the odd one at the bottom/right.
+    Same,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PoolGeo {
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    ph: usize,
+    pw: usize,
+    sh: usize,
+    sw: usize,
+    top: usize,
+    left: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl PoolGeo {
+    /// Index into `x` of the first maximum of output window `(n, oy, ox)` in channel `ch`.
+    fn argmax(&self, x: &[f32], n: usize, oy: usize, ox: usize, ch: usize) -> usize {
+        let mut best = usize::MAX;
+        let mut best_v = f32::NEG_INFINITY;
+        for ky in 0..self.ph {
+            let Some(iy) = (oy * self.sh + ky).checked_sub(self.top).filter(|&y| y < self.h) else { continue };
+            for kx in 0..self.pw {
+                let Some(ix) = (ox * self.sw + kx).checked_sub(self.left).filter(|&x| x < self.w) else { continue };
+                let i = ((n * self.h + iy) * self.w + ix) * self.c + ch;
+                // `>` keeps the first maximum; NaN wins so that it propagates like TensorFlow's max.
+                if best == usize::MAX || x[i] > best_v || x[i].is_nan() && !best_v.is_nan() {
+                    best = i;
+                    best_v = x[i];
+                }
+            }
+        }
+        best
+    }
+}
+
+struct MaxPoolBackward {
+    x: Var,
+    geo: PoolGeo,
+}
+
+impl Backward for MaxPoolBackward {
+    fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
+        let geo = self.geo;
+        let x = self.x;
+        g.update(x, |st, dx, acc| {
+            if !acc {
+                dx.fill(0.0);
+            }
+            let (xv, dy) = (st.value(x), st.grad(out));
+            let mut o = 0;
+            for n in 0..geo.n {
+                for oy in 0..geo.oh {
+                    for ox in 0..geo.ow {
+                        for ch in 0..geo.c {
+                            let i = geo.argmax(xv, n, oy, ox, ch);
+                            if i != usize::MAX {
+                                dx[i] += dy[o];
+                            }
+                            o += 1;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn out_and_pad(
+    op: &'static str,
+    input: usize,
+    pool: usize,
+    stride: usize,
+    padding: PoolPadding,
+) -> Result<(usize, usize)> {
+    match padding {
+        PoolPadding::Valid => {
+            if input < pool {
+                return Err(AutogradError::Parameter {
+                    op,
+                    what: "pool size",
+                    value: pool as f64,
+                    expected: "≤ the input size with valid padding",
+                });
+            }
+            Ok(((input - pool) / stride + 1, 0))
+        }
+        PoolPadding::Same => {
+            let out = input.div_ceil(stride);
+            let total = ((out - 1) * stride + pool).saturating_sub(input);
+            Ok((out, total / 2))
+        }
+    }
+}
+
+impl Tape {
+    /// Max pooling of `x: (n, h, w, c)` with windows `pool = (ph, pw)` and `strides` (Keras default: the pool).
+    pub fn max_pool2d(
+        &mut self,
+        x: Var,
+        pool: (usize, usize),
+        strides: (usize, usize),
+        padding: PoolPadding,
+    ) -> Result<Var> {
+        let op = "max_pool2d";
+        let d = self.check(op, x)?;
+        if d.rank() != 4 {
+            return Err(AutogradError::Shape { op, what: "input", expected: "NHWC (rank 4)".into(), got: d });
+        }
+        for (what, v) in [("pool height", pool.0), ("pool width", pool.1), ("stride", strides.0), ("stride", strides.1)]
+        {
+            if v == 0 {
+                return Err(AutogradError::Parameter { op, what, value: 0.0, expected: "≥ 1" });
+            }
+        }
+        let (n, h, w, c) = (d.get(0), d.get(1), d.get(2), d.get(3));
+        let (oh, top) = out_and_pad(op, h, pool.0, strides.0, padding)?;
+        let (ow, left) = out_and_pad(op, w, pool.1, strides.1, padding)?;
+        let geo = PoolGeo { n, h, w, c, ph: pool.0, pw: pool.1, sh: strides.0, sw: strides.1, top, left, oh, ow };
+        let req = self.requires(&[x]);
+        let out = self.compute(op, Dims::new(&[n, oh, ow, c])?, req, |st, y| {
+            let xv = st.value(x);
+            let mut o = 0;
+            for n in 0..n {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        for ch in 0..c {
+                            let i = geo.argmax(xv, n, oy, ox, ch);
+                            y[o] = if i == usize::MAX { f32::NEG_INFINITY } else { xv[i] };
+                            o += 1;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if req {
+            self.record(out, MaxPoolBackward { x, geo });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,23 @@
+//! Reshape / flatten: a new shape over the same values; the gradient is copied back unchanged.
+
+use crate::backward::{Backward, Grads};
+use crate::error::Result;
+use crate::tape::Var;
+
+pub(crate) struct ReshapeBackward {
+    pub(crate) x: Var,
+}
+
+impl Backward for ReshapeBackward {
+    fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
+        g.update(self.x, |st, dx, acc| {
+            let dy = st.grad(out);
+            if acc {
+                dx.iter_mut().zip(dy).for_each(|(d, s)| *d += s);
+            } else {
+                dx.copy_from_slice(dy);
+            }
+            Ok(())
+        })
+    }
+}

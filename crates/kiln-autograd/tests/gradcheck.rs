@@ -1,0 +1,369 @@
+//! Gradient checks: every operation's backward pass (computed in f32 by the kernels) against central finite
+//! differences of an independent f64 forward, as proptests over shapes and values; plus the whole flagship
+//! architecture at small size.
+//!
+//! Tolerance: with the output projected on a fixed vector `r` (`L = Σ rᵢ·yᵢ`), every analytic gradient element
+//! must satisfy `|a − n| ≤ TOL·max|n| + ABS`, where `n` is the f64 central difference. The f32 backward sums at
+//! most a few hundred O(1) products per element, so its rounding error is ≤ 8·eps32·300·max|n| ≈ 3e-4·max|n|
+//! (KERNELS.md §1.6 with K = 8); the f64 difference with step h = 1e-6·max(1,|x|) is accurate to ~1e-9. TOL =
+//! 2e-3 leaves a 6× margin, while any wrong term, sign or index is an O(1) relative error.
+
+use kiln_autograd::{Conv2dParams, PoolPadding, Tape, Var};
+use kiln_kernels::{Conv2dGeometry, Padding};
+use proptest::prelude::*;
+
+const TOL: f64 = 2e-3;
+const ABS: f64 = 1e-5;
+
+type Build<'a> = &'a dyn Fn(&mut Tape, &[Var]) -> kiln_autograd::Result<Var>;
+type Forward<'a> = &'a dyn Fn(&[Vec<f64>]) -> Vec<f64>;
+
+/// One operand: dimensions, values, and whether to check its gradient.
+#[derive(Debug, Clone)]
+struct Operand {
+    dims: Vec<usize>,
+    data: Vec<f32>,
+    grad: bool,
+}
+
+fn op(dims: &[usize], data: Vec<f32>, grad: bool) -> Operand {
+    assert_eq!(dims.iter().product::<usize>(), data.len());
+    Operand { dims: dims.to_vec(), data, grad }
+}
+
+/// The fixed projection vector (no zero entries, mixed signs).
+fn projection(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919 + 3) % 17) as f32 / 8.0 - 1.03).collect()
+}
+
+/// Builds the op on a tape (gradient operands as trainable parameters, the others as constants), back-propagates
+/// the projection and compares every checked operand's gradient with central differences of `fwd`.
+fn check(operands: &[Operand], build: Build<'_>, fwd: Forward<'_>) -> Result<(), TestCaseError> {
+    let mut tape = Tape::new();
+    let mut ids = Vec::new();
+    for (i, o) in operands.iter().enumerate() {
+        let t = kiln_tensor::Tensor::from_slice(&o.dims, &o.data).unwrap();
+        ids.push(o.grad.then(|| tape.add_param(format!("p{i}"), &t, true).unwrap()));
+    }
+    let vars: Vec<Var> = operands
+        .iter()
+        .zip(&ids)
+        .map(|(o, id)| match id {
+            Some(id) => tape.param(*id).unwrap(),
+            None => tape.input(&o.dims, &o.data).unwrap(),
+        })
+        .collect();
+    let out = build(&mut tape, &vars).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let got = tape.value(out).unwrap().to_vec();
+    let r = projection(got.len());
+    // The f32 forward agrees with the f64 one.
+    let x64: Vec<Vec<f64>> = operands.iter().map(|o| o.data.iter().map(|&v| f64::from(v)).collect()).collect();
+    let y64 = fwd(&x64);
+    prop_assert_eq!(y64.len(), got.len());
+    let ymax = y64.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (a, b) in got.iter().zip(&y64) {
+        prop_assert!((f64::from(*a) - b).abs() <= TOL * ymax + ABS, "forward {a} vs {b}");
+    }
+    tape.backward_from(out, &r).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let loss = |x: &[Vec<f64>]| fwd(x).iter().zip(&r).map(|(y, &r)| y * f64::from(r)).sum::<f64>();
+    for (k, (o, id)) in operands.iter().zip(&ids).enumerate() {
+        let Some(id) = id else { continue };
+        let analytic = tape.param_grad(*id).unwrap().map(<[f32]>::to_vec).unwrap_or_else(|| vec![0.0; o.data.len()]);
+        let mut numeric = Vec::with_capacity(o.data.len());
+        let mut x = x64.clone();
+        for j in 0..o.data.len() {
+            let v = x[k][j];
+            let h = 1e-6 * v.abs().max(1.0);
+            x[k][j] = v + h;
+            let up = loss(&x);
+            x[k][j] = v - h;
+            let down = loss(&x);
+            x[k][j] = v;
+            numeric.push((up - down) / (2.0 * h));
+        }
+        let nmax = numeric.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (j, (a, n)) in analytic.iter().zip(&numeric).enumerate() {
+            prop_assert!(
+                (f64::from(*a) - n).abs() <= TOL * nmax + ABS,
+                "operand {k} element {j}: analytic {a} vs numeric {n} (max |n| {nmax})"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn values(len: usize, lo: f32, hi: f32) -> impl Strategy<Value = Vec<f32>> {
+    // Keep clear of relu's kink and of ties in max pooling.
+    proptest::collection::vec(lo..hi, len)
+        .prop_map(|v| v.into_iter().map(|x| if x.abs() < 1e-3 { x + 2e-3 } else { x }).collect())
+}
+
+// ---- f64 forwards ------------------------------------------------------------------------------------------
+
+fn rows(x: &[f64], cols: usize) -> impl Iterator<Item = &[f64]> {
+    x.chunks_exact(cols)
+}
+
+fn softmax64(x: &[f64], cols: usize) -> Vec<f64> {
+    let mut y = Vec::new();
+    for r in rows(x, cols) {
+        let m = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = r.iter().map(|v| (v - m).exp()).sum();
+        y.extend(r.iter().map(|v| (v - m).exp() / s));
+    }
+    y
+}
+
+fn dense64(x: &[f64], w: &[f64], b: Option<&[f64]>, m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut y = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            y[i * n + j] = b.map_or(0.0, |b| b[j]) + (0..k).map(|p| x[i * k + p] * w[p * n + j]).sum::<f64>();
+        }
+    }
+    y
+}
+
+fn swish64(v: f64) -> f64 {
+    v / (1.0 + (-v).exp())
+}
+
+fn conv64(g: &Conv2dGeometry, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+    kiln_kernels::reference::conv2d_forward(g, x, w, b).unwrap().values
+}
+
+// ---- properties ---------------------------------------------------------------------------------------------
+
+fn conv_case() -> impl Strategy<Value = (Conv2dGeometry, Vec<f32>, Vec<f32>, Vec<f32>)> {
+    (1usize..3, 1usize..4, 1usize..5, 1usize..4, 1usize..3, 1usize..3, 0usize..4, 3usize..8)
+        .prop_filter_map("geometry", |(n, ci, co, k, s, d, pad, hw)| {
+            let padding = match pad {
+                0 => Padding::Valid,
+                1 => Padding::Same,
+                2 => Padding::uniform(1),
+                _ => Padding::Explicit { top: 0, bottom: 2, left: 1, right: 0 },
+            };
+            Conv2dGeometry::spec(n, [hw, hw + 1, ci], [k, k], co).stride(s).dilation(d).padding(padding).build().ok()
+        })
+        .prop_flat_map(|g| {
+            (Just(g), values(g.input_len(), -2.0, 2.0), values(g.weight_len(), -1.0, 1.0), values(g.out_c(), -1.0, 1.0))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn conv2d((g, x, w, b) in conv_case(), with_bias in any::<bool>()) {
+        let p = Conv2dParams {
+            strides: (g.stride_h(), g.stride_w()),
+            dilation: (g.dilation_h(), g.dilation_w()),
+            padding: g.padding(),
+        };
+        let mut ops = vec![op(&g.input_shape(), x, true), op(&g.weight_shape(), w, true)];
+        if with_bias {
+            ops.push(op(&[g.out_c()], b, true));
+        }
+        check(
+            &ops,
+            &|t, v| t.conv2d(v[0], v[1], v.get(2).copied(), p),
+            &|x| conv64(&g, &x[0], &x[1], x.get(2).map(Vec::as_slice)),
+        )?;
+    }
+
+    #[test]
+    fn dense(m in 1usize..5, k in 1usize..9, n in 1usize..7, seed in values(4 * 8 + 8 * 6 + 6, -1.5, 1.5), bias in any::<bool>()) {
+        let ops = {
+            let mut o = vec![op(&[m, k], seed[..m * k].to_vec(), true), op(&[k, n], seed[32..32 + k * n].to_vec(), true)];
+            if bias { o.push(op(&[n], seed[80..80 + n].to_vec(), true)); }
+            o
+        };
+        check(&ops, &|t, v| t.dense(v[0], v[1], v.get(2).copied()), &|x| dense64(&x[0], &x[1], x.get(2).map(Vec::as_slice), m, k, n))?;
+        check(&ops[..2], &|t, v| t.matmul(v[0], v[1]), &|x| dense64(&x[0], &x[1], None, m, k, n))?;
+    }
+
+    #[test]
+    fn bias_add_and_reshape(r in 1usize..5, c in 1usize..6, x in values(30, -2.0, 2.0), b in values(6, -1.0, 1.0)) {
+        let ops = [op(&[r, c], x[..r * c].to_vec(), true), op(&[c], b[..c].to_vec(), true)];
+        check(&ops, &|t, v| t.bias_add(v[0], v[1]), &|x| {
+            x[0].chunks(c).flat_map(|row| row.iter().zip(&x[1]).map(|(a, b)| a + b).collect::<Vec<_>>()).collect()
+        })?;
+        // Flatten then a swish (so the reshaped gradient is not the identity seed).
+        let x4 = op(&[r, 1, c, 1], x[..r * c].to_vec(), true);
+        check(std::slice::from_ref(&x4), &|t, v| { let f = t.flatten(v[0])?; t.swish(f) }, &|x| x[0].iter().map(|&v| swish64(v)).collect())?;
+        check(&[x4], &|t, v| { let f = t.reshape(v[0], &[c, r])?; t.tanh(f) }, &|x| x[0].iter().map(|v| v.tanh()).collect())?;
+    }
+
+    #[test]
+    fn activations(r in 1usize..4, c in 1usize..9, x in values(32, -6.0, 6.0)) {
+        let o = [op(&[r, c], x[..r * c].to_vec(), true)];
+        check(&o, &|t, v| t.swish(v[0]), &|x| x[0].iter().map(|&v| swish64(v)).collect())?;
+        check(&o, &|t, v| t.relu(v[0]), &|x| x[0].iter().map(|&v| v.max(0.0)).collect())?;
+        check(&o, &|t, v| t.sigmoid(v[0]), &|x| x[0].iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect())?;
+        check(&o, &|t, v| t.tanh(v[0]), &|x| x[0].iter().map(|v| v.tanh()).collect())?;
+        check(&o, &|t, v| t.softmax(v[0]), &|x| softmax64(&x[0], c))?;
+        check(&o, &|t, v| t.log_softmax(v[0]), &|x| softmax64(&x[0], c).iter().map(|p| p.ln()).collect())?;
+    }
+
+    #[test]
+    fn losses(r in 1usize..5, c in 2usize..8, z in values(40, -4.0, 4.0), u in values(40, 0.05, 1.0), labels in proptest::collection::vec(0usize..8, 5)) {
+        let labels: Vec<usize> = labels.iter().map(|&l| l % c).take(r).collect();
+        let onehot: Vec<f32> = (0..r * c).map(|i| f32::from(u8::from(labels[i / c] == i % c))).collect();
+        let lab: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+        let zs = z[..r * c].to_vec();
+        let xent = |p: &[f64]| -> Vec<f64> {
+            let mut total = 0.0;
+            for (i, row) in p.chunks(c).enumerate() {
+                let s: f64 = row.iter().sum();
+                total -= (row[labels[i]] / s).clamp(1e-7, 1.0 - 1e-7).ln();
+            }
+            vec![total / r as f64]
+        };
+        // Fused: softmax feeding the loss (gradient flows to the logits).
+        let ops = [op(&[r, c], zs.clone(), true), op(&[r, c], onehot.clone(), false)];
+        check(&ops, &|t, v| { let p = t.softmax(v[0])?; t.categorical_crossentropy(p, v[1]) }, &|x| xent(&softmax64(&x[0], c)))?;
+        let ops_s = [op(&[r, c], zs.clone(), true), op(&[r], lab.clone(), false)];
+        check(&ops_s, &|t, v| { let p = t.softmax(v[0])?; t.sparse_categorical_crossentropy(p, v[1]) }, &|x| xent(&softmax64(&x[0], c)))?;
+        // Unfused: probabilities from elsewhere (normalised by their sum, clipped, as Keras).
+        let probs = [op(&[r, c], u[..r * c].to_vec(), true), op(&[r, c], onehot.clone(), false)];
+        check(&probs, &|t, v| t.categorical_crossentropy(v[0], v[1]), &|x| xent(&x[0]))?;
+        let probs_s = [op(&[r, c], u[..r * c].to_vec(), true), op(&[r], lab, false)];
+        check(&probs_s, &|t, v| t.sparse_categorical_crossentropy(v[0], v[1]), &|x| xent(&x[0]))?;
+        // mse (both sides), mean and sum.
+        let two = [op(&[r, c], zs.clone(), true), op(&[r, c], u[..r * c].to_vec(), true)];
+        check(&two, &|t, v| t.mse(v[0], v[1]), &|x| vec![x[0].iter().zip(&x[1]).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / (r * c) as f64])?;
+        check(&two[..1], &|t, v| t.mean(v[0]), &|x| vec![x[0].iter().sum::<f64>() / (r * c) as f64])?;
+        check(&two[..1], &|t, v| t.sum(v[0]), &|x| vec![x[0].iter().sum::<f64>()])?;
+    }
+
+    #[test]
+    fn max_pool(n in 1usize..3, h in 2usize..7, w in 2usize..7, c in 1usize..4, p in 1usize..4, s in 1usize..3, same in any::<bool>(), x in values(2 * 6 * 6 * 3, -3.0, 3.0)) {
+        let pad = if same { PoolPadding::Same } else { PoolPadding::Valid };
+        prop_assume!(same || (p <= h && p <= w));
+        let xs = x[..n * h * w * c].to_vec();
+        let (oh, top) = if same { (h.div_ceil(s), ((h.div_ceil(s) - 1) * s + p).saturating_sub(h) / 2) } else { ((h - p) / s + 1, 0) };
+        let (ow, left) = if same { (w.div_ceil(s), ((w.div_ceil(s) - 1) * s + p).saturating_sub(w) / 2) } else { ((w - p) / s + 1, 0) };
+        let fwd = move |x: &[Vec<f64>]| {
+            let mut y = Vec::new();
+            for b in 0..n { for oy in 0..oh { for ox in 0..ow { for ch in 0..c {
+                let mut m = f64::NEG_INFINITY;
+                for ky in 0..p { for kx in 0..p {
+                    let (iy, ix) = ((oy * s + ky) as isize - top as isize, (ox * s + kx) as isize - left as isize);
+                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                        m = m.max(x[0][((b * h + iy as usize) * w + ix as usize) * c + ch]);
+                    }
+                }}
+                y.push(m);
+            }}}}
+            y
+        };
+        check(&[op(&[n, h, w, c], xs, true)], &|t, v| t.max_pool2d(v[0], (p, p), (s, s), pad), &fwd)?;
+    }
+}
+
+/// Dropout: the kept fraction matches the rate, kept values are scaled by 1/(1 − rate), the gradient uses the
+/// same mask, inference is the identity, and the mask depends only on the seed.
+#[test]
+fn dropout() {
+    let x: Vec<f32> = (0..4000).map(|i| 1.0 + (i % 7) as f32).collect();
+    let mut tape = Tape::new();
+    tape.seed(7);
+    let id = tape.add_param("x", &kiln_tensor::Tensor::from_slice(&[40, 100], &x).unwrap(), true).unwrap();
+    let v = tape.param(id).unwrap();
+    let y = tape.dropout(v, 0.25).unwrap();
+    let yv = tape.value(y).unwrap().to_vec();
+    let kept = yv.iter().filter(|&&v| v != 0.0).count() as f64 / 4000.0;
+    assert!((kept - 0.75).abs() < 0.03, "kept fraction {kept}");
+    for (a, b) in yv.iter().zip(&x) {
+        assert!(*a == 0.0 || (a / b - 1.0 / 0.75).abs() < 1e-6);
+    }
+    let seed = projection(4000);
+    tape.backward_from(y, &seed).unwrap();
+    let g = tape.param_grad(id).unwrap().unwrap();
+    for ((g, y), (s, x)) in g.iter().zip(&yv).zip(seed.iter().zip(&x)) {
+        assert!((g - s * y / x).abs() < 1e-5);
+    }
+    tape.set_training(false);
+    tape.reset();
+    let v = tape.param(id).unwrap();
+    assert_eq!(tape.dropout(v, 0.25).unwrap(), v);
+    let mut again = Tape::new();
+    again.seed(7);
+    let id2 = again.add_param("x", &kiln_tensor::Tensor::from_slice(&[40, 100], &x).unwrap(), true).unwrap();
+    let v2 = again.param(id2).unwrap();
+    let y2 = again.dropout(v2, 0.25).unwrap();
+    assert_eq!(again.value(y2).unwrap(), &yv[..]);
+    assert!(Tape::new().dropout(v, 1.0).is_err());
+}
+
+/// The fused softmax + cross-entropy equals the unfused probability formula where no clipping happens.
+#[test]
+fn fused_cross_entropy_equals_unfused() {
+    let z: Vec<f32> = (0..60).map(|i| ((i * 37) % 11) as f32 * 0.4 - 2.0).collect();
+    let t: Vec<f32> = (0..60).map(|i| f32::from(u8::from(i % 10 == (i / 10) % 10))).collect();
+    let mut tape = Tape::new();
+    let zv = tape.input(&[6, 10], &z).unwrap();
+    let tv = tape.input(&[6, 10], &t).unwrap();
+    let p = tape.softmax(zv).unwrap();
+    let fused = tape.categorical_crossentropy(p, tv).unwrap();
+    let copy = tape.value(p).unwrap().to_vec();
+    let pc = tape.input(&[6, 10], &copy).unwrap();
+    let unfused = tape.categorical_crossentropy(pc, tv).unwrap();
+    let (a, b) = (tape.value(fused).unwrap()[0], tape.value(unfused).unwrap()[0]);
+    assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "fused {a} vs unfused {b}");
+}
+
+/// The flagship architecture (conv 5×5 swish → conv 5×5 swish → flatten → dense swish → dense softmax →
+/// categorical cross-entropy) at small size: every parameter's gradient against f64 finite differences.
+#[test]
+fn flagship_model_gradients() {
+    let (n, hw) = (2usize, 12usize);
+    let g1 = Conv2dGeometry::spec(n, [hw, hw, 1], [5, 5], 3).build().unwrap();
+    let g2 = Conv2dGeometry::spec(n, [8, 8, 3], [5, 5], 6).build().unwrap();
+    let (flat, hidden, classes) = (4 * 4 * 6, 7usize, 10usize);
+    let mut seed = 1u64;
+    let mut rnd = |lo: f32, hi: f32, len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                lo + (hi - lo) * ((seed >> 40) as f32 / (1u64 << 24) as f32)
+            })
+            .collect()
+    };
+    let x = rnd(0.0, 1.0, g1.input_len());
+    let t: Vec<f32> =
+        (0..n * classes).map(|i| f32::from(u8::from(i % classes == (3 * (i / classes) + 1) % classes))).collect();
+    let ops = vec![
+        op(&g1.input_shape(), x, false),
+        op(&[n, classes], t, false),
+        op(&g1.weight_shape(), rnd(-0.4, 0.4, g1.weight_len()), true),
+        op(&[3], rnd(-0.1, 0.1, 3), true),
+        op(&g2.weight_shape(), rnd(-0.3, 0.3, g2.weight_len()), true),
+        op(&[6], rnd(-0.1, 0.1, 6), true),
+        op(&[flat, hidden], rnd(-0.3, 0.3, flat * hidden), true),
+        op(&[hidden], rnd(-0.1, 0.1, hidden), true),
+        op(&[hidden, classes], rnd(-0.5, 0.5, hidden * classes), true),
+        op(&[classes], rnd(-0.1, 0.1, classes), true),
+    ];
+    let build = |t: &mut Tape, v: &[Var]| {
+        let h = t.conv2d(v[0], v[2], Some(v[3]), Conv2dParams::default())?;
+        let h = t.swish(h)?;
+        let h = t.conv2d(h, v[4], Some(v[5]), Conv2dParams::default())?;
+        let h = t.swish(h)?;
+        let h = t.flatten(h)?;
+        let h = t.dense(h, v[6], Some(v[7]))?;
+        let h = t.swish(h)?;
+        let z = t.dense(h, v[8], Some(v[9]))?;
+        let p = t.softmax(z)?;
+        t.categorical_crossentropy(p, v[1])
+    };
+    let fwd = |x: &[Vec<f64>]| {
+        let h: Vec<f64> = conv64(&g1, &x[0], &x[2], Some(&x[3])).into_iter().map(swish64).collect();
+        let h: Vec<f64> = conv64(&g2, &h, &x[4], Some(&x[5])).into_iter().map(swish64).collect();
+        let h: Vec<f64> = dense64(&h, &x[6], Some(&x[7]), n, flat, hidden).into_iter().map(swish64).collect();
+        let p = softmax64(&dense64(&h, &x[8], Some(&x[9]), n, hidden, classes), classes);
+        let loss: f64 = p.iter().zip(&x[1]).map(|(p, t)| -t * p.ln()).sum::<f64>() / n as f64;
+        vec![loss]
+    };
+    check(&ops, &build, &fwd).unwrap();
+}
