@@ -8,7 +8,9 @@
 
 use std::any::Any;
 
-use kiln_kernels::{AlignedVec, ConvOptions, Kernels};
+use std::time::{Duration, Instant};
+
+use kiln_kernels::{AlignedVec, ConvOptions, Kernels, Threads};
 use kiln_tensor::Tensor;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -32,6 +34,11 @@ impl ParamId {
     /// The parameter's position in registration order.
     pub fn index(self) -> usize {
         self.0 as usize
+    }
+
+    /// The id of the `i`-th registered parameter (an error at use if there is none).
+    pub fn from_index(i: usize) -> ParamId {
+        ParamId(u32::try_from(i).unwrap_or(u32::MAX))
     }
 }
 
@@ -75,6 +82,7 @@ pub struct State {
     pub(crate) scratch: AlignedVec,
     pub(crate) kernels: &'static Kernels,
     pub(crate) conv: ConvOptions,
+    pub(crate) threads: Threads,
     pub(crate) step: u32,
 }
 
@@ -84,6 +92,7 @@ pub struct Tape {
     backs: Vec<Box<dyn Backward>>,
     outs: Vec<Var>,
     used: usize,
+    profile: Option<Vec<Duration>>,
     grad_enabled: bool,
     training: bool,
     pub(crate) rng: ChaCha8Rng,
@@ -143,6 +152,11 @@ impl State {
     /// The convolution options in use.
     pub fn conv_options(&self) -> ConvOptions {
         self.conv
+    }
+
+    /// The threading policy of the GEMMs.
+    pub fn threads(&self) -> Threads {
+        self.threads
     }
 
     /// Hands out the next arena buffer, sized to `len` (reused from the previous step when possible).
@@ -254,11 +268,13 @@ impl Tape {
                 scratch: AlignedVec::new(),
                 kernels,
                 conv: ConvOptions::default(),
+                threads: Threads::Rayon,
                 step: 0,
             },
             backs: Vec::new(),
             outs: Vec::new(),
             used: 0,
+            profile: None,
             grad_enabled: true,
             training: true,
             rng: ChaCha8Rng::seed_from_u64(0),
@@ -278,6 +294,30 @@ impl Tape {
     /// Sets the convolution algorithm choice and threading used by `conv2d` (default: `Auto`, rayon).
     pub fn set_conv_options(&mut self, opts: ConvOptions) {
         self.st.conv = opts;
+    }
+
+    /// Sets the threading of every kernel (GEMMs and convolutions): `Threads::Single` keeps all work on the
+    /// calling thread, `Threads::Rayon` (default) splits large kernels over the current rayon pool. Results are
+    /// bitwise identical either way.
+    pub fn set_threads(&mut self, threads: Threads) {
+        self.st.threads = threads;
+        self.st.conv = self.st.conv.threads(threads);
+    }
+
+    /// Turns on (or off) timing of each recorded backward step, read with [`Tape::backward_times`].
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(Vec::new);
+    }
+
+    /// Number of backward records made so far in this step (to attribute records to layers).
+    pub fn record_count(&self) -> usize {
+        self.used
+    }
+
+    /// With profiling on: the wall time of each backward record of the last [`Tape::backward`], by record index
+    /// (zero for records that were skipped).
+    pub fn backward_times(&self) -> &[Duration] {
+        self.profile.as_deref().unwrap_or(&[])
     }
 
     /// Re-seeds the generator used by dropout.
@@ -588,12 +628,20 @@ impl Tape {
             }
             Ok(())
         })?;
+        if let Some(p) = &mut self.profile {
+            p.clear();
+            p.resize(self.used, Duration::ZERO);
+        }
         for i in (0..self.used).rev() {
             let out = self.outs[i];
             if !self.st.nodes[out.index as usize].grad_written {
                 continue;
             }
+            let start = self.profile.is_some().then(Instant::now);
             self.backs[i].backward(out, &mut Grads { st: &mut self.st })?;
+            if let (Some(p), Some(t)) = (&mut self.profile, start) {
+                p[i] = t.elapsed();
+            }
         }
         Ok(())
     }

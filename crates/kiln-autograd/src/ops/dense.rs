@@ -30,12 +30,28 @@ impl Backward for DenseBackward {
         let &DenseBackward { x, w, b, m, k, n } = self;
         g.update(x, |st, dx, acc| {
             let geo = GemmGeometry::spec(m, k, n).trans_b(Transpose::Yes).build()?;
-            st.kernels().sgemm(&geo, 1.0, st.grad(out), st.value(w), f32::from(u8::from(acc)), dx)?;
+            st.kernels().sgemm_with(
+                st.threads(),
+                &geo,
+                1.0,
+                st.grad(out),
+                st.value(w),
+                f32::from(u8::from(acc)),
+                dx,
+            )?;
             Ok(())
         })?;
         g.update(w, |st, dw, acc| {
             let geo = GemmGeometry::spec(k, n, m).trans_a(Transpose::Yes).build()?;
-            st.kernels().sgemm(&geo, 1.0, st.value(x), st.grad(out), f32::from(u8::from(acc)), dw)?;
+            st.kernels().sgemm_with(
+                st.threads(),
+                &geo,
+                1.0,
+                st.value(x),
+                st.grad(out),
+                f32::from(u8::from(acc)),
+                dw,
+            )?;
             Ok(())
         })?;
         if let Some(b) = b {
@@ -84,7 +100,7 @@ impl Tape {
         let req = self.requires(&[x, w]) || b.is_some_and(|b| self.requires(&[b]));
         let out = self.compute(op, Dims::new(&[m, n])?, req, |st, y| {
             let geo = GemmGeometry::new(m, n, k)?;
-            st.kernels().sgemm(&geo, 1.0, st.value(x), st.value(w), 0.0, y)?;
+            st.kernels().sgemm_with(st.threads(), &geo, 1.0, st.value(x), st.value(w), 0.0, y)?;
             if let Some(b) = b
                 && n > 0
             {
