@@ -1,0 +1,152 @@
+//! The [`Layer`] trait, weight initialisers and the build context.
+
+use std::fmt;
+
+use kiln_autograd::{Activation, ParamId, Tape, Var};
+use kiln_tensor::Tensor;
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use crate::error::{NnError, Result};
+
+/// A Keras-style layer: a configuration that, once built for an input shape, owns parameters on the model's
+/// [`Tape`] and records its forward computation there.
+pub trait Layer: Send + Sync + fmt::Debug {
+    /// The Keras class name (`"Conv2D"`, `"Dense"`, …), shown by `summary()` and stored in `model.json`.
+    fn class_name(&self) -> &'static str;
+    /// The name given by the user, if any (otherwise the model numbers it Keras-style: `conv2d`, `conv2d_1`, …).
+    fn name(&self) -> Option<&str>;
+    /// Sets the layer's name.
+    fn set_name(&mut self, name: String);
+    /// The output shape (without the batch axis) for an input shape (without the batch axis); an error when
+    /// the input does not fit the layer.
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
+    /// Registers this layer's parameters (`<name>/kernel`, `<name>/bias`, …) on `tape` for `input`.
+    fn build(&mut self, name: &str, input: &[usize], tape: &mut Tape) -> Result<()>;
+    /// Fills the parameters with their initial values (Glorot-uniform kernels, zero biases).
+    fn initialize(&self, tape: &mut Tape, rng: &mut ChaCha8Rng) -> Result<()>;
+    /// Records the layer's forward computation on `x` (batch first).
+    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var>;
+    /// The parameters as `(short name, id)`: `("kernel", …)`, `("bias", …)`; empty before `build`.
+    fn weights(&self) -> Vec<(&'static str, ParamId)>;
+    /// The Keras-style configuration (what `model.json` stores).
+    fn config(&self) -> Value;
+    /// A boxed copy (unbuilt state included).
+    fn box_clone(&self) -> Box<dyn Layer>;
+}
+
+impl Clone for Box<dyn Layer> {
+    fn clone(&self) -> Self {
+        self.box_clone()
+    }
+}
+
+/// Keras' `glorot_uniform`: `U(−l, l)` with `l = √(6 / (fan_in + fan_out))`.
+pub fn glorot_uniform(rng: &mut ChaCha8Rng, fan_in: usize, fan_out: usize, out: &mut [f32]) {
+    let limit = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt() as f32;
+    for v in out {
+        *v = rng.random_range(-limit..=limit);
+    }
+}
+
+/// Keras' fans of a kernel: for a convolution kernel `(kh, kw, in, out)` `fan_in = kh·kw·in`,
+/// `fan_out = kh·kw·out`; for a dense kernel `(in, out)` `in` and `out`.
+pub fn fans(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [] => (1, 1),
+        [n] => (*n, *n),
+        [i, o] => (*i, *o),
+        _ => {
+            let receptive: usize = shape[..shape.len() - 2].iter().product();
+            (receptive * shape[shape.len() - 2], receptive * shape[shape.len() - 1])
+        }
+    }
+}
+
+/// Initialises a kernel with Glorot-uniform values from its shape.
+pub(crate) fn init_kernel(tape: &mut Tape, id: ParamId, rng: &mut ChaCha8Rng) -> Result<()> {
+    let dims = tape.param_dims(id)?;
+    let (fan_in, fan_out) = fans(dims.as_slice());
+    let mut values = vec![0.0; dims.numel()];
+    glorot_uniform(rng, fan_in, fan_out, &mut values);
+    tape.set_param_value(id, &values)?;
+    Ok(())
+}
+
+/// Zeroes a parameter.
+pub(crate) fn init_zeros(tape: &mut Tape, id: ParamId) -> Result<()> {
+    let n = tape.param_dims(id)?.numel();
+    tape.set_param_value(id, &vec![0.0; n])?;
+    Ok(())
+}
+
+/// Registers a zero parameter named `<layer>/<short>`.
+pub(crate) fn add_param(tape: &mut Tape, layer: &str, short: &str, dims: &[usize]) -> Result<ParamId> {
+    Ok(tape.add_param(format!("{layer}/{short}"), &Tensor::zeros(dims)?, true)?)
+}
+
+/// A pair argument given as one number (`5`) or two (`(5, 3)`), as Keras' `kernel_size`/`strides`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair(pub usize, pub usize);
+
+impl From<usize> for Pair {
+    fn from(v: usize) -> Self {
+        Pair(v, v)
+    }
+}
+
+impl From<(usize, usize)> for Pair {
+    fn from((a, b): (usize, usize)) -> Self {
+        Pair(a, b)
+    }
+}
+
+impl From<[usize; 2]> for Pair {
+    fn from([a, b]: [usize; 2]) -> Self {
+        Pair(a, b)
+    }
+}
+
+// ---- JSON config helpers ------------------------------------------------------------------------------------
+
+pub(crate) fn cfg_usize(layer: &str, cfg: &Value, key: &str) -> Result<usize> {
+    cfg.get(key)
+        .and_then(Value::as_u64)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| NnError::config(layer, format!("`{key}` must be a non-negative integer")))
+}
+
+pub(crate) fn cfg_pair(layer: &str, cfg: &Value, key: &str) -> Result<Pair> {
+    let v = cfg.get(key).and_then(Value::as_array);
+    match v.map(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>()) {
+        Some(Some(a)) if a.len() == 2 => Ok(Pair(a[0] as usize, a[1] as usize)),
+        _ => Err(NnError::config(layer, format!("`{key}` must be a pair of integers"))),
+    }
+}
+
+pub(crate) fn cfg_str<'a>(layer: &str, cfg: &'a Value, key: &str) -> Result<&'a str> {
+    cfg.get(key).and_then(Value::as_str).ok_or_else(|| NnError::config(layer, format!("`{key}` must be a string")))
+}
+
+pub(crate) fn cfg_bool(layer: &str, cfg: &Value, key: &str) -> Result<bool> {
+    cfg.get(key).and_then(Value::as_bool).ok_or_else(|| NnError::config(layer, format!("`{key}` must be a boolean")))
+}
+
+pub(crate) fn cfg_name(cfg: &Value) -> Option<String> {
+    cfg.get("name").and_then(Value::as_str).map(str::to_owned)
+}
+
+pub(crate) fn cfg_activation(layer: &str, cfg: &Value) -> Result<Activation> {
+    let name = cfg_str(layer, cfg, "activation")?;
+    parse_activation(name)
+}
+
+/// Parses a Keras activation name.
+pub fn parse_activation(name: &str) -> Result<Activation> {
+    Activation::from_name(name).ok_or_else(|| NnError::Unknown {
+        kind: "activation",
+        name: name.to_owned(),
+        known: "linear, swish (silu), relu, sigmoid, tanh, softmax",
+    })
+}

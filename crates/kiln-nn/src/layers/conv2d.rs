@@ -1,0 +1,190 @@
+//! Keras `Conv2D`.
+
+use kiln_autograd::{Activation, Conv2dParams, ParamId, Tape, Var};
+use kiln_kernels::{Conv2dGeometry, Padding};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use crate::error::{NnError, Result};
+use crate::layer::{
+    Layer, Pair, add_param, cfg_activation, cfg_bool, cfg_name, cfg_pair, cfg_usize, init_kernel, init_zeros,
+};
+
+/// A 2-D convolution layer with Keras' arguments and defaults: `Conv2D(filters, kernel_size, strides=1,
+/// padding="valid", dilation_rate=1, activation=None, use_bias=True)`, kernel `(kh, kw, in, filters)`
+/// initialised Glorot-uniform, bias zeros. Inputs are NHWC.
+#[derive(Debug, Clone)]
+pub struct Conv2D {
+    name: Option<String>,
+    filters: usize,
+    kernel_size: Pair,
+    strides: Pair,
+    dilation_rate: Pair,
+    padding: Padding,
+    activation: Activation,
+    use_bias: bool,
+    kernel: Option<ParamId>,
+    bias: Option<ParamId>,
+}
+
+impl Conv2D {
+    /// `filters` output channels with a `kernel_size` kernel (`5` or `(5, 3)`).
+    pub fn new(filters: usize, kernel_size: impl Into<Pair>) -> Self {
+        Conv2D {
+            name: None,
+            filters,
+            kernel_size: kernel_size.into(),
+            strides: Pair(1, 1),
+            dilation_rate: Pair(1, 1),
+            padding: Padding::Valid,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel: None,
+            bias: None,
+        }
+    }
+
+    /// Strides (default 1).
+    pub fn strides(mut self, s: impl Into<Pair>) -> Self {
+        self.strides = s.into();
+        self
+    }
+
+    /// Dilation rate (default 1).
+    pub fn dilation_rate(mut self, d: impl Into<Pair>) -> Self {
+        self.dilation_rate = d.into();
+        self
+    }
+
+    /// Padding (default `valid`; `Padding::Same` is TensorFlow's rule).
+    pub fn padding(mut self, p: Padding) -> Self {
+        self.padding = p;
+        self
+    }
+
+    /// Activation applied after the bias (default linear).
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    /// Whether to add a bias (default true).
+    pub fn use_bias(mut self, on: bool) -> Self {
+        self.use_bias = on;
+        self
+    }
+
+    /// A fixed layer name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    fn geometry(&self, input: &[usize]) -> Result<Conv2dGeometry> {
+        let label = self.name.as_deref().unwrap_or("conv2d");
+        let [h, w, c] = input else {
+            return Err(NnError::Data {
+                what: "Conv2D input",
+                expected: "(height, width, channels)".into(),
+                got: format!("{input:?}"),
+            });
+        };
+        if self.filters == 0 {
+            return Err(NnError::config(label, "filters must be ≥ 1"));
+        }
+        Ok(Conv2dGeometry::spec(1, [*h, *w, *c], [self.kernel_size.0, self.kernel_size.1], self.filters)
+            .strides(self.strides.0, self.strides.1)
+            .dilations(self.dilation_rate.0, self.dilation_rate.1)
+            .padding(self.padding)
+            .build()?)
+    }
+
+    /// Reads a `model.json` config.
+    pub fn from_config(cfg: &Value) -> Result<Self> {
+        let l = "Conv2D";
+        let padding = match cfg.get("padding") {
+            Some(Value::String(s)) if s == "valid" => Padding::Valid,
+            Some(Value::String(s)) if s == "same" => Padding::Same,
+            Some(Value::Array(a)) if a.len() == 4 => {
+                let v: Option<Vec<usize>> = a.iter().map(|v| v.as_u64().map(|v| v as usize)).collect();
+                let v = v.ok_or_else(|| NnError::config(l, "explicit padding must be 4 integers"))?;
+                Padding::Explicit { top: v[0], bottom: v[1], left: v[2], right: v[3] }
+            }
+            _ => return Err(NnError::config(l, "`padding` must be \"valid\", \"same\" or [top, bottom, left, right]")),
+        };
+        let mut c = Conv2D::new(cfg_usize(l, cfg, "filters")?, cfg_pair(l, cfg, "kernel_size")?)
+            .strides(cfg_pair(l, cfg, "strides")?)
+            .dilation_rate(cfg_pair(l, cfg, "dilation_rate")?)
+            .padding(padding)
+            .activation(cfg_activation(l, cfg)?)
+            .use_bias(cfg_bool(l, cfg, "use_bias")?);
+        c.name = cfg_name(cfg);
+        Ok(c)
+    }
+}
+
+impl Layer for Conv2D {
+    fn class_name(&self) -> &'static str {
+        "Conv2D"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = Some(name);
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let g = self.geometry(input)?;
+        Ok(vec![g.out_h(), g.out_w(), g.out_c()])
+    }
+    fn build(&mut self, name: &str, input: &[usize], tape: &mut Tape) -> Result<()> {
+        let g = self.geometry(input)?;
+        self.kernel = Some(add_param(tape, name, "kernel", &g.weight_shape())?);
+        self.bias = if self.use_bias { Some(add_param(tape, name, "bias", &[self.filters])?) } else { None };
+        Ok(())
+    }
+    fn initialize(&self, tape: &mut Tape, rng: &mut ChaCha8Rng) -> Result<()> {
+        if let Some(k) = self.kernel {
+            init_kernel(tape, k, rng)?;
+        }
+        if let Some(b) = self.bias {
+            init_zeros(tape, b)?;
+        }
+        Ok(())
+    }
+    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        let k = self.kernel.ok_or_else(|| NnError::config("Conv2D", "forward before build"))?;
+        let w = tape.param(k)?;
+        let b = self.bias.map(|b| tape.param(b)).transpose()?;
+        let p = Conv2dParams {
+            strides: (self.strides.0, self.strides.1),
+            dilation: (self.dilation_rate.0, self.dilation_rate.1),
+            padding: self.padding,
+        };
+        let y = tape.conv2d(x, w, b, p)?;
+        Ok(tape.activation(y, self.activation)?)
+    }
+    fn weights(&self) -> Vec<(&'static str, ParamId)> {
+        self.kernel.map(|k| ("kernel", k)).into_iter().chain(self.bias.map(|b| ("bias", b))).collect()
+    }
+    fn config(&self) -> Value {
+        let padding = match self.padding {
+            Padding::Valid => json!("valid"),
+            Padding::Same => json!("same"),
+            Padding::Explicit { top, bottom, left, right } => json!([top, bottom, left, right]),
+        };
+        json!({
+            "name": self.name,
+            "filters": self.filters,
+            "kernel_size": [self.kernel_size.0, self.kernel_size.1],
+            "strides": [self.strides.0, self.strides.1],
+            "dilation_rate": [self.dilation_rate.0, self.dilation_rate.1],
+            "padding": padding,
+            "activation": self.activation.name(),
+            "use_bias": self.use_bias,
+        })
+    }
+    fn box_clone(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+}

@@ -1,0 +1,121 @@
+//! Keras `Dense`.
+
+use kiln_autograd::{Activation, ParamId, Tape, Var};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use crate::error::{NnError, Result};
+use crate::layer::{Layer, add_param, cfg_activation, cfg_bool, cfg_name, cfg_usize, init_kernel, init_zeros};
+
+/// A fully connected layer, Keras `Dense(units, activation=None, use_bias=True)`: `y = act(x·W + b)` with the
+/// kernel `W: (in, units)` initialised Glorot-uniform and a zero bias. Input rank 1 (per sample).
+#[derive(Debug, Clone)]
+pub struct Dense {
+    name: Option<String>,
+    units: usize,
+    activation: Activation,
+    use_bias: bool,
+    kernel: Option<ParamId>,
+    bias: Option<ParamId>,
+}
+
+impl Dense {
+    /// A layer of `units` outputs.
+    pub fn new(units: usize) -> Self {
+        Dense { name: None, units, activation: Activation::Linear, use_bias: true, kernel: None, bias: None }
+    }
+
+    /// Activation (default linear). `Softmax` before a cross-entropy loss trains through the fused kernel.
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+
+    /// Whether to add a bias (default true).
+    pub fn use_bias(mut self, on: bool) -> Self {
+        self.use_bias = on;
+        self
+    }
+
+    /// A fixed layer name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Reads a `model.json` config.
+    pub fn from_config(cfg: &Value) -> Result<Self> {
+        let l = "Dense";
+        let mut d = Dense::new(cfg_usize(l, cfg, "units")?)
+            .activation(cfg_activation(l, cfg)?)
+            .use_bias(cfg_bool(l, cfg, "use_bias")?);
+        d.name = cfg_name(cfg);
+        Ok(d)
+    }
+
+    fn input_units(&self, input: &[usize]) -> Result<usize> {
+        match input {
+            [n] => Ok(*n),
+            _ => Err(NnError::Data {
+                what: "Dense input",
+                expected: "a vector per sample (add a Flatten layer before Dense)".into(),
+                got: format!("{input:?}"),
+            }),
+        }
+    }
+}
+
+impl Layer for Dense {
+    fn class_name(&self) -> &'static str {
+        "Dense"
+    }
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn set_name(&mut self, name: String) {
+        self.name = Some(name);
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.input_units(input)?;
+        if self.units == 0 {
+            return Err(NnError::config(self.name.as_deref().unwrap_or("dense"), "units must be ≥ 1"));
+        }
+        Ok(vec![self.units])
+    }
+    fn build(&mut self, name: &str, input: &[usize], tape: &mut Tape) -> Result<()> {
+        let n = self.input_units(input)?;
+        self.kernel = Some(add_param(tape, name, "kernel", &[n, self.units])?);
+        self.bias = if self.use_bias { Some(add_param(tape, name, "bias", &[self.units])?) } else { None };
+        Ok(())
+    }
+    fn initialize(&self, tape: &mut Tape, rng: &mut ChaCha8Rng) -> Result<()> {
+        if let Some(k) = self.kernel {
+            init_kernel(tape, k, rng)?;
+        }
+        if let Some(b) = self.bias {
+            init_zeros(tape, b)?;
+        }
+        Ok(())
+    }
+    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        let k = self.kernel.ok_or_else(|| NnError::config("Dense", "forward before build"))?;
+        let w = tape.param(k)?;
+        let b = self.bias.map(|b| tape.param(b)).transpose()?;
+        let y = tape.dense(x, w, b)?;
+        Ok(tape.activation(y, self.activation)?)
+    }
+    fn weights(&self) -> Vec<(&'static str, ParamId)> {
+        self.kernel.map(|k| ("kernel", k)).into_iter().chain(self.bias.map(|b| ("bias", b))).collect()
+    }
+    fn config(&self) -> Value {
+        json!({
+            "name": self.name,
+            "units": self.units,
+            "activation": self.activation.name(),
+            "use_bias": self.use_bias,
+        })
+    }
+    fn box_clone(&self) -> Box<dyn Layer> {
+        Box::new(self.clone())
+    }
+}

@@ -1,0 +1,51 @@
+//! The layers, with Keras names and defaults.
+
+mod conv2d;
+mod dense;
+mod simple;
+
+pub use conv2d::Conv2D;
+pub use dense::Dense;
+pub use simple::{Activation, Dropout, Flatten, MaxPooling2D};
+
+use serde_json::Value;
+
+use crate::error::{NnError, Result};
+use crate::layer::Layer;
+
+/// Rebuilds a layer from its class name and `model.json` config.
+pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>> {
+    Ok(match class_name {
+        "Conv2D" => Box::new(Conv2D::from_config(cfg)?),
+        "Dense" => Box::new(Dense::from_config(cfg)?),
+        "Flatten" => Box::new(Flatten::from_config(cfg)?),
+        "MaxPooling2D" => Box::new(MaxPooling2D::from_config(cfg)?),
+        "Dropout" => Box::new(Dropout::from_config(cfg)?),
+        "Activation" => Box::new(Activation::from_config(cfg)?),
+        other => {
+            return Err(NnError::Unknown {
+                kind: "layer class",
+                name: other.to_owned(),
+                known: "Conv2D, Dense, Flatten, MaxPooling2D, Dropout, Activation",
+            });
+        }
+    })
+}
+
+/// Keras' default base name of a layer class: `Conv2D` → `conv2d`, `MaxPooling2D` → `max_pooling2d`.
+pub fn default_base_name(class_name: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = class_name.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            let prev_lower = i > 0 && chars[i - 1].is_ascii_lowercase();
+            if prev_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

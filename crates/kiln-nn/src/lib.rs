@@ -1,0 +1,60 @@
+//! # kiln-nn
+//!
+//! Keras-like deep learning on Kiln's kernels: layers with Keras names and defaults ([`layers`]), a [`Model`]
+//! built functionally or with [`Sequential`], `compile` / `fit` / `evaluate` / `predict` / `summary`, and
+//! save/load as safetensors + JSON. Training runs on a reverse-mode [`kiln_autograd::Tape`] that is reused from
+//! step to step (no allocation per step after the first).
+//!
+//! The notebook's model:
+//!
+//! ```
+//! use kiln_nn::prelude::*;
+//!
+//! let inputs = Input::new(&[28, 28, 1]);
+//! let x = Conv2D::new(3, 5).activation(Activation::Swish).call(&inputs)?;
+//! let x = Conv2D::new(6, 5).activation(Activation::Swish).call(&x)?;
+//! let x = Flatten::new().call(&x)?;
+//! let x = Dense::new(84).activation(Activation::Swish).call(&x)?;
+//! let outputs = Dense::new(10).activation(Activation::Softmax).call(&x)?;
+//! let mut model = Model::new(&inputs, &outputs)?;
+//! model.compile("categorical_crossentropy", Optimizer::rmsprop(), &["accuracy"])?;
+//! assert_eq!(model.count_params(), 203_068);
+//! assert!(model.summary().contains("Total params: 203,068 (793.23 KB)"));
+//! # Ok::<(), kiln_nn::NnError>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod data;
+mod error;
+pub mod io;
+mod layer;
+pub mod layers;
+mod model;
+mod optim;
+mod progress;
+mod summary;
+mod symbolic;
+
+pub use data::{ClassIndices, Data, ImagesU8, OneHot};
+pub use error::{NnError, Result};
+pub use kiln_autograd::Activation;
+pub use layer::{Layer, Pair, fans, glorot_uniform, parse_activation};
+pub use model::{
+    BatchStats, Compiled, DEFAULT_SEED, EpochLog, Evaluation, FitOptions, History, LayerTime, Model, Sequential,
+    StepProfile, Validation,
+};
+pub use optim::{Loss, Metric, Optimizer};
+pub use progress::{Verbose, per_step};
+pub use symbolic::{Call, Input, SymbolicTensor};
+
+/// Everything needed to describe, train and use a model: `use kiln_nn::prelude::*;`.
+pub mod prelude {
+    pub use crate::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+    pub use crate::{
+        Activation, Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Sequential,
+        Validation, Verbose,
+    };
+    pub use kiln_autograd::PoolPadding;
+    pub use kiln_kernels::Padding;
+}

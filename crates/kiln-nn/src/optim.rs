@@ -1,0 +1,236 @@
+//! Losses, metrics and optimizers by Keras name, with Keras 3 defaults.
+
+use kiln_autograd::{ParamId, Tape};
+use kiln_kernels::optim::{AdamParams, RmsPropParams, SgdParams};
+use serde_json::{Value, json};
+
+use crate::error::{NnError, Result};
+
+/// A training loss (Keras names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// `categorical_crossentropy`: one-hot (or soft) targets; fused with a softmax output.
+    CategoricalCrossentropy,
+    /// `sparse_categorical_crossentropy`: class-index targets.
+    SparseCategoricalCrossentropy,
+    /// `mse` / `mean_squared_error`.
+    MeanSquaredError,
+}
+
+impl Loss {
+    /// Parses a Keras loss name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "categorical_crossentropy" => Loss::CategoricalCrossentropy,
+            "sparse_categorical_crossentropy" => Loss::SparseCategoricalCrossentropy,
+            "mse" | "mean_squared_error" => Loss::MeanSquaredError,
+            _ => {
+                return Err(NnError::Unknown {
+                    kind: "loss",
+                    name: name.to_owned(),
+                    known: "categorical_crossentropy, sparse_categorical_crossentropy, mse",
+                });
+            }
+        })
+    }
+
+    /// The Keras name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::CategoricalCrossentropy => "categorical_crossentropy",
+            Loss::SparseCategoricalCrossentropy => "sparse_categorical_crossentropy",
+            Loss::MeanSquaredError => "mse",
+        }
+    }
+}
+
+/// A metric reported by `fit` and `evaluate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// `accuracy`: the predicted class (arg-max) equals the target class (arg-max of one-hot targets, or the
+    /// class index for sparse targets).
+    Accuracy,
+}
+
+impl Metric {
+    /// Parses a Keras metric name (`accuracy`, `acc`).
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "accuracy" | "acc" | "categorical_accuracy" | "sparse_categorical_accuracy" => Ok(Metric::Accuracy),
+            _ => Err(NnError::Unknown { kind: "metric", name: name.to_owned(), known: "accuracy" }),
+        }
+    }
+}
+
+/// An optimizer with its hyper-parameters (Keras 3 formulas and defaults, see `kiln_kernels::optim`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Optimizer {
+    /// RMSprop (Keras' default for `compile`): lr 1e-3, ρ 0.9, ε 1e-7 inside the root.
+    RmsProp(RmsPropParams),
+    /// Adam: lr 1e-3, β₁ 0.9, β₂ 0.999, ε 1e-7.
+    Adam(AdamParams),
+    /// SGD: lr 0.01, optional momentum and Nesterov.
+    Sgd(SgdParams),
+}
+
+impl Default for Optimizer {
+    fn default() -> Self {
+        Optimizer::rmsprop()
+    }
+}
+
+impl Optimizer {
+    /// RMSprop with Keras defaults.
+    pub fn rmsprop() -> Self {
+        Optimizer::RmsProp(RmsPropParams::default())
+    }
+    /// Adam with Keras defaults.
+    pub fn adam() -> Self {
+        Optimizer::Adam(AdamParams::default())
+    }
+    /// SGD with Keras defaults (lr 0.01, no momentum).
+    pub fn sgd() -> Self {
+        Optimizer::Sgd(SgdParams::default())
+    }
+    /// SGD with momentum (and optionally Nesterov).
+    pub fn sgd_momentum(lr: f32, momentum: f32, nesterov: bool) -> Self {
+        Optimizer::Sgd(SgdParams { lr, momentum, nesterov })
+    }
+
+    /// Parses `rmsprop`, `adam` or `sgd` (with defaults).
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "rmsprop" => Ok(Optimizer::rmsprop()),
+            "adam" => Ok(Optimizer::adam()),
+            "sgd" => Ok(Optimizer::sgd()),
+            _ => Err(NnError::Unknown { kind: "optimizer", name: name.to_owned(), known: "rmsprop, adam, sgd" }),
+        }
+    }
+
+    /// The same optimizer with another learning rate.
+    pub fn learning_rate(self, lr: f32) -> Self {
+        match self {
+            Optimizer::RmsProp(p) => Optimizer::RmsProp(RmsPropParams { lr, ..p }),
+            Optimizer::Adam(p) => Optimizer::Adam(AdamParams { lr, ..p }),
+            Optimizer::Sgd(p) => Optimizer::Sgd(SgdParams { lr, ..p }),
+        }
+    }
+
+    /// The learning rate.
+    pub fn lr(self) -> f32 {
+        match self {
+            Optimizer::RmsProp(p) => p.lr,
+            Optimizer::Adam(p) => p.lr,
+            Optimizer::Sgd(p) => p.lr,
+        }
+    }
+
+    /// The Keras name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::RmsProp(_) => "rmsprop",
+            Optimizer::Adam(_) => "adam",
+            Optimizer::Sgd(_) => "sgd",
+        }
+    }
+
+    /// Hyper-parameters as JSON (stored in `model.json`).
+    pub fn config(self) -> Value {
+        match self {
+            Optimizer::RmsProp(p) => {
+                json!({"name": "rmsprop", "learning_rate": p.lr, "rho": p.rho, "epsilon": p.epsilon})
+            }
+            Optimizer::Adam(p) => {
+                json!({"name": "adam", "learning_rate": p.lr, "beta_1": p.beta_1, "beta_2": p.beta_2, "epsilon": p.epsilon})
+            }
+            Optimizer::Sgd(p) => {
+                json!({"name": "sgd", "learning_rate": p.lr, "momentum": p.momentum, "nesterov": p.nesterov})
+            }
+        }
+    }
+
+    /// Reads [`Optimizer::config`] back.
+    pub fn from_config(cfg: &Value) -> Result<Self> {
+        let name = cfg.get("name").and_then(Value::as_str).unwrap_or("");
+        let f = |k: &str| -> Result<f32> {
+            cfg.get(k)
+                .and_then(Value::as_f64)
+                .map(|v| v as f32)
+                .ok_or_else(|| NnError::config("optimizer", format!("`{k}` must be a number")))
+        };
+        Ok(match name {
+            "rmsprop" => {
+                Optimizer::RmsProp(RmsPropParams { lr: f("learning_rate")?, rho: f("rho")?, epsilon: f("epsilon")? })
+            }
+            "adam" => Optimizer::Adam(AdamParams {
+                lr: f("learning_rate")?,
+                beta_1: f("beta_1")?,
+                beta_2: f("beta_2")?,
+                epsilon: f("epsilon")?,
+            }),
+            "sgd" => Optimizer::Sgd(SgdParams {
+                lr: f("learning_rate")?,
+                momentum: f("momentum")?,
+                nesterov: cfg.get("nesterov").and_then(Value::as_bool).unwrap_or(false),
+            }),
+            _ => return Optimizer::from_name(name),
+        })
+    }
+
+    /// Number of per-parameter state slots (RMSprop 1, Adam 2, SGD 1 with momentum else 0).
+    pub fn slots(self) -> usize {
+        match self {
+            Optimizer::RmsProp(_) => 1,
+            Optimizer::Adam(_) => 2,
+            Optimizer::Sgd(p) => usize::from(p.momentum != 0.0),
+        }
+    }
+}
+
+/// The optimizer's per-parameter state (moving averages, moments, momentum), allocated once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OptimizerState {
+    /// `slots[s][param]`.
+    pub(crate) slots: Vec<Vec<Vec<f32>>>,
+    /// Steps taken (Keras `optimizer.iterations`).
+    pub(crate) iterations: u64,
+}
+
+impl OptimizerState {
+    pub(crate) fn new(opt: Optimizer, tape: &Tape) -> Result<Self> {
+        let mut slots = Vec::new();
+        for _ in 0..opt.slots() {
+            let mut per = Vec::new();
+            for i in 0..tape.num_params() {
+                per.push(vec![0.0; tape.param_dims(ParamId::from_index(i))?.numel()]);
+            }
+            slots.push(per);
+        }
+        Ok(OptimizerState { slots, iterations: 0 })
+    }
+
+    /// One update of every trainable parameter that received a gradient.
+    pub(crate) fn step(&mut self, opt: Optimizer, tape: &mut Tape) -> Result<()> {
+        self.iterations += 1;
+        let t = self.iterations;
+        let kernels = tape.kernels();
+        let slots = &mut self.slots;
+        tape.for_each_param_mut(|id, w, g| {
+            let Some(g) = g else { return Ok(()) };
+            let i = id.index();
+            match opt {
+                Optimizer::RmsProp(p) => kernels.rmsprop_step(w, g, &mut slots[0][i], p)?,
+                Optimizer::Adam(p) => {
+                    let (a, b) = slots.split_at_mut(1);
+                    kernels.adam_step(w, g, &mut a[0][i], &mut b[0][i], p, t)?
+                }
+                Optimizer::Sgd(p) => match slots.first_mut() {
+                    Some(u) => kernels.sgd_step(w, g, &mut u[i], p)?,
+                    None => kernels.sgd_step(w, g, &mut [], p)?,
+                },
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
