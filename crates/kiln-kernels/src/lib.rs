@@ -10,6 +10,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod activation;
+pub mod alloc_count;
 pub mod buffer;
 pub mod conv;
 pub mod dispatch;

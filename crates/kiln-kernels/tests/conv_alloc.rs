@@ -2,30 +2,11 @@
 //! on the stack. A counting global allocator proves it for every pass of both flagship layers (issue #5 needs a
 //! training step without heap allocation).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use kiln_kernels::alloc_count::{CountingAllocator, allocations};
 use kiln_kernels::{Conv2dGeometry, ConvOptions, Kernels, Threads};
 
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged, only counting calls.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn warm_flagship_convolutions_do_not_allocate() {
@@ -60,12 +41,12 @@ fn warm_flagship_convolutions_do_not_allocate() {
             step(g, b);
         }
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     for _ in 0..5 {
         for (g, b) in layers.iter().zip(bufs.iter_mut()) {
             step(g, b);
         }
     }
-    let during = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let during = allocations() - before;
     assert_eq!(during, 0, "{during} allocations in 5 warm passes over both layers");
 }
