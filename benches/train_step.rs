@@ -1,0 +1,105 @@
+//! One full training step of the flagship model (forward, fused softmax cross-entropy, backward, RMSprop
+//! update) on a batch of 32 raw-pixel MNIST images — `train_step/flagship/batch32` on the best ISA and the
+//! default thread pool, plus every available ISA with 1 and 2 threads — and batch-1 inference latency
+//! (`predict/flagship/batch1/<isa>`). Throughput is in images per second. After the measurements a per-layer
+//! breakdown of the step (median of 300 profiled steps per ISA, 1 thread) is printed.
+//!
+//! Real images come from `MNIST_DIR` when set, otherwise deterministic synthetic pixels.
+//!
+//! `cargo bench -p kiln-benches --bench train_step`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kiln_kernels::Isa;
+use kiln_nn::prelude::*;
+
+fn model() -> Model {
+    let inputs = Input::new(&[28, 28, 1]);
+    let x = Conv2D::new(3, 5).activation(Activation::Swish).call(&inputs).expect("conv2d");
+    let x = Conv2D::new(6, 5).activation(Activation::Swish).call(&x).expect("conv2d_1");
+    let x = Flatten::new().call(&x).expect("flatten");
+    let x = Dense::new(84).activation(Activation::Swish).call(&x).expect("dense");
+    let outputs = Dense::new(10).activation(Activation::Softmax).call(&x).expect("dense_1");
+    let mut m = Model::new(&inputs, &outputs).expect("model");
+    m.compile("categorical_crossentropy", Optimizer::rmsprop(), &["accuracy"]).expect("compile");
+    m
+}
+
+fn batch() -> (Vec<f32>, Vec<f32>) {
+    let (pixels, labels): (Vec<u8>, Vec<u8>) = match std::env::var_os("MNIST_DIR").map(kiln_mnist::Mnist::load) {
+        Some(Ok(m)) => (m.train.pixels()[..32 * 784].to_vec(), m.train.labels()[..32].to_vec()),
+        _ => ((0..32 * 784).map(|i| ((i * 37) % 256) as u8).collect(), (0..32).map(|i| (i % 10) as u8).collect()),
+    };
+    let x = pixels.iter().map(|&p| f32::from(p)).collect();
+    let mut y = vec![0.0; 320];
+    for (r, &l) in labels.iter().enumerate() {
+        y[r * 10 + usize::from(l)] = 1.0;
+    }
+    (x, y)
+}
+
+fn bench(c: &mut Criterion) {
+    let (x, y) = batch();
+    let mut group = c.benchmark_group("train_step");
+    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3)).sample_size(40);
+    group.throughput(Throughput::Elements(32));
+    let mut m = model();
+    group.bench_function("flagship/batch32", |b| b.iter(|| m.train_on_batch(black_box(&x), &y).expect("step")));
+    for isa in Isa::available() {
+        for threads in [1, 2] {
+            let mut m = model();
+            m.set_isa(isa).expect("isa");
+            m.set_threads(Some(threads)).expect("threads");
+            group.bench_function(BenchmarkId::new("flagship/batch32", format!("{isa}/{threads}t")), |b| {
+                b.iter(|| m.train_on_batch(black_box(&x), &y).expect("step"))
+            });
+        }
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("predict");
+    group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2)).sample_size(50);
+    group.throughput(Throughput::Elements(1));
+    for isa in Isa::available() {
+        let mut m = model();
+        m.set_isa(isa).expect("isa");
+        m.set_threads(None).expect("threads");
+        let mut out = [0.0f32; 10];
+        group.bench_function(BenchmarkId::new("flagship/batch1", isa.to_string()), |b| {
+            b.iter(|| m.predict_on_batch(black_box(&x[..784]), &mut out).expect("predict"))
+        });
+    }
+    group.finish();
+
+    for isa in Isa::available() {
+        breakdown(isa, &x, &y);
+    }
+}
+
+/// Median per-layer forward/backward times over 300 profiled steps (1 thread), with each layer's share.
+fn breakdown(isa: Isa, x: &[f32], y: &[f32]) {
+    let mut m = model();
+    m.set_isa(isa).expect("isa");
+    m.set_threads(Some(1)).expect("threads");
+    let runs: Vec<_> = (0..330).map(|_| m.profile_step(x, y).expect("profile")).skip(30).collect();
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let total = median(runs.iter().map(|p| p.total).collect());
+    println!("\ntrain_step breakdown, {isa}, 1 thread, median of {} steps: total {total:?}", runs.len());
+    let share = |d: Duration| 100.0 * d.as_secs_f64() / total.as_secs_f64();
+    for (i, l) in runs[0].layers.iter().enumerate() {
+        let f = median(runs.iter().map(|p| p.layers[i].forward).collect());
+        let b = median(runs.iter().map(|p| p.layers[i].backward).collect());
+        println!("  {:<9} forward {:>9.1?} ({:>4.1}%)  backward {:>9.1?} ({:>4.1}%)", l.name, f, share(f), b, share(b));
+    }
+    let loss = median(runs.iter().map(|p| p.loss).collect());
+    let opt = median(runs.iter().map(|p| p.optimizer).collect());
+    println!("  loss      {loss:>9.1?} ({:>4.1}%)  optimizer {opt:>9.1?} ({:>4.1}%)", share(loss), share(opt));
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
