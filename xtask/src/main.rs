@@ -1,5 +1,7 @@
 //! Kiln's chores, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
 //!
+//! * `cargo xtask train-mnist [FLAGS]` — the notebook end to end (see `train_mnist.rs`).
+//! * `cargo xtask predict --model DIR (--index N | IMAGE.png)` — classify one image with a saved model.
 //! * `cargo xtask isa` — which instruction sets this CPU offers and which one the kernels will use.
 //! * `cargo xtask fuzz [--seconds N] [TARGET…]` — runs the cargo-fuzz targets under `fuzz/` with libFuzzer on the
 //!   nightly toolchain (installing `cargo-fuzz` from crates.io if it is missing), N seconds each.
@@ -12,6 +14,10 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand};
 use kiln_kernels::Isa;
 
+mod plot;
+mod predict;
+mod train_mnist;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Kiln project chores")]
 struct Cli {
@@ -21,6 +27,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Train the Keras notebook's CNN on MNIST (or Fashion-MNIST) and report, save and plot the results.
+    TrainMnist(train_mnist::TrainArgs),
+    /// Classify one image (a test-set index or a PNG) with a model saved by train-mnist.
+    Predict(predict::PredictArgs),
+    /// Fail unless a train-mnist metrics.json reports at least the given test accuracy (used by CI).
+    CheckMetrics {
+        /// The metrics.json file.
+        file: PathBuf,
+        /// Minimum test accuracy, in [0, 1].
+        #[arg(long)]
+        min_test_accuracy: f64,
+    },
     /// Print the instruction sets this CPU supports and the one Kiln's kernels choose.
     Isa,
     /// Build the NEON kernels for aarch64 and run their property tests under qemu-user.
@@ -38,6 +56,9 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Cmd::TrainMnist(args) => train_mnist::run(args, &workspace_root()),
+        Cmd::Predict(args) => predict::run(args),
+        Cmd::CheckMetrics { file, min_test_accuracy } => check_metrics(&file, min_test_accuracy),
         Cmd::Isa => {
             isa_report();
             Ok(())
@@ -52,6 +73,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn check_metrics(file: &Path, min: f64) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", file.display()))?;
+    let acc = v["test"]["accuracy"].as_f64().ok_or_else(|| format!("{}: no test.accuracy", file.display()))?;
+    let epoch = v["median_epoch_seconds"].as_f64().unwrap_or(f64::NAN);
+    println!("test accuracy {acc:.4} (minimum {min}); median epoch {epoch:.3} s; {}", file.display());
+    if acc >= min { Ok(()) } else { Err(format!("test accuracy {acc:.4} is below {min}")) }
 }
 
 fn isa_report() {

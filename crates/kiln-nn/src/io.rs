@@ -126,6 +126,7 @@ impl Model {
             "seed": self.seed,
             "layers": layers,
             "compile": compile,
+            "metadata": self.metadata,
         })
     }
 
@@ -155,6 +156,12 @@ impl Model {
         let mut model = Model::assemble(name, functional, input_name, input_shape, layers)?;
         if let Some(seed) = v.get("seed").and_then(Value::as_u64) {
             model.seed = seed;
+        }
+        if let Some(meta) = v.get("metadata").and_then(Value::as_object) {
+            for (k, val) in meta {
+                let val = val.as_str().ok_or_else(|| bad("`metadata` values must be strings"))?;
+                model.metadata.insert(k.clone(), val.to_owned());
+            }
         }
         if let Some(c) = v.get("compile").filter(|c| !c.is_null()) {
             let loss = Loss::from_name(c.get("loss").and_then(Value::as_str).unwrap_or(""))?;

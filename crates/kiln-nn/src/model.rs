@@ -224,6 +224,7 @@ pub struct Model {
     pub(crate) compiled: Option<Compiled>,
     pub(crate) state: OptimizerState,
     pub(crate) epochs_done: usize,
+    pub(crate) metadata: std::collections::BTreeMap<String, String>,
     threads: Option<usize>,
     threads_set: bool,
     pool: Option<Arc<rayon::ThreadPool>>,
@@ -361,6 +362,7 @@ impl Model {
             compiled: None,
             state: OptimizerState::default(),
             epochs_done: 0,
+            metadata: Default::default(),
             threads: None,
             threads_set: false,
             pool: None,
@@ -398,6 +400,16 @@ impl Model {
     /// The model's name (`functional` or `sequential` by default).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Free-form string metadata saved with the model in `model.json` (e.g. how inputs were preprocessed).
+    pub fn metadata(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Sets a metadata entry (see [`Model::metadata`]).
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.metadata.insert(key.into(), value.into());
     }
 
     /// Per-sample input shape.

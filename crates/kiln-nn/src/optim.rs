@@ -134,17 +134,19 @@ impl Optimizer {
         }
     }
 
-    /// Hyper-parameters as JSON (stored in `model.json`).
+    /// Hyper-parameters as JSON (stored in `model.json`), each written with the shortest decimal that reads
+    /// back as the same `f32` (`0.001`, not `0.0010000000474974513`).
     pub fn config(self) -> Value {
+        let f = |v: f32| -> f64 { v.to_string().parse().unwrap_or(f64::from(v)) };
         match self {
             Optimizer::RmsProp(p) => {
-                json!({"name": "rmsprop", "learning_rate": p.lr, "rho": p.rho, "epsilon": p.epsilon})
+                json!({"name": "rmsprop", "learning_rate": f(p.lr), "rho": f(p.rho), "epsilon": f(p.epsilon)})
             }
             Optimizer::Adam(p) => {
-                json!({"name": "adam", "learning_rate": p.lr, "beta_1": p.beta_1, "beta_2": p.beta_2, "epsilon": p.epsilon})
+                json!({"name": "adam", "learning_rate": f(p.lr), "beta_1": f(p.beta_1), "beta_2": f(p.beta_2), "epsilon": f(p.epsilon)})
             }
             Optimizer::Sgd(p) => {
-                json!({"name": "sgd", "learning_rate": p.lr, "momentum": p.momentum, "nesterov": p.nesterov})
+                json!({"name": "sgd", "learning_rate": f(p.lr), "momentum": f(p.momentum), "nesterov": p.nesterov})
             }
         }
     }

@@ -232,8 +232,10 @@ fn save_and_load_round_trip_and_reject_bad_files() {
     let mut model = flagship_sized(12, 8);
     let (x, y) = synthetic(64, 12, 7);
     model.fit(&x, &y, &FitOptions::default().verbose(Verbose::Silent)).unwrap();
+    model.set_metadata("input_scale", "1");
     model.save(dir.path()).unwrap();
     let mut loaded = Model::load(dir.path()).unwrap();
+    assert_eq!(loaded.metadata().get("input_scale").map(String::as_str), Some("1"));
     assert_eq!(loaded.summary(), model.summary());
     assert_eq!(loaded.weights().unwrap(), model.weights().unwrap());
     assert_eq!(loaded.compiled(), model.compiled());

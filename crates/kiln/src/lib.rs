@@ -17,17 +17,25 @@
 
 #![forbid(unsafe_code)]
 
+pub use kiln_autograd as autograd;
 pub use kiln_kernels as kernels;
 pub use kiln_mnist as mnist;
+pub use kiln_nn as nn;
 pub use kiln_tensor as tensor;
 
 /// The types most programs need: `use kiln::prelude::*;`.
 pub mod prelude {
+    pub use kiln_autograd::{AutogradError, Tape};
     pub use kiln_kernels::{
         Conv2dGeometry, ConvAlgo, ConvOptions, ConvPass, GemmGeometry, Isa, KernelError, Kernels, Padding, Threads,
         Transpose, WinogradTile,
     };
     pub use kiln_mnist::{BatchOptions, Dataset, LabelFormat, Mnist, MnistError, Scale};
+    pub use kiln_nn::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+    pub use kiln_nn::{
+        Activation, Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer,
+        Sequential, Validation, Verbose,
+    };
     pub use kiln_tensor::{DType, Shape, Tensor, TensorError, TensorView, bf16, f16};
 }
 

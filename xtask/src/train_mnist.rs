@@ -1,0 +1,348 @@
+//! `cargo xtask train-mnist`: the Keras notebook end to end (see `TrainArgs` for the flags).
+//!
+//! Finds the data (`--data-dir`, `MNIST_DIR`, the cache, else the verified download), prints the shapes and the
+//! first 10 one-hot rows, builds and compiles the notebook's model, prints `summary()`, fits with a per-epoch
+//! progress bar, prints the predictions for the first 5 training images beside their labels, evaluates on the
+//! 10,000 test images and writes `model.safetensors`, `model.json`, `metrics.json` and `training-curves.png`
+//! under `--out` (default `target/kiln-runs/<timestamp>/`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use kiln::kernels::{Conv2dGeometry, ConvPass, Isa, Padding};
+use kiln::mnist::Dataset;
+use kiln::prelude::*;
+use serde_json::{Value, json};
+
+/// Which dataset to train on.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DatasetArg {
+    /// MNIST handwritten digits.
+    Mnist,
+    /// Fashion-MNIST (Debian's `dataset-fashion-mnist`, or `FASHION_MNIST_DIR`).
+    Fashion,
+}
+
+/// Optimizers by Keras name.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OptimizerArg {
+    /// RMSprop (Keras' default: lr 1e-3, ρ 0.9, ε 1e-7).
+    Rmsprop,
+    /// Adam (lr 1e-3, β 0.9/0.999, ε 1e-7).
+    Adam,
+    /// SGD (lr 0.01).
+    Sgd,
+}
+
+/// ISA caps for `--isa`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum IsaArg {
+    /// The `wide`-based portable kernels.
+    Portable,
+    /// AVX2 + FMA.
+    Avx2,
+    /// AVX-512 (F/BW/DQ/VL).
+    Avx512,
+    /// Arm NEON.
+    Neon,
+}
+
+impl IsaArg {
+    pub fn isa(self) -> Isa {
+        match self {
+            IsaArg::Portable => Isa::Portable,
+            IsaArg::Avx2 => Isa::Avx2Fma,
+            IsaArg::Avx512 => Isa::Avx512,
+            IsaArg::Neon => Isa::Neon,
+        }
+    }
+}
+
+/// Flags of `cargo xtask train-mnist`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Epochs to train.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Images per training step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seed of the weight initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Dataset.
+    #[arg(long, value_enum, default_value_t = DatasetArg::Mnist)]
+    pub dataset: DatasetArg,
+    /// Directory holding the four IDX files (raw or .gz).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Scale pixels to [0, 1] (the notebook trains on raw 0..255).
+    #[arg(long)]
+    pub normalize: bool,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Rmsprop)]
+    pub optimizer: OptimizerArg,
+    /// Learning rate (default: the optimizer's Keras default).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Train on the first N training images only (smoke runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Output directory (default: target/kiln-runs/<timestamp>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print only the final metrics.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Cap the SIMD level of the kernels (to compare paths).
+    #[arg(long, value_enum)]
+    pub isa: Option<IsaArg>,
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Creates `dir` and checks that files can be written there, before any training starts.
+fn check_writable(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("--out {}: cannot create the directory: {e}", dir.display()))?;
+    let probe = dir.join(".kiln-write-test");
+    std::fs::write(&probe, b"ok").map_err(|e| format!("--out {}: not writable: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// The notebook's model: `Input(28,28,1) → Conv2D(3,5,swish) → Conv2D(6,5,swish) → Flatten → Dense(84,swish)
+/// → Dense(10,softmax)`.
+pub fn notebook_model() -> Result<Model, NnError> {
+    let inputs = Input::new(&[28, 28, 1]);
+    let x = Conv2D::new(3, 5).activation(Activation::Swish).call(&inputs)?;
+    let x = Conv2D::new(6, 5).activation(Activation::Swish).call(&x)?;
+    let x = Flatten::new().call(&x)?;
+    let x = Dense::new(84).activation(Activation::Swish).call(&x)?;
+    let outputs = Dense::new(10).activation(Activation::Softmax).call(&x)?;
+    Model::new(&inputs, &outputs)
+}
+
+/// The convolution algorithm `Auto` picks for every Conv2D layer and pass of `model` at `batch`.
+fn conv_algorithms(model: &Model, batch: usize) -> Value {
+    let arch = model.to_json();
+    let mut shape = model.input_shape().to_vec();
+    let mut out = serde_json::Map::new();
+    let layers = arch["layers"].as_array().cloned().unwrap_or_default();
+    for (i, ((name, class, out_shape), l)) in model.layers().into_iter().zip(layers).enumerate() {
+        if class == "Conv2D" && shape.len() == 3 {
+            let c = &l["config"];
+            let pair = |k: &str| (c[k][0].as_u64().unwrap_or(1) as usize, c[k][1].as_u64().unwrap_or(1) as usize);
+            let padding = if c["padding"] == "same" { Padding::Same } else { Padding::Valid };
+            let g = Conv2dGeometry::spec(
+                batch,
+                [shape[0], shape[1], shape[2]],
+                [pair("kernel_size").0, pair("kernel_size").1],
+                out_shape[2],
+            )
+            .strides(pair("strides").0, pair("strides").1)
+            .dilations(pair("dilation_rate").0, pair("dilation_rate").1)
+            .padding(padding)
+            .build();
+            if let Ok(g) = g {
+                let algo =
+                    |p| ConvAlgo::Auto.resolve(&g, p).map(|a| format!("{a:?}")).unwrap_or_else(|e| e.to_string());
+                out.insert(
+                    name.to_owned(),
+                    json!({
+                        "forward": algo(ConvPass::Forward),
+                        "backward_data": if i == 0 { "not needed (first layer)".to_owned() } else { algo(ConvPass::BackwardData) },
+                        "backward_filter": algo(ConvPass::BackwardFilter),
+                    }),
+                );
+            }
+        }
+        shape = out_shape.to_vec();
+    }
+    Value::Object(out)
+}
+
+/// An f32 as the shortest decimal that reads back as the same f32 (for readable JSON).
+fn short(v: f32) -> Value {
+    v.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
+    let start = Instant::now();
+    let out = args.out.clone().unwrap_or_else(|| {
+        root.join("target").join("kiln-runs").join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string())
+    });
+    check_writable(&out)?;
+    if args.epochs == 0 || args.batch_size == 0 {
+        return Err("--epochs and --batch-size must be at least 1".into());
+    }
+    if args.threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
+    let isa = args.isa.map(IsaArg::isa);
+    if let Some(isa) = isa
+        && !isa.is_supported()
+    {
+        return Err(format!("--isa {isa}: this CPU cannot run it (it offers {:?})", Isa::available()));
+    }
+    let dataset = match args.dataset {
+        DatasetArg::Mnist => Dataset::Mnist,
+        DatasetArg::Fashion => Dataset::FashionMnist,
+    };
+    let data = dataset.locate(args.data_dir.as_deref()).map_err(|e| match e {
+        kiln::mnist::MnistError::NotFound { .. } => format!(
+            "{e}\nWithout --data-dir and {}, train-mnist downloads and verifies the data into the user cache.",
+            dataset.env_var()
+        ),
+        e => e.to_string(),
+    })?;
+    let n = args.limit.unwrap_or(data.train.len()).min(data.train.len());
+    if n == 0 {
+        return Err("--limit 0 leaves no training images".into());
+    }
+    let scale = if args.normalize { 1.0 / 255.0 } else { 1.0 };
+    let say = !args.quiet;
+
+    let x_train = ImagesU8::new(&data.train.pixels()[..n * 784], [28, 28, 1], scale).map_err(|e| e.to_string())?;
+    let y_train = OneHot::new(&data.train.labels()[..n], 10).map_err(|e| e.to_string())?;
+    if say {
+        println!("({n}, 28, 28, 1) ({n}, 10)");
+        let first = Tensor::from_fn(&[n.min(10), 10], |i| {
+            f32::from(u8::from(usize::from(data.train.labels()[i / 10]) == i % 10))
+        })
+        .map_err(|e| e.to_string())?;
+        println!("{}", first.table(1).map_err(|e| e.to_string())?);
+    }
+
+    let mut model = notebook_model().map_err(|e| e.to_string())?;
+    let optimizer = match args.optimizer {
+        OptimizerArg::Rmsprop => Optimizer::rmsprop(),
+        OptimizerArg::Adam => Optimizer::adam(),
+        OptimizerArg::Sgd => Optimizer::sgd(),
+    };
+    let optimizer = match args.lr {
+        Some(lr) if !(lr.is_finite() && lr > 0.0) => return Err(format!("--lr {lr}: must be a positive number")),
+        Some(lr) => optimizer.learning_rate(lr),
+        None => optimizer,
+    };
+    model.compile("categorical_crossentropy", optimizer, &["accuracy"]).map_err(|e| e.to_string())?;
+    model.set_seed(args.seed).map_err(|e| e.to_string())?;
+    model
+        .set_threads(Some(args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))))
+        .map_err(|e| e.to_string())?;
+    if let Some(isa) = isa {
+        model.set_isa(isa).map_err(|e| e.to_string())?;
+    }
+    model.set_metadata("input_scale", scale.to_string());
+    model.set_metadata("dataset", dataset.name());
+    if say {
+        model.print_summary();
+    }
+
+    let verbose = if say { Verbose::ProgressBar } else { Verbose::Silent };
+    let history = model
+        .fit(
+            &x_train,
+            &y_train,
+            &FitOptions::default().epochs(args.epochs).batch_size(args.batch_size).verbose(verbose),
+        )
+        .map_err(|e| e.to_string())?;
+
+    let mut pred = vec![0.0f32; 50];
+    let first5: Vec<f32> = data.train.pixels()[..5 * 784].iter().map(|&p| f32::from(p) * scale).collect();
+    model.predict_on_batch(&first5, &mut pred).map_err(|e| e.to_string())?;
+    if say {
+        let rounded: Vec<f32> = pred.iter().map(|p| (p * 100.0).round() / 100.0).collect();
+        let p = Tensor::from_vec(&[5, 10], rounded).map_err(|e| e.to_string())?;
+        println!("\nPredictions for the first 5 training images (rounded to 2 decimals):");
+        println!("{}", p.table(2).map_err(|e| e.to_string())?);
+        println!("Their labels (one-hot):");
+        let labels =
+            Tensor::from_fn(&[5, 10], |i| f32::from(u8::from(usize::from(data.train.labels()[i / 10]) == i % 10)))
+                .map_err(|e| e.to_string())?;
+        println!("{}", labels.table(1).map_err(|e| e.to_string())?);
+    }
+
+    let x_test = ImagesU8::new(data.test.pixels(), [28, 28, 1], scale).map_err(|e| e.to_string())?;
+    let y_test = OneHot::new(data.test.labels(), 10).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let test = model.evaluate(&x_test, &y_test, 32).map_err(|e| e.to_string())?;
+    let test_acc = test.accuracy.unwrap_or(f32::NAN);
+    println!(
+        "{steps}/{steps} - {secs:.0}s - test loss: {:.4} - test accuracy: {test_acc:.4}",
+        test.loss,
+        steps = x_test.len().div_ceil(32),
+        secs = t0.elapsed().as_secs_f64().floor()
+    );
+
+    model.save(&out).map_err(|e| e.to_string())?;
+    let epochs: Vec<Value> = history
+        .epochs
+        .iter()
+        .map(|e| {
+            json!({
+                "epoch": e.epoch,
+                "loss": short(e.loss),
+                "accuracy": e.accuracy.map(short),
+                "seconds": e.seconds,
+                "train_seconds": e.train_seconds,
+                "images_per_second": e.samples_per_second,
+            })
+        })
+        .collect();
+    let kernels = model.kernels();
+    let metrics = json!({
+        "kiln_version": env!("CARGO_PKG_VERSION"),
+        "dataset": dataset.name(),
+        "train_images": n,
+        "test_images": x_test.len(),
+        "normalize": args.normalize,
+        "optimizer": model.compiled().map(|c| c.optimizer.config()),
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "threads": model.threads(),
+        "isa": kernels.isa().name(),
+        "kernels": {
+            "gemm": kernels.gemm_name(),
+            "conv2d": conv_algorithms(&model, args.batch_size),
+            "flush_denormals": true,
+        },
+        "epochs": epochs,
+        "median_epoch_seconds": median(history.epochs.iter().map(|e| e.seconds).collect()),
+        "test": {"loss": short(test.loss), "accuracy": test.accuracy.map(short)},
+        "peak_rss_bytes": peak_rss_bytes(),
+        "wall_seconds": start.elapsed().as_secs_f64(),
+    });
+    let text = serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("metrics.json"), text)
+        .map_err(|e| format!("{}: {e}", out.join("metrics.json").display()))?;
+    let png = out.join("training-curves.png");
+    let title = format!("{} — {} images, batch {}, {}", dataset.name(), n, args.batch_size, optimizer.name());
+    let labelled =
+        crate::plot::training_curves(&png, &history.loss(), &history.accuracy(), Some((test.loss, test_acc)), &title)?;
+    if !labelled {
+        eprintln!("warning: no TrueType font found (install fonts-dejavu-core); training-curves.png has no labels");
+    }
+    if say {
+        println!("\nSaved model.safetensors, model.json, metrics.json and training-curves.png to {}", out.display());
+    }
+    Ok(())
+}
