@@ -92,7 +92,7 @@ pub struct TrainArgs {
     /// Train on the first N training images only (smoke runs).
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Output directory (default: target/kiln-runs/<timestamp>/).
+    /// Output directory (default: `target/kiln-runs/<timestamp>/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print only the final metrics.
