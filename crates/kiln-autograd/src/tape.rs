@@ -304,6 +304,11 @@ impl Tape {
         self.st.conv = self.st.conv.threads(threads);
     }
 
+    /// The kernels' threading policy.
+    pub fn threads(&self) -> Threads {
+        self.st.threads
+    }
+
     /// Turns on (or off) timing of each recorded backward step, read with [`Tape::backward_times`].
     pub fn set_profiling(&mut self, on: bool) {
         self.profile = on.then(Vec::new);
@@ -448,6 +453,68 @@ impl Tape {
             f(ParamId(i as u32), p.value.as_mut_slice(), grad)?;
         }
         Ok(())
+    }
+
+    /// A new tape with the same kernels, settings and parameters (names, shapes, current values), for a
+    /// data-parallel replica: the same [`ParamId`]s refer to the same parameters on both.
+    pub fn fork(&self) -> Tape {
+        let mut t = Tape::with_kernels(self.st.kernels);
+        t.st.conv = self.st.conv;
+        t.st.threads = self.st.threads;
+        t.st.params = self.st.params.clone();
+        for p in &mut t.st.params {
+            p.grad_written = false;
+        }
+        t
+    }
+
+    /// Copies every parameter value from `other` (a [`Tape::fork`] of this tape); no allocation.
+    pub fn copy_params_from(&mut self, other: &Tape) -> Result<()> {
+        self.check_same_params(other)?;
+        for (p, q) in self.st.params.iter_mut().zip(&other.st.params) {
+            p.value.copy_from_slice(&q.value);
+        }
+        Ok(())
+    }
+
+    /// Combines parameter gradients with a replica's: `g = a·g + b·g_other` for every parameter (a gradient that
+    /// was not written counts as zero), in a fixed order, so the result does not depend on which thread ran which
+    /// replica. Used to average the gradients of a batch split across replicas (`a = n₀/n`, `b = n₁/n`).
+    pub fn combine_grads(&mut self, other: &Tape, a: f32, b: f32) -> Result<()> {
+        self.check_same_params(other)?;
+        for (p, q) in self.st.params.iter_mut().zip(&other.st.params) {
+            match (p.grad_written, q.grad_written) {
+                (true, true) => {
+                    for (g, &h) in p.grad.iter_mut().zip(q.grad.iter()) {
+                        *g = a * *g + b * h;
+                    }
+                }
+                (true, false) => p.grad.iter_mut().for_each(|g| *g *= a),
+                (false, true) => {
+                    for (g, &h) in p.grad.iter_mut().zip(q.grad.iter()) {
+                        *g = b * h;
+                    }
+                    p.grad_written = true;
+                }
+                (false, false) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn check_same_params(&self, other: &Tape) -> Result<()> {
+        let same = self.st.params.len() == other.st.params.len()
+            && self.st.params.iter().zip(&other.st.params).all(|(p, q)| p.dims == q.dims);
+        if same {
+            Ok(())
+        } else {
+            Err(AutogradError::Parameter {
+                op: "replica",
+                what: "parameter count",
+                value: other.st.params.len() as f64,
+                expected: "the same parameters as this tape (a fork)",
+            })
+        }
     }
 
     // ---- recording --------------------------------------------------------------------------------------------

@@ -233,6 +233,7 @@ impl Model {
         for (id, data) in values {
             self.tape.set_param_value(id, &data)?;
         }
+        self.replica = None;
         Ok(())
     }
 

@@ -227,6 +227,8 @@ pub struct Model {
     pub(crate) metadata: std::collections::BTreeMap<String, String>,
     threads: Option<usize>,
     threads_set: bool,
+    data_parallel: bool,
+    pub(crate) replica: Option<Box<Tape>>,
     pool: Option<Arc<rayon::ThreadPool>>,
     xbuf: Vec<f32>,
     ybuf: Vec<f32>,
@@ -273,6 +275,63 @@ fn mix(seed: u64, epoch: usize, stream: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// What a forward/backward pass needs from a model, borrowed apart from its tapes.
+struct Net<'a> {
+    layers: &'a [Slot],
+    input_shape: &'a [usize],
+    output_shape: &'a [usize],
+    compiled: Option<Compiled>,
+}
+
+impl Net<'_> {
+    /// Records the forward pass of a batch on `tape`; returns the output variable. `times` receives each layer's
+    /// forward time and the range of backward records it made.
+    fn forward(
+        &self,
+        tape: &mut Tape,
+        x: &[f32],
+        batch: usize,
+        mut times: Option<&mut Vec<(Duration, usize, usize)>>,
+    ) -> Result<Var> {
+        let mut d = [0usize; MAX_RANK];
+        d[0] = batch;
+        d[1..=self.input_shape.len()].copy_from_slice(self.input_shape);
+        let mut v = tape.input(&d[..=self.input_shape.len()], x)?;
+        for slot in self.layers {
+            let (t0, r0) = (Instant::now(), tape.record_count());
+            v = slot.layer.forward(tape, v)?;
+            if let Some(t) = times.as_deref_mut() {
+                t.push((t0.elapsed(), r0, tape.record_count()));
+            }
+        }
+        Ok(v)
+    }
+
+    /// Samples of a batch whose prediction (arg-max) is the target class.
+    fn correct(&self, tape: &Tape, out: Var, y: &[f32]) -> Result<usize> {
+        let Some(c) = self.compiled.filter(|c| c.accuracy) else { return Ok(0) };
+        let p = tape.value(out)?;
+        let classes = self.output_shape.last().copied().unwrap_or(1).max(1);
+        let sparse = c.loss == Loss::SparseCategoricalCrossentropy;
+        let mut n = 0;
+        for (r, row) in p.chunks_exact(classes).enumerate() {
+            let target = if sparse { y[r] as usize } else { argmax(&y[r * classes..(r + 1) * classes]) };
+            n += usize::from(argmax(row) == target);
+        }
+        Ok(n)
+    }
+}
+
+/// Records the loss of `out` against targets `y` of dimensions `dims`.
+fn loss_on(tape: &mut Tape, c: Compiled, out: Var, dims: &[usize], y: &[f32]) -> Result<Var> {
+    let t = tape.input(dims, y)?;
+    Ok(match c.loss {
+        Loss::CategoricalCrossentropy => tape.categorical_crossentropy(out, t)?,
+        Loss::SparseCategoricalCrossentropy => tape.sparse_categorical_crossentropy(out, t)?,
+        Loss::MeanSquaredError => tape.mse(out, t)?,
+    })
 }
 
 fn slice(d: &dyn Data, start: usize, len: usize) -> Slice<'_> {
@@ -365,6 +424,8 @@ impl Model {
             metadata: Default::default(),
             threads: None,
             threads_set: false,
+            data_parallel: false,
+            replica: None,
             pool: None,
             xbuf: Vec::new(),
             ybuf: Vec::new(),
@@ -374,6 +435,7 @@ impl Model {
     }
 
     fn initialize(&mut self) -> Result<()> {
+        self.replica = None;
         let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, 0, 1));
         for slot in &self.layers {
             slot.layer.initialize(&mut self.tape, &mut rng)?;
@@ -463,6 +525,7 @@ impl Model {
                     });
                 }
                 self.tape.set_param_value(id, value.as_slice())?;
+                self.replica = None;
                 return Ok(());
             }
         }
@@ -530,6 +593,7 @@ impl Model {
     pub fn set_isa(&mut self, isa: Isa) -> Result<()> {
         let k = Kernels::for_isa(isa).ok_or_else(|| NnError::config("model", format!("this CPU cannot run {isa}")))?;
         self.tape.set_kernels(k);
+        self.replica = None;
         Ok(())
     }
 
@@ -540,6 +604,7 @@ impl Model {
 
     /// The model's tape (advanced use: conv options, threading of the kernels, profiling).
     pub fn tape_mut(&mut self) -> &mut Tape {
+        self.replica = None;
         &mut self.tape
     }
 
@@ -609,50 +674,102 @@ impl Model {
         }
     }
 
-    /// Records the forward pass of a batch; returns the output variable. `times` receives each layer's forward
-    /// time and the range of backward records it made.
-    fn forward(
-        &mut self,
-        x: &[f32],
-        batch: usize,
-        mut times: Option<&mut Vec<(Duration, usize, usize)>>,
-    ) -> Result<Var> {
-        let mut d = [0usize; MAX_RANK];
-        d[0] = batch;
-        d[1..=self.input_shape.len()].copy_from_slice(&self.input_shape);
-        let mut v = self.tape.input(&d[..=self.input_shape.len()], x)?;
-        for slot in &self.layers {
-            let (t0, r0) = (Instant::now(), self.tape.record_count());
-            v = slot.layer.forward(&mut self.tape, v)?;
-            if let Some(t) = times.as_deref_mut() {
-                t.push((t0.elapsed(), r0, self.tape.record_count()));
-            }
+    fn net(&self) -> Net<'_> {
+        Net {
+            layers: &self.layers,
+            input_shape: &self.input_shape,
+            output_shape: self.output_shape(),
+            compiled: self.compiled,
         }
-        Ok(v)
+    }
+
+    /// Records the forward pass of a batch on the model's tape; returns the output variable.
+    fn forward(&mut self, x: &[f32], batch: usize, times: Option<&mut Vec<(Duration, usize, usize)>>) -> Result<Var> {
+        let net = Net { layers: &self.layers, input_shape: &self.input_shape, output_shape: &[], compiled: None };
+        net.forward(&mut self.tape, x, batch, times)
     }
 
     fn loss(&mut self, out: Var, y: &[f32], batch: usize) -> Result<Var> {
-        let c = self.compiled.ok_or(NnError::NotCompiled("computing a loss"))?;
-        let (d, rank) = self.target_dims(batch);
-        let t = self.tape.input(&d[..rank], y)?;
-        Ok(match c.loss {
-            Loss::CategoricalCrossentropy => self.tape.categorical_crossentropy(out, t)?,
-            Loss::SparseCategoricalCrossentropy => self.tape.sparse_categorical_crossentropy(out, t)?,
-            Loss::MeanSquaredError => self.tape.mse(out, t)?,
-        })
+        let (c, d, rank) = (self.compiled, self.target_dims(batch).0, self.target_dims(batch).1);
+        let c = c.ok_or(NnError::NotCompiled("computing a loss"))?;
+        loss_on(&mut self.tape, c, out, &d[..rank], y)
     }
 
     fn correct(&self, out: Var, y: &[f32]) -> Result<usize> {
-        let Some(c) = self.compiled.filter(|c| c.accuracy) else { return Ok(0) };
-        let p = self.tape.value(out)?;
-        let classes = self.output_shape().last().copied().unwrap_or(1).max(1);
-        let sparse = c.loss == Loss::SparseCategoricalCrossentropy;
-        let mut n = 0;
-        for (r, row) in p.chunks_exact(classes).enumerate() {
-            let target = if sparse { y[r] as usize } else { argmax(&y[r * classes..(r + 1) * classes]) };
-            n += usize::from(argmax(row) == target);
+        self.net().correct(&self.tape, out, y)
+    }
+
+    /// Whether each training batch is split in two halves computed on two tape replicas (possibly in parallel)
+    /// whose gradients are averaged (see [`Model::set_data_parallel`]).
+    pub fn data_parallel(&self) -> bool {
+        self.data_parallel
+    }
+
+    /// Splits every training batch into two halves, each run forward and backward on its own replica of the
+    /// model (in parallel when the model has ≥ 2 threads), then averages the two gradients
+    /// (`(n₀·g₀ + n₁·g₁)/n`, fixed order) before one optimizer step. The result is the same mean-loss gradient
+    /// up to rounding, and bitwise identical for any thread count (the split does not depend on it); off by
+    /// default, so that a step sums exactly like Keras.
+    pub fn set_data_parallel(&mut self, on: bool) {
+        self.data_parallel = on;
+        if !on {
+            self.replica = None;
         }
-        Ok(n)
+    }
+
+    /// The two-replica step: returns (loss, correct) for the whole batch, or a non-finite loss (no update).
+    fn step_data_parallel(&mut self, x: &[f32], y: &[f32], batch: usize) -> Result<BatchStats> {
+        let c = self.compiled.ok_or(NnError::NotCompiled("training"))?;
+        if self.replica.is_none() {
+            self.replica = Some(Box::new(self.tape.fork()));
+        }
+        let n0 = batch.div_ceil(2);
+        let n1 = batch - n0;
+        let (xl, yl) = (x.len() / batch, y.len() / batch);
+        let parallel = self.threads().is_some_and(|t| t > 1) && rayon::current_num_threads() > 1;
+        let (d0, r0) = self.target_dims(n0);
+        let (d1, r1) = self.target_dims(n1);
+        let net = Net {
+            layers: &self.layers,
+            input_shape: &self.input_shape,
+            output_shape: self.layers.last().map_or(&self.input_shape, |s| &s.output_shape),
+            compiled: self.compiled,
+        };
+        let tape0 = &mut self.tape;
+        let tape1 = self.replica.as_deref_mut().ok_or_else(|| NnError::config("model", "replica missing"))?;
+        let threads = if parallel { Threads::Single } else { tape0.threads() };
+        tape0.set_threads(threads);
+        tape1.set_threads(threads);
+        let half = |tape: &mut Tape, x: &[f32], y: &[f32], n: usize, d: &[usize]| -> Result<(f32, usize)> {
+            tape.reset();
+            tape.set_training(true);
+            tape.set_grad_enabled(true);
+            let out = net.forward(tape, x, n, None)?;
+            let l = loss_on(tape, c, out, d, y)?;
+            let loss = tape.value(l)?[0];
+            let correct = net.correct(tape, out, y)?;
+            if loss.is_finite() {
+                tape.backward(l)?;
+            }
+            Ok((loss, correct))
+        };
+        let (a, b) = (x.split_at(n0 * xl), y.split_at(n0 * yl));
+        let (h0, h1) = if parallel {
+            rayon::join(|| half(tape0, a.0, b.0, n0, &d0[..r0]), || half(tape1, a.1, b.1, n1, &d1[..r1]))
+        } else {
+            (half(tape0, a.0, b.0, n0, &d0[..r0]), half(tape1, a.1, b.1, n1, &d1[..r1]))
+        };
+        let ((l0, c0), (l1, c1)) = (h0?, h1?);
+        let (w0, w1) = (n0 as f32 / batch as f32, n1 as f32 / batch as f32);
+        let loss = w0 * l0 + w1 * l1;
+        let stats = BatchStats { loss, correct: c0 + c1, samples: batch };
+        if !loss.is_finite() {
+            return Ok(stats);
+        }
+        tape0.combine_grads(tape1, w0, w1)?;
+        self.state.step(c.optimizer, tape0)?;
+        tape1.copy_params_from(tape0)?;
+        Ok(stats)
     }
 
     fn step(&mut self, x: &[f32], y: &[f32], profile: Option<&mut StepProfile>) -> Result<BatchStats> {
@@ -666,6 +783,9 @@ impl Model {
                 expected: format!("{batch} samples"),
                 got: format!("{yb} samples"),
             });
+        }
+        if self.data_parallel && profile.is_none() && batch >= 2 {
+            return self.step_data_parallel(x, y, batch);
         }
         self.tape.reset();
         self.tape.set_training(true);

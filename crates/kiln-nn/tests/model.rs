@@ -181,6 +181,51 @@ fn training_is_bitwise_deterministic_across_thread_counts() {
     assert_ne!(other.weights().unwrap()[0].1, one[0].1, "another seed, other weights");
 }
 
+/// Data-parallel training (each batch split over two replicas): bitwise identical with 1 and 2 threads, and
+/// the same training as the single-replica step up to rounding.
+#[test]
+fn data_parallel_is_deterministic_and_equivalent() {
+    let (x, y) = synthetic(200, 12, 11);
+    let train = |threads: usize, parallel: bool| {
+        let mut m = flagship_sized(12, 16);
+        m.set_seed(3).unwrap();
+        m.set_threads(Some(threads)).unwrap();
+        m.set_data_parallel(parallel);
+        let h = m.fit(&x, &y, &FitOptions::default().epochs(2).batch_size(25).verbose(Verbose::Silent)).unwrap();
+        (h, m.weights().unwrap())
+    };
+    let (h1, w1) = train(1, true);
+    let (h2, w2) = train(2, true);
+    assert_eq!(h1.loss(), h2.loss());
+    for ((n, a), (_, b)) in w1.iter().zip(&w2) {
+        assert!(a.as_slice().iter().zip(b.as_slice()).all(|(p, q)| p.to_bits() == q.to_bits()), "{n} differs");
+    }
+    let (h0, w0) = train(2, false);
+    for (a, b) in h0.loss().iter().zip(h1.loss()) {
+        assert!((a - b).abs() <= 1e-3 * a.abs().max(1.0), "epoch losses {a} vs {b}");
+    }
+    for ((n, a), (_, b)) in w0.iter().zip(&w1) {
+        let worst = a.as_slice().iter().zip(b.as_slice()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-2, "{n}: weights differ by {worst}");
+    }
+    // Weights set from outside reach the replica (save/load, set_weight, set_seed).
+    let mut m = flagship_sized(12, 16);
+    m.set_data_parallel(true);
+    m.fit(&x, &y, &FitOptions::default().verbose(Verbose::Silent)).unwrap();
+    let mut n = flagship_sized(12, 16);
+    n.set_data_parallel(true);
+    n.fit(&x, &y, &FitOptions::default().verbose(Verbose::Silent)).unwrap();
+    for (name, w) in m.weights().unwrap() {
+        n.set_weight(&name, &w).unwrap();
+    }
+    let (a, b) = (
+        m.train_on_batch(&x.as_slice()[..10 * 144], &y.as_slice()[..100]).unwrap(),
+        n.train_on_batch(&x.as_slice()[..10 * 144], &y.as_slice()[..100]).unwrap(),
+    );
+    assert_eq!(a, b);
+    assert_eq!(m.weights().unwrap(), n.weights().unwrap());
+}
+
 /// A non-finite loss stops training with an error naming the epoch and the step (Keras' TerminateOnNaN).
 #[test]
 fn nan_loss_stops_training_with_epoch_and_step() {
