@@ -1,7 +1,8 @@
 //! One full training step of the flagship model (forward, fused softmax cross-entropy, backward, RMSprop
 //! update) on a batch of 32 raw-pixel MNIST images — `train_step/flagship/batch32` on the best ISA and the
 //! default thread pool, plus every available ISA with 1 and 2 threads — and batch-1 inference latency
-//! (`predict/flagship/batch1/<isa>`). Throughput is in images per second. After the measurements a per-layer
+//! (`predict/flagship/batch1/<isa>`). `-data-parallel` variants split each batch over two replicas
+//! (`Model::set_data_parallel`). Throughput is in images per second. After the measurements a per-layer
 //! breakdown of the step (median of 300 profiled steps per ISA, 1 thread) is printed.
 //!
 //! Real images come from `MNIST_DIR` when set, otherwise deterministic synthetic pixels.
@@ -48,11 +49,13 @@ fn bench(c: &mut Criterion) {
     let mut m = model();
     group.bench_function("flagship/batch32", |b| b.iter(|| m.train_on_batch(black_box(&x), &y).expect("step")));
     for isa in Isa::available() {
-        for threads in [1, 2] {
+        for (threads, dp) in [(1, false), (2, false), (1, true), (2, true)] {
             let mut m = model();
             m.set_isa(isa).expect("isa");
             m.set_threads(Some(threads)).expect("threads");
-            group.bench_function(BenchmarkId::new("flagship/batch32", format!("{isa}/{threads}t")), |b| {
+            m.set_data_parallel(dp);
+            let id = format!("{isa}/{threads}t{}", if dp { "-data-parallel" } else { "" });
+            group.bench_function(BenchmarkId::new("flagship/batch32", id), |b| {
                 b.iter(|| m.train_on_batch(black_box(&x), &y).expect("step"))
             });
         }

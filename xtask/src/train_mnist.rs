@@ -101,6 +101,11 @@ pub struct TrainArgs {
     /// Cap the SIMD level of the kernels (to compare paths).
     #[arg(long, value_enum)]
     pub isa: Option<IsaArg>,
+    /// Train each batch as one piece, summing exactly like Keras, instead of the default: split every batch in
+    /// two halves trained on two model replicas (in parallel with ≥ 2 threads) whose gradients are averaged.
+    /// Either way the results are identical for any --threads.
+    #[arg(long)]
+    pub no_data_parallel: bool,
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
@@ -251,6 +256,7 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     if let Some(isa) = isa {
         model.set_isa(isa).map_err(|e| e.to_string())?;
     }
+    model.set_data_parallel(!args.no_data_parallel);
     model.set_metadata("input_scale", scale.to_string());
     model.set_metadata("dataset", dataset.name());
     if say {
@@ -319,6 +325,7 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
         "batch_size": args.batch_size,
         "seed": args.seed,
         "threads": model.threads(),
+        "data_parallel": !args.no_data_parallel,
         "isa": kernels.isa().name(),
         "kernels": {
             "gemm": kernels.gemm_name(),
