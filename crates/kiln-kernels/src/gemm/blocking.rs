@@ -32,6 +32,20 @@ pub(crate) trait MicroKernel {
     /// Whether the kernel can read B in place (`ldb != NR`) with fault-free masked loads at the right edge, which
     /// the loop nest then uses for small `m` (see [`DIRECT_B_MAX_M`]).
     const DIRECT_B: bool = false;
+    /// Rows of an optional short microkernel ([`MicroKernel::kernel_small`]) used when the whole product has at
+    /// most this many rows (0: none). A product with one row (batch-1 inference through a Dense layer) would
+    /// otherwise pay for `MR` rows of broadcasts and FMAs per depth step.
+    const SMALL_MR: usize = 0;
+
+    /// Like [`MicroKernel::kernel`] for a tile of at most `SMALL_MR` rows whose A panel is packed `SMALL_MR`
+    /// tall (`a[p·SMALL_MR + i]`). Only called when `SMALL_MR > 0`.
+    ///
+    /// # Safety
+    /// As [`MicroKernel::kernel`], with `MR` replaced by `SMALL_MR`.
+    unsafe fn kernel_small(t: &Tile) {
+        // SAFETY: never called unless SMALL_MR > 0, in which case the kernel overrides this method.
+        unsafe { Self::kernel(t) }
+    }
 
     /// `C[0..mr, 0..nr] = alpha·(A_panel · B_panel) + beta·C` (C not read when `beta == 0`) for one [`Tile`].
     ///
@@ -237,37 +251,42 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
                     // SAFETY: rows pc..pc+kc and columns jc..jc+nc of op(B) are inside the task's B.
                     unsafe { pack_b(K::NR, kc, nc, t.b.add(pc * t.rsb + jc * t.csb), t.rsb, t.csb, &mut pb) };
                 }
+                // A short product (m ≤ SMALL_MR) uses the short microkernel and panels of its height.
+                let small = K::SMALL_MR > 0 && t.m <= K::SMALL_MR;
+                let mr_tile = if small { K::SMALL_MR } else { K::MR };
                 for ic in (0..t.m).step_by(K::MC) {
                     let mc = (t.m - ic).min(K::MC);
                     // SAFETY: rows ic..ic+mc and depth pc..pc+kc of op(A) are inside the task's A.
-                    unsafe { pack_a(K::MR, mc, kc, t.a.add(ic * t.rsa + pc * t.csa), t.rsa, t.csa, &mut pa) };
+                    unsafe { pack_a(mr_tile, mc, kc, t.a.add(ic * t.rsa + pc * t.csa), t.rsa, t.csa, &mut pa) };
                     for jr in (0..nc).step_by(K::NR) {
                         let nr = (nc - jr).min(K::NR);
-                        for ir in (0..mc).step_by(K::MR) {
-                            let mr = (mc - ir).min(K::MR);
+                        for ir in (0..mc).step_by(mr_tile) {
+                            let mr = (mc - ir).min(mr_tile);
                             let (b, ldb) = if direct {
                                 // B in place: rows pc.., columns jc+jr.. (nr of them readable).
                                 (t.b.wrapping_add(pc * t.rsb + jc + jr), t.rsb)
                             } else {
                                 (pb.as_ptr().wrapping_add(jr * kc), K::NR)
                             };
-                            // SAFETY: the packed A panel holds MR·kc floats; B is a packed NR·kc panel or, in
-                            // direct mode, kc rows of op(B) with nr readable columns from jc+jr; the C tile at
-                            // (ic+ir, jc+jr) of size mr × nr is inside C; the entry point checked the ISA.
-                            unsafe {
-                                K::kernel(&Tile {
-                                    k: kc,
-                                    a: pa.as_ptr().add(ir * kc),
-                                    b,
-                                    ldb,
-                                    c: t.c.add((ic + ir) * t.ldc + jc + jr),
-                                    ldc: t.ldc,
-                                    alpha: t.alpha,
-                                    beta,
-                                    mr,
-                                    nr,
-                                })
+                            let tile = Tile {
+                                k: kc,
+                                // SAFETY: panel ir / mr_tile starts at ir·kc inside the packed A block.
+                                a: unsafe { pa.as_ptr().add(ir * kc) },
+                                b,
+                                ldb,
+                                // SAFETY: the C tile at (ic+ir, jc+jr) is inside C.
+                                c: unsafe { t.c.add((ic + ir) * t.ldc + jc + jr) },
+                                ldc: t.ldc,
+                                alpha: t.alpha,
+                                beta,
+                                mr,
+                                nr,
                             };
+                            // SAFETY: the packed A panel holds mr_tile·kc floats (MR, or SMALL_MR for the short
+                            // kernel); B is a packed NR·kc panel or, in direct mode, kc rows of op(B) with nr
+                            // readable columns from jc+jr; the C tile of size mr × nr is inside C; the entry
+                            // point checked the ISA.
+                            unsafe { if small { K::kernel_small(&tile) } else { K::kernel(&tile) } };
                         }
                     }
                 }

@@ -28,11 +28,21 @@ impl MicroKernel for Avx512 {
     const KC: usize = 256;
     const NC: usize = 4096;
     const DIRECT_B: bool = true;
+    // Batch-1 inference through the flagship Dense layer (1×2400·2400×84): the 4-row tile does a third of the
+    // 12-row tile's broadcasts and FMAs: `predict/flagship/batch1/avx512` 61.3 → 34.6 µs (criterion medians,
+    // same machine, `cargo bench -p kiln-benches --bench train_step -- predict`).
+    const SMALL_MR: usize = 4;
 
     #[inline(always)]
     unsafe fn kernel(t: &Tile) {
         // SAFETY: forwarded contract of `MicroKernel::kernel`; the entry point checked AVX-512 support.
         unsafe { ukernel::<{ Self::MR }, { Self::NR / 16 }>(t) }
+    }
+
+    #[inline(always)]
+    unsafe fn kernel_small(t: &Tile) {
+        // SAFETY: forwarded contract of `MicroKernel::kernel_small` (A panels 4 rows tall); AVX-512 checked.
+        unsafe { ukernel::<{ Self::SMALL_MR }, { Self::NR / 16 }>(t) }
     }
 }
 
