@@ -41,4 +41,4 @@ pub use ops::activation::Activation;
 pub use ops::conv2d::Conv2dParams;
 pub use ops::loss::EPSILON;
 pub use ops::pool::PoolPadding;
-pub use tape::{ParamId, State, Tape, Var};
+pub use tape::{ParamId, ReplicaParam, State, Tape, Var};

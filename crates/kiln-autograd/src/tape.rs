@@ -73,6 +73,25 @@ pub(crate) struct Param {
     pub(crate) trainable: bool,
 }
 
+/// One parameter seen from a tape and its replica ([`Tape::zip_replica_mut`]).
+#[derive(Debug)]
+pub struct ReplicaParam<'a> {
+    /// This tape's value.
+    pub value: &'a mut [f32],
+    /// This tape's gradient buffer (meaningful only when `grad_written`).
+    pub grad: &'a mut [f32],
+    /// Whether this tape's gradient was written in the last backward pass.
+    pub grad_written: bool,
+    /// Whether the parameter is trainable.
+    pub trainable: bool,
+    /// The replica's value.
+    pub replica_value: &'a mut [f32],
+    /// The replica's gradient (meaningful only when `replica_grad_written`).
+    pub replica_grad: &'a [f32],
+    /// Whether the replica's gradient was written.
+    pub replica_grad_written: bool,
+}
+
 /// Everything a [`Backward`] step may read: node values, dimensions and gradients.
 pub struct State {
     pub(crate) nodes: Vec<Node>,
@@ -498,6 +517,34 @@ impl Tape {
                 }
                 (false, false) => {}
             }
+        }
+        Ok(())
+    }
+
+    /// Visits every parameter together with the same parameter of `replica` (a [`Tape::fork`]), with mutable
+    /// access to both values and to this tape's gradient — what a fused "average the replicas' gradients, step,
+    /// copy the new weights to the replica" pass needs. After the visit, a gradient counts as written here when
+    /// either side had one (the visitor is expected to have combined them as [`Tape::combine_grads`] does).
+    pub fn zip_replica_mut(
+        &mut self,
+        replica: &mut Tape,
+        mut f: impl FnMut(ParamId, ReplicaParam<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.check_same_params(replica)?;
+        for (i, (p, q)) in self.st.params.iter_mut().zip(replica.st.params.iter_mut()).enumerate() {
+            f(
+                ParamId(i as u32),
+                ReplicaParam {
+                    value: p.value.as_mut_slice(),
+                    grad: p.grad.as_mut_slice(),
+                    grad_written: p.grad_written,
+                    trainable: p.trainable,
+                    replica_value: q.value.as_mut_slice(),
+                    replica_grad: q.grad.as_slice(),
+                    replica_grad_written: q.grad_written,
+                },
+            )?;
+            p.grad_written |= q.grad_written;
         }
         Ok(())
     }

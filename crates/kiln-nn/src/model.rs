@@ -766,9 +766,7 @@ impl Model {
         if !loss.is_finite() {
             return Ok(stats);
         }
-        tape0.combine_grads(tape1, w0, w1)?;
-        self.state.step(c.optimizer, tape0)?;
-        tape1.copy_params_from(tape0)?;
+        self.state.step_replicas(c.optimizer, tape0, tape1, (w0, w1), parallel)?;
         Ok(stats)
     }
 

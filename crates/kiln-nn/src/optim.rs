@@ -1,6 +1,7 @@
 //! Losses, metrics and optimizers by Keras name, with Keras 3 defaults.
 
-use kiln_autograd::{ParamId, Tape};
+use kiln_autograd::{ParamId, ReplicaParam, Tape};
+use kiln_kernels::Kernels;
 use kiln_kernels::optim::{AdamParams, RmsPropParams, SgdParams};
 use serde_json::{Value, json};
 
@@ -233,6 +234,108 @@ impl OptimizerState {
             }
             Ok(())
         })?;
+        Ok(())
+    }
+
+    /// The data-parallel tail in one pass per parameter: average the two replicas' gradients
+    /// (`g = a·g₀ + b·g₁`, as [`Tape::combine_grads`]), take the optimizer step on `tape`, copy the new weights
+    /// into `replica`. Large parameters are split in two halves handled on two threads when `parallel`
+    /// (every operation is elementwise, so the split changes no result).
+    pub(crate) fn step_replicas(
+        &mut self,
+        opt: Optimizer,
+        tape: &mut Tape,
+        replica: &mut Tape,
+        (a, b): (f32, f32),
+        parallel: bool,
+    ) -> Result<()> {
+        self.iterations += 1;
+        let t = self.iterations;
+        let kernels = tape.kernels();
+        let slots = &mut self.slots;
+        tape.zip_replica_mut(replica, |id, p| {
+            let i = id.index();
+            let ReplicaParam {
+                value,
+                grad,
+                grad_written,
+                trainable,
+                replica_value,
+                replica_grad,
+                replica_grad_written,
+            } = p;
+            let n_slots = slots.len().min(1);
+            let (first, rest) = slots.split_at_mut(n_slots);
+            let s0: &mut [f32] = match first.first_mut() {
+                Some(s) => &mut s[i],
+                None => &mut [],
+            };
+            let s1: &mut [f32] = match rest.first_mut() {
+                Some(s) => &mut s[i],
+                None => &mut [],
+            };
+            let update = trainable && (grad_written || replica_grad_written);
+            let chunk = Chunk { opt, t, a, b, own: grad_written, other: replica_grad_written, update };
+            const SPLIT_MIN: usize = 1 << 16;
+            if parallel && value.len() >= SPLIT_MIN {
+                let mid = value.len() / 2;
+                let (w0, w1) = value.split_at_mut(mid);
+                let (g0, g1) = grad.split_at_mut(mid);
+                let (h0, h1) = replica_grad.split_at(mid.min(replica_grad.len()));
+                let (r0, r1) = replica_value.split_at_mut(mid);
+                let (a0, a1) = s0.split_at_mut(mid.min(s0.len()));
+                let (b0, b1) = s1.split_at_mut(mid.min(s1.len()));
+                let (x, y) = rayon::join(
+                    || chunk.run(kernels, w0, g0, h0, a0, b0, r0),
+                    || chunk.run(kernels, w1, g1, h1, a1, b1, r1),
+                );
+                x.and(y)
+            } else {
+                chunk.run(kernels, value, grad, replica_grad, s0, s1, replica_value)
+            }
+        })?;
+        Ok(())
+    }
+}
+
+/// The per-element work of [`OptimizerState::step_replicas`] on one range of one parameter.
+#[derive(Clone, Copy)]
+struct Chunk {
+    opt: Optimizer,
+    t: u64,
+    a: f32,
+    b: f32,
+    own: bool,
+    other: bool,
+    update: bool,
+}
+
+impl Chunk {
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        self,
+        k: &Kernels,
+        w: &mut [f32],
+        g: &mut [f32],
+        h: &[f32],
+        s0: &mut [f32],
+        s1: &mut [f32],
+        replica: &mut [f32],
+    ) -> kiln_autograd::Result<()> {
+        if self.update {
+            match (self.own, self.other) {
+                (true, true) => g.iter_mut().zip(h).for_each(|(g, &h)| *g = self.a * *g + self.b * h),
+                (true, false) => g.iter_mut().for_each(|g| *g *= self.a),
+                (false, true) => g.iter_mut().zip(h).for_each(|(g, &h)| *g = self.b * h),
+                (false, false) => {}
+            }
+            match self.opt {
+                Optimizer::RmsProp(p) => k.rmsprop_step(w, g, s0, p)?,
+                Optimizer::Adam(p) => k.adam_step(w, g, s0, s1, p, self.t)?,
+                Optimizer::Sgd(p) => k.sgd_step(w, g, s0, p)?,
+            }
+        }
+        replica.copy_from_slice(w);
         Ok(())
     }
 }

@@ -208,6 +208,23 @@ fn data_parallel_is_deterministic_and_equivalent() {
         let worst = a.as_slice().iter().zip(b.as_slice()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
         assert!(worst < 1e-2, "{n}: weights differ by {worst}");
     }
+    // Every optimizer (their state is split across threads too).
+    for opt in [Optimizer::adam(), Optimizer::sgd_momentum(0.01, 0.9, true), Optimizer::sgd()] {
+        let run = |threads: usize, parallel: bool| {
+            let mut m = flagship_sized(12, 16);
+            m.compile("categorical_crossentropy", opt, &["accuracy"]).unwrap();
+            m.set_threads(Some(threads)).unwrap();
+            m.set_data_parallel(parallel);
+            m.fit(&x, &y, &FitOptions::default().batch_size(25).verbose(Verbose::Silent)).unwrap();
+            m.weights().unwrap()
+        };
+        let (a, b, c) = (run(1, true), run(2, true), run(2, false));
+        assert_eq!(a, b, "{opt:?}: 1 vs 2 threads");
+        for ((n, p), (_, q)) in a.iter().zip(&c) {
+            let worst = p.as_slice().iter().zip(q.as_slice()).map(|(u, v)| (u - v).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-2, "{opt:?} {n}: data-parallel vs whole batch differ by {worst}");
+        }
+    }
     // Weights set from outside reach the replica (save/load, set_weight, set_seed).
     let mut m = flagship_sized(12, 16);
     m.set_data_parallel(true);
