@@ -81,6 +81,45 @@ pub(crate) fn init_zeros(tape: &mut Tape, id: ParamId) -> Result<()> {
     Ok(())
 }
 
+/// The weights of a layer with a kernel and an optional bias (Conv2D, Dense): registration, Keras
+/// initialisation (Glorot-uniform kernel, zero bias) and their tape variables.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KernelBias {
+    kernel: Option<ParamId>,
+    bias: Option<ParamId>,
+}
+
+impl KernelBias {
+    /// Registers `<layer>/kernel` of `kernel_dims` and, with `bias`, `<layer>/bias` of `bias_len`.
+    pub(crate) fn build(layer: &str, kernel_dims: &[usize], bias: Option<usize>, tape: &mut Tape) -> Result<Self> {
+        let kernel = Some(add_param(tape, layer, "kernel", kernel_dims)?);
+        let bias = bias.map(|n| add_param(tape, layer, "bias", &[n])).transpose()?;
+        Ok(KernelBias { kernel, bias })
+    }
+
+    pub(crate) fn initialize(&self, tape: &mut Tape, rng: &mut ChaCha8Rng) -> Result<()> {
+        if let Some(k) = self.kernel {
+            init_kernel(tape, k, rng)?;
+        }
+        if let Some(b) = self.bias {
+            init_zeros(tape, b)?;
+        }
+        Ok(())
+    }
+
+    /// The kernel and bias as variables of this step (an error before `build`).
+    pub(crate) fn vars(&self, class: &str, tape: &mut Tape) -> Result<(Var, Option<Var>)> {
+        let k = self.kernel.ok_or_else(|| NnError::config(class, "forward before build"))?;
+        let w = tape.param(k)?;
+        let b = self.bias.map(|b| tape.param(b)).transpose()?;
+        Ok((w, b))
+    }
+
+    pub(crate) fn weights(&self) -> Vec<(&'static str, ParamId)> {
+        self.kernel.map(|k| ("kernel", k)).into_iter().chain(self.bias.map(|b| ("bias", b))).collect()
+    }
+}
+
 /// Registers a zero parameter named `<layer>/<short>`.
 pub(crate) fn add_param(tape: &mut Tape, layer: &str, short: &str, dims: &[usize]) -> Result<ParamId> {
     Ok(tape.add_param(format!("{layer}/{short}"), &Tensor::zeros(dims)?, true)?)

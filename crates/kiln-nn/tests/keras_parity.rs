@@ -85,11 +85,7 @@ const KERAS_PREDICTIONS: [f32; 20] = [
 
 #[test]
 fn training_matches_keras_step_by_step() {
-    let Some(dir) = std::env::var_os("MNIST_DIR") else {
-        assert!(std::env::var_os("KILN_REQUIRE_MNIST").is_none(), "KILN_REQUIRE_MNIST is set but MNIST_DIR is not");
-        println!("skipped: MNIST_DIR is not set");
-        return;
-    };
+    let Some(dir) = common::mnist_dir() else { return };
     let mnist = Mnist::load(&dir).unwrap();
     let mut model = common::flagship();
     for (k, (name, w)) in model.weights().unwrap().into_iter().enumerate() {

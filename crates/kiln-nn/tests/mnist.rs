@@ -16,11 +16,7 @@ use kiln_nn::prelude::*;
 
 #[test]
 fn flagship_learns_mnist_from_2000_images() {
-    let Some(dir) = std::env::var_os("MNIST_DIR") else {
-        assert!(std::env::var_os("KILN_REQUIRE_MNIST").is_none(), "KILN_REQUIRE_MNIST is set but MNIST_DIR is not");
-        println!("skipped: MNIST_DIR is not set");
-        return;
-    };
+    let Some(dir) = common::mnist_dir() else { return };
     let mnist = Mnist::load(&dir).unwrap();
     let x = ImagesU8::new(&mnist.train.pixels()[..2000 * 784], [28, 28, 1], 1.0).unwrap();
     let y = OneHot::new(&mnist.train.labels()[..2000], 10).unwrap();

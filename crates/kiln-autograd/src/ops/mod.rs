@@ -9,8 +9,24 @@ pub mod loss;
 pub mod pool;
 pub(crate) mod reshape;
 
+use crate::backward::Grads;
 use crate::dims::Dims;
 use crate::error::{AutogradError, Result};
+use crate::tape::Var;
+
+/// Adds the gradient of `out` unchanged to the gradient of `x` (same number of elements): the backward pass of
+/// reshape and the input side of bias add.
+pub(crate) fn pass_through(g: &mut Grads<'_>, x: Var, out: Var) -> Result<()> {
+    g.update(x, |st, dx, acc| {
+        let dy = st.grad(out);
+        if acc {
+            dx.iter_mut().zip(dy).for_each(|(d, s)| *d += s);
+        } else {
+            dx.copy_from_slice(dy);
+        }
+        Ok(())
+    })
+}
 
 /// `(rows, cols)` of a value seen as a matrix over its last axis.
 pub(crate) fn rows_cols(op: &'static str, d: Dims) -> Result<(usize, usize)> {

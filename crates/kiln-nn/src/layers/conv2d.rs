@@ -6,9 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use crate::error::{NnError, Result};
-use crate::layer::{
-    Layer, Pair, add_param, cfg_activation, cfg_bool, cfg_name, cfg_pair, cfg_usize, init_kernel, init_zeros,
-};
+use crate::layer::{KernelBias, Layer, Pair, cfg_activation, cfg_bool, cfg_name, cfg_pair, cfg_usize};
 
 /// A 2-D convolution layer with Keras' arguments and defaults: `Conv2D(filters, kernel_size, strides=1,
 /// padding="valid", dilation_rate=1, activation=None, use_bias=True)`, kernel `(kh, kw, in, filters)`
@@ -23,8 +21,7 @@ pub struct Conv2D {
     padding: Padding,
     activation: Activation,
     use_bias: bool,
-    kernel: Option<ParamId>,
-    bias: Option<ParamId>,
+    weights: KernelBias,
 }
 
 impl Conv2D {
@@ -39,8 +36,7 @@ impl Conv2D {
             padding: Padding::Valid,
             activation: Activation::Linear,
             use_bias: true,
-            kernel: None,
-            bias: None,
+            weights: KernelBias::default(),
         }
     }
 
@@ -139,23 +135,14 @@ impl Layer for Conv2D {
     }
     fn build(&mut self, name: &str, input: &[usize], tape: &mut Tape) -> Result<()> {
         let g = self.geometry(input)?;
-        self.kernel = Some(add_param(tape, name, "kernel", &g.weight_shape())?);
-        self.bias = if self.use_bias { Some(add_param(tape, name, "bias", &[self.filters])?) } else { None };
+        self.weights = KernelBias::build(name, &g.weight_shape(), self.use_bias.then_some(self.filters), tape)?;
         Ok(())
     }
     fn initialize(&self, tape: &mut Tape, rng: &mut ChaCha8Rng) -> Result<()> {
-        if let Some(k) = self.kernel {
-            init_kernel(tape, k, rng)?;
-        }
-        if let Some(b) = self.bias {
-            init_zeros(tape, b)?;
-        }
-        Ok(())
+        self.weights.initialize(tape, rng)
     }
     fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
-        let k = self.kernel.ok_or_else(|| NnError::config("Conv2D", "forward before build"))?;
-        let w = tape.param(k)?;
-        let b = self.bias.map(|b| tape.param(b)).transpose()?;
+        let (w, b) = self.weights.vars("Conv2D", tape)?;
         let p = Conv2dParams {
             strides: (self.strides.0, self.strides.1),
             dilation: (self.dilation_rate.0, self.dilation_rate.1),
@@ -165,7 +152,7 @@ impl Layer for Conv2D {
         Ok(tape.activation(y, self.activation)?)
     }
     fn weights(&self) -> Vec<(&'static str, ParamId)> {
-        self.kernel.map(|k| ("kernel", k)).into_iter().chain(self.bias.map(|b| ("bias", b))).collect()
+        self.weights.weights()
     }
     fn config(&self) -> Value {
         let padding = match self.padding {

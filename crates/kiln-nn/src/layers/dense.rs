@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use crate::error::{NnError, Result};
-use crate::layer::{Layer, add_param, cfg_activation, cfg_bool, cfg_name, cfg_usize, init_kernel, init_zeros};
+use crate::layer::{KernelBias, Layer, cfg_activation, cfg_bool, cfg_name, cfg_usize};
 
 /// A fully connected layer, Keras `Dense(units, activation=None, use_bias=True)`: `y = act(x·W + b)` with the
 /// kernel `W: (in, units)` initialised Glorot-uniform and a zero bias. Input rank 1 (per sample).
@@ -15,14 +15,13 @@ pub struct Dense {
     units: usize,
     activation: Activation,
     use_bias: bool,
-    kernel: Option<ParamId>,
-    bias: Option<ParamId>,
+    weights: KernelBias,
 }
 
 impl Dense {
     /// A layer of `units` outputs.
     pub fn new(units: usize) -> Self {
-        Dense { name: None, units, activation: Activation::Linear, use_bias: true, kernel: None, bias: None }
+        Dense { name: None, units, activation: Activation::Linear, use_bias: true, weights: KernelBias::default() }
     }
 
     /// Activation (default linear). `Softmax` before a cross-entropy loss trains through the fused kernel.
@@ -84,28 +83,19 @@ impl Layer for Dense {
     }
     fn build(&mut self, name: &str, input: &[usize], tape: &mut Tape) -> Result<()> {
         let n = self.input_units(input)?;
-        self.kernel = Some(add_param(tape, name, "kernel", &[n, self.units])?);
-        self.bias = if self.use_bias { Some(add_param(tape, name, "bias", &[self.units])?) } else { None };
+        self.weights = KernelBias::build(name, &[n, self.units], self.use_bias.then_some(self.units), tape)?;
         Ok(())
     }
     fn initialize(&self, tape: &mut Tape, rng: &mut ChaCha8Rng) -> Result<()> {
-        if let Some(k) = self.kernel {
-            init_kernel(tape, k, rng)?;
-        }
-        if let Some(b) = self.bias {
-            init_zeros(tape, b)?;
-        }
-        Ok(())
+        self.weights.initialize(tape, rng)
     }
     fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
-        let k = self.kernel.ok_or_else(|| NnError::config("Dense", "forward before build"))?;
-        let w = tape.param(k)?;
-        let b = self.bias.map(|b| tape.param(b)).transpose()?;
+        let (w, b) = self.weights.vars("Dense", tape)?;
         let y = tape.dense(x, w, b)?;
         Ok(tape.activation(y, self.activation)?)
     }
     fn weights(&self) -> Vec<(&'static str, ParamId)> {
-        self.kernel.map(|k| ("kernel", k)).into_iter().chain(self.bias.map(|b| ("bias", b))).collect()
+        self.weights.weights()
     }
     fn config(&self) -> Value {
         json!({

@@ -49,3 +49,14 @@ pub fn synthetic(n: usize, side: usize, seed: u64) -> (Tensor, Tensor) {
     }
     (Tensor::from_vec(&[n, side, side, 1], x).unwrap(), Tensor::from_vec(&[n, 10], y).unwrap())
 }
+
+/// `MNIST_DIR` when set; otherwise prints `skipped` and returns `None` — or fails when `KILN_REQUIRE_MNIST` is
+/// set (CI sets it), so a test that needs the real data cannot silently skip there.
+pub fn mnist_dir() -> Option<std::ffi::OsString> {
+    let dir = std::env::var_os("MNIST_DIR");
+    if dir.is_none() {
+        assert!(std::env::var_os("KILN_REQUIRE_MNIST").is_none(), "KILN_REQUIRE_MNIST is set but MNIST_DIR is not");
+        println!("skipped: MNIST_DIR is not set");
+    }
+    dir
+}
