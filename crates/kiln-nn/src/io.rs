@@ -181,6 +181,25 @@ impl Model {
         write_atomic(&dir.join(MODEL_JSON), &json)
     }
 
+    /// Rebuilds a model from the bytes of a `model.json` (weights initialised, not loaded).
+    pub fn from_json_slice(bytes: &[u8]) -> Result<Model> {
+        let path = Path::new(MODEL_JSON);
+        let v: Value =
+            serde_json::from_slice(bytes).map_err(|e| NnError::format(path, format!("invalid JSON: {e}")))?;
+        Model::from_json(&v, path)
+    }
+
+    /// [`Model::load_weights`] from the bytes of a safetensors file.
+    pub fn load_weights_from_slice(&mut self, bytes: &[u8]) -> Result<()> {
+        let path = Path::new(MODEL_WEIGHTS);
+        let (mut tensors, _) = tensors_of(path, bytes)?;
+        self.take_weights(path, &mut tensors)?;
+        if let Some(extra) = tensors.keys().next() {
+            return Err(NnError::format(path, format!("unexpected tensor `{extra}` (not a weight of this model)")));
+        }
+        Ok(())
+    }
+
     /// Loads a model saved with [`Model::save`].
     pub fn load(dir: impl AsRef<Path>) -> Result<Model> {
         let dir = dir.as_ref();
@@ -206,12 +225,10 @@ impl Model {
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes = read(path)?;
-        let (mut tensors, _) = tensors_of(path, &bytes)?;
-        self.take_weights(path, &mut tensors)?;
-        if let Some(extra) = tensors.keys().next() {
-            return Err(NnError::format(path, format!("unexpected tensor `{extra}` (not a weight of this model)")));
-        }
-        Ok(())
+        self.load_weights_from_slice(&bytes).map_err(|e| match e {
+            NnError::Format { message, .. } => NnError::format(path, message),
+            e => e,
+        })
     }
 
     fn take_weights(&mut self, path: &Path, tensors: &mut Tensors) -> Result<()> {

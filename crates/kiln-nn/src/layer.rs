@@ -68,7 +68,7 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
 pub(crate) fn init_kernel(tape: &mut Tape, id: ParamId, rng: &mut ChaCha8Rng) -> Result<()> {
     let dims = tape.param_dims(id)?;
     let (fan_in, fan_out) = fans(dims.as_slice());
-    let mut values = vec![0.0; dims.numel()];
+    let mut values = crate::error::try_zeros("initial weights", dims.numel())?;
     glorot_uniform(rng, fan_in, fan_out, &mut values);
     tape.set_param_value(id, &values)?;
     Ok(())
@@ -77,7 +77,7 @@ pub(crate) fn init_kernel(tape: &mut Tape, id: ParamId, rng: &mut ChaCha8Rng) ->
 /// Zeroes a parameter.
 pub(crate) fn init_zeros(tape: &mut Tape, id: ParamId) -> Result<()> {
     let n = tape.param_dims(id)?.numel();
-    tape.set_param_value(id, &vec![0.0; n])?;
+    tape.set_param_value(id, &crate::error::try_zeros("initial weights", n)?)?;
     Ok(())
 }
 

@@ -205,7 +205,7 @@ impl OptimizerState {
         for _ in 0..opt.slots() {
             let mut per = Vec::new();
             for i in 0..tape.num_params() {
-                per.push(vec![0.0; tape.param_dims(ParamId::from_index(i))?.numel()]);
+                per.push(crate::error::try_zeros("optimizer state", tape.param_dims(ParamId::from_index(i))?.numel())?);
             }
             slots.push(per);
         }

@@ -59,7 +59,11 @@ impl Layer for Flatten {
         "Flatten"
     }
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        Ok(vec![input.iter().product()])
+        let n = input.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        let n = n.ok_or_else(|| {
+            NnError::config(self.name.as_deref().unwrap_or("flatten"), format!("{input:?} has too many elements"))
+        })?;
+        Ok(vec![n])
     }
     fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
         Ok(tape.flatten(x)?)

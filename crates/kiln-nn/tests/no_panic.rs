@@ -1,0 +1,80 @@
+//! Corrupt model files never panic: random bytes, and valid `model.json` / safetensors files with random byte
+//! changes, truncations and splices, go through the same body as the `model_files` fuzz target.
+
+mod fuzz_bodies;
+
+use kiln_nn::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
+use kiln_nn::{Activation, Sequential};
+use proptest::prelude::*;
+
+fn valid_files() -> (Vec<u8>, Vec<u8>) {
+    let mut m = Sequential::new(&[8, 8, 1])
+        .add(Conv2D::new(2, 3).activation(Activation::Swish))
+        .add(MaxPooling2D::new(2))
+        .add(Flatten::new())
+        .add(Dense::new(3).activation(Activation::Softmax))
+        .build()
+        .unwrap();
+    m.compile("categorical_crossentropy", kiln_nn::Optimizer::adam(), &["accuracy"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    m.save(dir.path()).unwrap();
+    (
+        std::fs::read(dir.path().join("model.json")).unwrap(),
+        std::fs::read(dir.path().join("model.safetensors")).unwrap(),
+    )
+}
+
+fn mutate(mut v: Vec<u8>, edits: &[(usize, u8)], cut: Option<usize>) -> Vec<u8> {
+    for &(i, b) in edits {
+        if !v.is_empty() {
+            let n = v.len();
+            v[i % n] = b;
+        }
+    }
+    if let Some(c) = cut {
+        v.truncate(c % (v.len() + 1));
+    }
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+        fuzz_bodies::model_files(&data);
+    }
+
+    #[test]
+    fn mutated_valid_files(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6), cut in proptest::option::of(any::<usize>()), which in 0u8..3) {
+        let (json, weights) = valid_files();
+        let (json, weights) = match which {
+            0 => (mutate(json, &edits, cut), weights),
+            1 => (json, mutate(weights, &edits, cut)),
+            _ => (mutate(json, &edits, None), mutate(weights, &edits, cut)),
+        };
+        // The split byte: place the boundary exactly between the two files.
+        let mut data = json.clone();
+        data.extend_from_slice(&weights);
+        let model = kiln_nn::Model::from_json_slice(&json);
+        if let Ok(mut m) = model {
+            let _ = m.load_weights_from_slice(&weights);
+        }
+        fuzz_bodies::model_files(&data);
+    }
+}
+
+/// Descriptions asking for absurd sizes are errors, not aborts.
+#[test]
+fn huge_models_are_errors() {
+    let json = br#"{"format": "kiln-model", "format_version": 1, "input_shape": [4000000000, 4000000000, 1],
+        "layers": [{"class_name": "Flatten", "config": {"name": null}},
+                   {"class_name": "Dense", "config": {"name": null, "units": 4000000000, "activation": "linear", "use_bias": true}}]}"#;
+    assert!(kiln_nn::Model::from_json_slice(json).is_err());
+    let json = br#"{"format": "kiln-model", "format_version": 1, "input_shape": [3],
+        "layers": [{"class_name": "Dense", "config": {"name": null, "units": 4000000000000, "activation": "linear", "use_bias": true}}]}"#;
+    assert!(kiln_nn::Model::from_json_slice(json).is_err());
+    let json = br#"{"format": "kiln-model", "format_version": 1, "input_shape": [18446744073709551615, 3, 1],
+        "layers": [{"class_name": "Flatten", "config": {"name": null}}]}"#;
+    assert!(kiln_nn::Model::from_json_slice(json).is_err());
+}
