@@ -18,28 +18,41 @@ impl MicroKernel for Avx2 {
     const NC: usize = 4080;
     const DIRECT_B: bool = true;
 
+    // Batch-1 inference (Dense 1×2400·2400×84): a 2-row tile instead of paying for 6 rows of broadcasts and FMAs:
+    // `predict/flagship/batch1/avx2` 78.3 → 44.2 µs (criterion medians, `cargo bench -p kiln-benches --bench
+    // train_step -- predict`).
+    const SMALL_MR: usize = 2;
+
     #[inline(always)]
     unsafe fn kernel(t: &Tile) {
         // SAFETY: forwarded contract; the entry point checked AVX2+FMA support.
-        unsafe { ukernel_6x16(t) }
+        unsafe { ukernel_x16::<6>(t) }
+    }
+
+    #[inline(always)]
+    unsafe fn kernel_small(t: &Tile) {
+        // SAFETY: forwarded contract of `kernel_small` (A panels 2 rows tall); AVX2+FMA checked.
+        unsafe { ukernel_x16::<2>(t) }
     }
 }
 
+/// The `MR × 16` microkernel (`MR ≤ 6`: 6 for the main tile, 2 for short products).
+///
 /// # Safety
-/// See [`MicroKernel::kernel`]; requires AVX2 and FMA.
+/// See [`MicroKernel::kernel`] with A panels `MR` tall; requires AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn ukernel_6x16(t: &Tile) {
+unsafe fn ukernel_x16<const MR: usize>(t: &Tile) {
     let Tile { k, a, b, ldb, c, ldc, alpha, beta, mr, nr } = *t;
-    let mut acc = [[_mm256_setzero_ps(); 2]; 6];
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     // One rank-1 update of the 6×16 tile (a macro, not a closure taking `&mut acc`: that kept the accumulators in
     // memory and cost ~25 % at 256³).
     macro_rules! step {
         ($p:expr, $b0:expr, $b1:expr) => {
             let (b0, b1) = ($b0, $b1);
             for (i, row) in acc.iter_mut().enumerate() {
-                // SAFETY: p·6 + i < 6·k.
-                let ai = _mm256_set1_ps(unsafe { *a.add($p * 6 + i) });
+                // SAFETY: p·MR + i < MR·k.
+                let ai = _mm256_set1_ps(unsafe { *a.add($p * MR + i) });
                 row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
                 row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
             }
@@ -64,10 +77,10 @@ unsafe fn ukernel_6x16(t: &Tile) {
         }
     }
     let va = _mm256_set1_ps(alpha);
-    if mr == 6 && nr == 16 {
+    if mr == MR && nr == 16 {
         let vb = _mm256_set1_ps(beta);
         for (i, row) in acc.iter().enumerate() {
-            // SAFETY: the full 6×16 tile is inside C.
+            // SAFETY: the full MR×16 tile is inside C.
             unsafe {
                 let dst = c.add(i * ldc);
                 let mut r0 = _mm256_mul_ps(row[0], va);
@@ -81,7 +94,7 @@ unsafe fn ukernel_6x16(t: &Tile) {
             }
         }
     } else {
-        let mut tile = [0.0f32; 6 * 16];
+        let mut tile = [0.0f32; 6 * 16]; // MR ≤ 6 rows of 16
         for (i, row) in acc.iter().enumerate() {
             // SAFETY: 16 floats at tile[i·16..].
             unsafe {
