@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use kiln::kernels::{Conv2dGeometry, ConvPass, Isa, Padding};
+use kiln::kernels::Isa;
 use kiln::mnist::Dataset;
 use kiln::prelude::*;
 use serde_json::{Value, json};
@@ -137,43 +137,15 @@ pub fn notebook_model() -> Result<Model, NnError> {
     Model::new(&inputs, &outputs)
 }
 
-/// The convolution algorithm `Auto` picks for every Conv2D layer and pass of `model` at `batch`.
-fn conv_algorithms(model: &Model, batch: usize) -> Value {
-    let arch = model.to_json();
-    let mut shape = model.input_shape().to_vec();
+/// The convolution algorithm `Auto` runs for every Conv2D layer and pass of `model` (from the model itself).
+fn conv_algorithms(model: &Model, batch: usize) -> Result<Value, String> {
     let mut out = serde_json::Map::new();
-    let layers = arch["layers"].as_array().cloned().unwrap_or_default();
-    for (i, ((name, class, out_shape), l)) in model.layers().into_iter().zip(layers).enumerate() {
-        if class == "Conv2D" && shape.len() == 3 {
-            let c = &l["config"];
-            let pair = |k: &str| (c[k][0].as_u64().unwrap_or(1) as usize, c[k][1].as_u64().unwrap_or(1) as usize);
-            let padding = if c["padding"] == "same" { Padding::Same } else { Padding::Valid };
-            let g = Conv2dGeometry::spec(
-                batch,
-                [shape[0], shape[1], shape[2]],
-                [pair("kernel_size").0, pair("kernel_size").1],
-                out_shape[2],
-            )
-            .strides(pair("strides").0, pair("strides").1)
-            .dilations(pair("dilation_rate").0, pair("dilation_rate").1)
-            .padding(padding)
-            .build();
-            if let Ok(g) = g {
-                let algo =
-                    |p| ConvAlgo::Auto.resolve(&g, p).map(|a| format!("{a:?}")).unwrap_or_else(|e| e.to_string());
-                out.insert(
-                    name.to_owned(),
-                    json!({
-                        "forward": algo(ConvPass::Forward),
-                        "backward_data": if i == 0 { "not needed (first layer)".to_owned() } else { algo(ConvPass::BackwardData) },
-                        "backward_filter": algo(ConvPass::BackwardFilter),
-                    }),
-                );
-            }
-        }
-        shape = out_shape.to_vec();
+    for c in model.conv_algorithms(batch).map_err(|e| e.to_string())? {
+        let data = c.backward_data.map_or_else(|| "not needed (first layer)".to_owned(), |a| format!("{a:?}"));
+        let (forward, filter) = (format!("{:?}", c.forward), format!("{:?}", c.backward_filter));
+        out.insert(c.layer, json!({"forward": forward, "backward_data": data, "backward_filter": filter}));
     }
-    Value::Object(out)
+    Ok(Value::Object(out))
 }
 
 /// An f32 as the shortest decimal that reads back as the same f32 (for readable JSON).
@@ -329,7 +301,7 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
         "isa": kernels.isa().name(),
         "kernels": {
             "gemm": kernels.gemm_name(),
-            "conv2d": conv_algorithms(&model, args.batch_size),
+            "conv2d": conv_algorithms(&model, args.batch_size)?,
             "flush_denormals": true,
         },
         "epochs": epochs,

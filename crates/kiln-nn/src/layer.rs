@@ -30,6 +30,12 @@ pub trait Layer: Send + Sync + fmt::Debug {
     fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var>;
     /// The parameters as `(short name, id)`: `("kernel", …)`, `("bias", …)`; empty before `build`.
     fn weights(&self) -> Vec<(&'static str, ParamId)>;
+    /// For a convolution layer: its kernel geometry at `batch` for this (per-sample) input shape, so a model can
+    /// report which algorithm runs; `None` for other layers.
+    fn conv_geometry(&self, input: &[usize], batch: usize) -> Option<kiln_kernels::Conv2dGeometry> {
+        let _ = (input, batch);
+        None
+    }
     /// The Keras-style configuration (what `model.json` stores).
     fn config(&self) -> Value;
     /// A boxed copy (unbuilt state included).

@@ -41,8 +41,8 @@ pub use error::{NnError, Result};
 pub use kiln_autograd::Activation;
 pub use layer::{Layer, Pair, fans, glorot_uniform, parse_activation};
 pub use model::{
-    BatchStats, Compiled, DEFAULT_SEED, EpochLog, Evaluation, FitOptions, History, LayerTime, Model, Sequential,
-    StepProfile, Validation,
+    BatchStats, Compiled, ConvChoice, DEFAULT_SEED, EpochLog, Evaluation, FitOptions, History, LayerTime, Model,
+    Sequential, StepProfile, Validation,
 };
 pub use optim::{Loss, Metric, Optimizer};
 pub use progress::{Verbose, per_step};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kiln_autograd::{MAX_RANK, ParamId, Tape, Var};
-use kiln_kernels::{FlushDenormals, Isa, Kernels, Threads, set_flush_denormals};
+use kiln_kernels::{ConvAlgo, ConvPass, FlushDenormals, Isa, Kernels, Threads, set_flush_denormals};
 use kiln_tensor::Tensor;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -186,6 +186,19 @@ impl<'a> FitOptions<'a> {
         self.resume_from = Some(dir.into());
         self
     }
+}
+
+/// The convolution algorithms of one layer ([`Model::conv_algorithms`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvChoice {
+    /// Layer name.
+    pub layer: String,
+    /// Forward pass.
+    pub forward: ConvAlgo,
+    /// Backward-data pass (`None` for a first layer, whose input gradient is never computed).
+    pub backward_data: Option<ConvAlgo>,
+    /// Backward-filter pass.
+    pub backward_filter: ConvAlgo,
 }
 
 /// Wall time of one layer in a profiled training step.
@@ -464,6 +477,28 @@ impl Model {
         &self.name
     }
 
+    /// The convolution algorithm `ConvAlgo::Auto` runs for every convolution layer and pass when training at
+    /// `batch_size` (per replica when data-parallel).
+    pub fn conv_algorithms(&self, batch_size: usize) -> Result<Vec<ConvChoice>> {
+        let batch = if self.data_parallel { batch_size.div_ceil(2) } else { batch_size };
+        let algo = self.tape.state().conv_options().algo;
+        let mut shape = self.input_shape.as_slice();
+        let mut out = Vec::new();
+        for (i, slot) in self.layers.iter().enumerate() {
+            if let Some(g) = slot.layer.conv_geometry(shape, batch) {
+                let data = if i == 0 { None } else { Some(algo.resolve(&g, ConvPass::BackwardData)?) };
+                out.push(ConvChoice {
+                    layer: slot.name.clone(),
+                    forward: algo.resolve(&g, ConvPass::Forward)?,
+                    backward_data: data,
+                    backward_filter: algo.resolve(&g, ConvPass::BackwardFilter)?,
+                });
+            }
+            shape = &slot.output_shape;
+        }
+        Ok(out)
+    }
+
     /// Free-form string metadata saved with the model in `model.json` (e.g. how inputs were preprocessed).
     pub fn metadata(&self) -> &std::collections::BTreeMap<String, String> {
         &self.metadata
@@ -614,9 +649,7 @@ impl Model {
             self.tape.set_threads(Threads::Single);
             return f(self);
         };
-        if rayon::current_thread_index().is_some()
-            && self.pool.as_ref().is_some_and(|p| p.current_thread_index().is_some())
-        {
+        if self.pool.as_ref().is_some_and(|p| p.current_thread_index().is_some()) {
             // Already on one of our workers (a nested call such as validation inside `fit`).
             return f(self);
         }
@@ -690,8 +723,8 @@ impl Model {
     }
 
     fn loss(&mut self, out: Var, y: &[f32], batch: usize) -> Result<Var> {
-        let (c, d, rank) = (self.compiled, self.target_dims(batch).0, self.target_dims(batch).1);
-        let c = c.ok_or(NnError::NotCompiled("computing a loss"))?;
+        let c = self.compiled.ok_or(NnError::NotCompiled("computing a loss"))?;
+        let (d, rank) = self.target_dims(batch);
         loss_on(&mut self.tape, c, out, &d[..rank], y)
     }
 

@@ -35,6 +35,23 @@ Model: \"functional\"
     assert_eq!(flagship().summary(), expected);
 }
 
+/// The model reports the convolution algorithms `Auto` runs (per replica when data-parallel).
+#[test]
+fn conv_algorithms_are_reported() {
+    use kiln_kernels::ConvAlgo;
+    let mut m = flagship();
+    let algos = m.conv_algorithms(32).unwrap();
+    let names: Vec<&str> = algos.iter().map(|a| a.layer.as_str()).collect();
+    assert_eq!(names, ["conv2d", "conv2d_1"]);
+    assert_eq!(algos[0].backward_data, None, "the first layer computes no input gradient");
+    assert!(algos.iter().all(|a| a.forward == ConvAlgo::Direct && a.backward_filter == ConvAlgo::Direct));
+    assert_eq!(algos[1].backward_data, Some(ConvAlgo::Direct));
+    m.set_data_parallel(true);
+    assert_eq!(m.conv_algorithms(32).unwrap(), algos);
+    let wide = Sequential::new(&[16, 16, 32]).add(Conv2D::new(32, 3).padding(Padding::Same)).build().unwrap();
+    assert!(matches!(wide.conv_algorithms(32).unwrap()[0].forward, ConvAlgo::Winograd(_)));
+}
+
 #[test]
 fn sequential_names_shapes_and_weights() {
     let model = Sequential::new(&[12, 12, 2])

@@ -77,6 +77,10 @@ impl Conv2D {
     }
 
     fn geometry(&self, input: &[usize]) -> Result<Conv2dGeometry> {
+        self.geometry_for(input, 1)
+    }
+
+    fn geometry_for(&self, input: &[usize], batch: usize) -> Result<Conv2dGeometry> {
         let label = self.name.as_deref().unwrap_or("conv2d");
         let [h, w, c] = input else {
             return Err(NnError::Data {
@@ -88,7 +92,7 @@ impl Conv2D {
         if self.filters == 0 {
             return Err(NnError::config(label, "filters must be ≥ 1"));
         }
-        Ok(Conv2dGeometry::spec(1, [*h, *w, *c], [self.kernel_size.0, self.kernel_size.1], self.filters)
+        Ok(Conv2dGeometry::spec(batch, [*h, *w, *c], [self.kernel_size.0, self.kernel_size.1], self.filters)
             .strides(self.strides.0, self.strides.1)
             .dilations(self.dilation_rate.0, self.dilation_rate.1)
             .padding(self.padding)
@@ -153,6 +157,9 @@ impl Layer for Conv2D {
     }
     fn weights(&self) -> Vec<(&'static str, ParamId)> {
         self.weights.weights()
+    }
+    fn conv_geometry(&self, input: &[usize], batch: usize) -> Option<Conv2dGeometry> {
+        self.geometry_for(input, batch).ok()
     }
     fn config(&self) -> Value {
         let padding = match self.padding {
