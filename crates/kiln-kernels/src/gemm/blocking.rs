@@ -32,9 +32,9 @@ pub(crate) trait MicroKernel {
     /// Whether the kernel can read B in place (`ldb != NR`) with fault-free masked loads at the right edge, which
     /// the loop nest then uses for small `m` (see [`DIRECT_B_MAX_M`]).
     const DIRECT_B: bool = false;
-    /// Rows of an optional short microkernel ([`MicroKernel::kernel_small`]) used when the whole product has at
-    /// most this many rows (0: none). A product with one row (batch-1 inference through a Dense layer) would
-    /// otherwise pay for `MR` rows of broadcasts and FMAs per depth step.
+    /// Rows of an optional short microkernel ([`MicroKernel::kernel_small`]) used for a last tile of at most this
+    /// many rows (0: none). A product with one row (batch-1 inference through a Dense layer), or the 4-row tail of
+    /// a 16-row product, would otherwise pay for `MR` rows of broadcasts and FMAs per depth step.
     const SMALL_MR: usize = 0;
 
     /// Like [`MicroKernel::kernel`] for a tile of at most `SMALL_MR` rows whose A panel is packed `SMALL_MR`
@@ -45,6 +45,34 @@ pub(crate) trait MicroKernel {
     unsafe fn kernel_small(t: &Tile) {
         // SAFETY: never called unless SMALL_MR > 0, in which case the kernel overrides this method.
         unsafe { Self::kernel(t) }
+    }
+
+    /// Packs a transposed block into one panel: `out[p·tile + j] = src[j·ld + p]` for `j < rows`, `p < kc` — row-major
+    /// A into MR-tall panels, or a stored Bᵀ into NR-wide panels. Lanes `rows..tile` are left as the caller
+    /// zero-filled them (an override may also write them, with zeros). The default is the scalar loop; ISAs override
+    /// it with in-register transposes (compiled for AVX-512, the scalar loop became scatter instructions).
+    ///
+    /// # Safety
+    /// `src` addresses `rows` rows of `kc` readable floats with stride `ld`; `out` holds at least `tile·kc` floats;
+    /// `rows <= tile`; the CPU supports the kernel's ISA.
+    #[inline(always)]
+    unsafe fn pack_transposed(tile: usize, rows: usize, kc: usize, src: *const f32, ld: usize, out: &mut [f32]) {
+        if rows == tile {
+            for (p, col) in out.chunks_exact_mut(tile).take(kc).enumerate() {
+                for (j, v) in col.iter_mut().enumerate() {
+                    // SAFETY: j < rows and p < kc: inside the block (caller's contract).
+                    *v = unsafe { *src.add(j * ld + p) };
+                }
+            }
+        } else {
+            for j in 0..rows {
+                // SAFETY: row j < rows has kc readable floats.
+                let row = unsafe { std::slice::from_raw_parts(src.add(j * ld), kc) };
+                for (p, &v) in row.iter().enumerate() {
+                    out[p * tile + j] = v;
+                }
+            }
+        }
     }
 
     /// `C[0..mr, 0..nr] = alpha·(A_panel · B_panel) + beta·C` (C not read when `beta == 0`) for one [`Tile`].
@@ -105,38 +133,34 @@ thread_local! {
 }
 
 /// Packs rows `0..mc` × depth `0..kc` of op(A) (from `a`, strides `rsa`, `csa`) into `mr_tile`-tall panels
-/// (`out[p·mr_tile + i]`), zero-padding the last panel. Contiguous runs are read along whichever stride is 1.
+/// (`out[p·mr_tile + i]`, panel `i0 / mr_tile` at offset `i0·kc`), zero-padding the last panel — which is packed
+/// `SMALL_MR` tall when it has at most `SMALL_MR` rows, for the short microkernel. Contiguous runs are read along
+/// whichever stride is 1; row-major A goes through the kernel's transposing pack.
 ///
 /// # Safety
-/// `a` addresses an `mc × kc` block of op(A) within its slice.
+/// `a` addresses an `mc × kc` block of op(A) within its slice; the CPU supports `K`'s ISA.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pack_a(mr_tile: usize, mc: usize, kc: usize, a: *const f32, rsa: usize, csa: usize, dst: &mut [f32]) {
-    for (panel, out) in dst.chunks_exact_mut(mr_tile * kc).take(mc.div_ceil(mr_tile)).enumerate() {
-        let i0 = panel * mr_tile;
+unsafe fn pack_a<K: MicroKernel>(
+    mr_tile: usize,
+    mc: usize,
+    kc: usize,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    dst: &mut [f32],
+) {
+    for i0 in (0..mc).step_by(mr_tile) {
         let rows = (mc - i0).min(mr_tile);
+        let mr_tile = if rows <= K::SMALL_MR { K::SMALL_MR } else { mr_tile };
+        let out = &mut dst[i0 * kc..(i0 + mr_tile) * kc];
         if rows < mr_tile {
             out.fill(0.0);
         }
-        if csa == 1 && rows == mr_tile {
-            // Row-major A: each depth step fills one contiguous run of mr_tile (one element from each row). The run
-            // is bounds-checked once and mr_tile is a constant after monomorphisation, so this unrolls; scattering
-            // row by row instead (a bounds check and a strided store per element) made packing dominate at 128³.
-            for (p, col) in out.chunks_exact_mut(mr_tile).enumerate() {
-                for (i, v) in col.iter_mut().enumerate() {
-                    // SAFETY: row i0 + i < mc and column p < kc: inside the block.
-                    *v = unsafe { *a.add((i0 + i) * rsa + p) };
-                }
-            }
-        } else if csa == 1 {
-            // Last, partial panel of row-major A.
-            for i in 0..rows {
-                // SAFETY: row i0 + i < mc, columns 0..kc: inside the block.
-                let src = unsafe { std::slice::from_raw_parts(a.add((i0 + i) * rsa), kc) };
-                for (p, &v) in src.iter().enumerate() {
-                    out[p * mr_tile + i] = v;
-                }
-            }
+        if csa == 1 {
+            // SAFETY: rows i0..i0 + rows, columns 0..kc of the block are readable with stride rsa; out holds
+            // mr_tile·kc floats; the ISA was checked by the entry point.
+            unsafe { K::pack_transposed(mr_tile, rows, kc, a.add(i0 * rsa), rsa, out) };
         } else if rsa == 1 {
             // Aᵀ stored: the mr_tile values of one depth index are contiguous.
             for p in 0..kc {
@@ -156,13 +180,22 @@ unsafe fn pack_a(mr_tile: usize, mc: usize, kc: usize, a: *const f32, rsa: usize
 }
 
 /// Packs depth `0..kc` × columns `0..nc` of op(B) into `nr_tile`-wide panels (`out[p·nr_tile + j]`), zero-padding
-/// the last panel. Contiguous runs are read along whichever stride is 1.
+/// the last panel. Contiguous runs are read along whichever stride is 1; a stored Bᵀ (the Dense backward-data
+/// product) goes through the kernel's transposing pack.
 ///
 /// # Safety
-/// `b` addresses a `kc × nc` block of op(B) within its slice.
+/// `b` addresses a `kc × nc` block of op(B) within its slice; the CPU supports `K`'s ISA.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pack_b(nr_tile: usize, kc: usize, nc: usize, b: *const f32, rsb: usize, csb: usize, dst: &mut [f32]) {
+unsafe fn pack_b<K: MicroKernel>(
+    nr_tile: usize,
+    kc: usize,
+    nc: usize,
+    b: *const f32,
+    rsb: usize,
+    csb: usize,
+    dst: &mut [f32],
+) {
     for (panel, out) in dst.chunks_exact_mut(nr_tile * kc).take(nc.div_ceil(nr_tile)).enumerate() {
         let j0 = panel * nr_tile;
         let cols = (nc - j0).min(nr_tile);
@@ -175,23 +208,10 @@ unsafe fn pack_b(nr_tile: usize, kc: usize, nc: usize, b: *const f32, rsb: usize
                 let src = unsafe { std::slice::from_raw_parts(b.add(p * rsb + j0), cols) };
                 out[p * nr_tile..p * nr_tile + cols].copy_from_slice(src);
             }
-        } else if rsb == 1 && cols == nr_tile {
-            // Bᵀ stored (the Dense backward-data product): one contiguous run of nr_tile per depth step, as in pack_a.
-            for (p, row) in out.chunks_exact_mut(nr_tile).enumerate() {
-                for (j, v) in row.iter_mut().enumerate() {
-                    // SAFETY: column j0 + j < nc and depth p < kc: inside the block.
-                    *v = unsafe { *b.add((j0 + j) * csb + p) };
-                }
-            }
         } else if rsb == 1 {
-            // Last, partial panel of a stored Bᵀ: each column of op(B) is contiguous over depth.
-            for j in 0..cols {
-                // SAFETY: column j0 + j < nc, depth 0..kc: inside the block.
-                let src = unsafe { std::slice::from_raw_parts(b.add((j0 + j) * csb), kc) };
-                for (p, &v) in src.iter().enumerate() {
-                    out[p * nr_tile + j] = v;
-                }
-            }
+            // SAFETY: columns j0..j0 + cols of op(B) are rows of the stored Bᵀ with kc readable floats each
+            // (stride csb); out holds nr_tile·kc floats; the ISA was checked by the entry point.
+            unsafe { K::pack_transposed(nr_tile, cols, kc, b.add(j0 * csb), csb, out) };
         } else {
             for p in 0..kc {
                 for j in 0..cols {
@@ -247,30 +267,42 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
                 let kc = (t.k - pc).min(K::KC);
                 let beta = if pc == 0 { t.beta } else { 1.0 };
                 let direct = K::DIRECT_B && t.csb == 1 && t.m <= DIRECT_B_MAX_M;
-                if !direct {
+                // With a single A block, each B panel is used by one sweep of A tiles only: pack it right before
+                // that sweep so it is still in L1, instead of packing the whole KC×NC block first (the flagship
+                // Dense backward-data product packs 2400×84 floats per call).
+                let per_panel = !direct && t.m <= K::MC;
+                if !direct && !per_panel {
                     // SAFETY: rows pc..pc+kc and columns jc..jc+nc of op(B) are inside the task's B.
-                    unsafe { pack_b(K::NR, kc, nc, t.b.add(pc * t.rsb + jc * t.csb), t.rsb, t.csb, &mut pb) };
+                    unsafe { pack_b::<K>(K::NR, kc, nc, t.b.add(pc * t.rsb + jc * t.csb), t.rsb, t.csb, &mut pb) };
                 }
-                // A short product (m ≤ SMALL_MR) uses the short microkernel and panels of its height.
-                let small = K::SMALL_MR > 0 && t.m <= K::SMALL_MR;
-                let mr_tile = if small { K::SMALL_MR } else { K::MR };
                 for ic in (0..t.m).step_by(K::MC) {
                     let mc = (t.m - ic).min(K::MC);
                     // SAFETY: rows ic..ic+mc and depth pc..pc+kc of op(A) are inside the task's A.
-                    unsafe { pack_a(mr_tile, mc, kc, t.a.add(ic * t.rsa + pc * t.csa), t.rsa, t.csa, &mut pa) };
+                    unsafe { pack_a::<K>(K::MR, mc, kc, t.a.add(ic * t.rsa + pc * t.csa), t.rsa, t.csa, &mut pa) };
                     for jr in (0..nc).step_by(K::NR) {
                         let nr = (nc - jr).min(K::NR);
-                        for ir in (0..mc).step_by(mr_tile) {
-                            let mr = (mc - ir).min(mr_tile);
+                        if per_panel {
+                            // SAFETY: rows pc..pc+kc and columns jc+jr..jc+jr+nr of op(B) are inside the task's B.
+                            let b = unsafe { t.b.add(pc * t.rsb + (jc + jr) * t.csb) };
+                            // SAFETY: as above; pb holds at least NR·kc floats.
+                            unsafe { pack_b::<K>(K::NR, kc, nr, b, t.rsb, t.csb, &mut pb) };
+                        }
+                        for ir in (0..mc).step_by(K::MR) {
+                            let mr = (mc - ir).min(K::MR);
+                            // The last tile of at most SMALL_MR rows was packed SMALL_MR tall for the short kernel;
+                            // both compute each element with the same operations, so results do not change.
+                            let small = mr <= K::SMALL_MR;
                             let (b, ldb) = if direct {
                                 // B in place: rows pc.., columns jc+jr.. (nr of them readable).
                                 (t.b.wrapping_add(pc * t.rsb + jc + jr), t.rsb)
+                            } else if per_panel {
+                                (pb.as_ptr(), K::NR)
                             } else {
                                 (pb.as_ptr().wrapping_add(jr * kc), K::NR)
                             };
                             let tile = Tile {
                                 k: kc,
-                                // SAFETY: panel ir / mr_tile starts at ir·kc inside the packed A block.
+                                // SAFETY: the panel of rows ir.. starts at ir·kc inside the packed A block.
                                 a: unsafe { pa.as_ptr().add(ir * kc) },
                                 b,
                                 ldb,
@@ -282,10 +314,10 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
                                 mr,
                                 nr,
                             };
-                            // SAFETY: the packed A panel holds mr_tile·kc floats (MR, or SMALL_MR for the short
-                            // kernel); B is a packed NR·kc panel or, in direct mode, kc rows of op(B) with nr
-                            // readable columns from jc+jr; the C tile of size mr × nr is inside C; the entry
-                            // point checked the ISA.
+                            // SAFETY: the packed A panel holds MR·kc floats (SMALL_MR·kc for the short kernel);
+                            // B is a packed NR·kc panel or, in direct mode, kc rows of op(B) with nr readable
+                            // columns from jc+jr; the C tile of size mr × nr is inside C; the entry point checked
+                            // the ISA.
                             unsafe { if small { K::kernel_small(&tile) } else { K::kernel(&tile) } };
                         }
                     }

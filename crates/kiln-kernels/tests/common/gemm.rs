@@ -22,13 +22,13 @@ pub struct GemmCase {
     pub seed: u64,
 }
 
-/// Sizes around every ISA's tile edges (MR 4/6/8/12, NR 12/16/32) and cache blocks.
+/// Sizes around every ISA's tile edges (MR 4/6/8/12, NR 12/16/32) and cache blocks (MC 128/144/480).
 fn dim() -> impl Strategy<Value = usize> {
     prop_oneof![
         3 => 1..=18usize,
         2 => 23..=35usize,
         1 => 36..=70usize,
-        1 => prop_oneof![Just(47usize), Just(97), Just(127), Just(129), Just(143), Just(145)],
+        1 => prop_oneof![Just(47usize), Just(97), Just(127), Just(129), Just(143), Just(145), Just(481)],
     ]
 }
 

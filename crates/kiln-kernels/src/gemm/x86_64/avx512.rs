@@ -34,6 +34,13 @@ impl MicroKernel for Avx512 {
     const SMALL_MR: usize = 4;
 
     #[inline(always)]
+    unsafe fn pack_transposed(tile: usize, rows: usize, kc: usize, src: *const f32, ld: usize, out: &mut [f32]) {
+        debug_assert!(rows <= tile && out.len() >= tile * kc);
+        // SAFETY: forwarded contract of `MicroKernel::pack_transposed`; the entry point checked AVX-512 support.
+        unsafe { pack_transposed(tile, rows, kc, src, ld, out.as_mut_ptr()) }
+    }
+
+    #[inline(always)]
     unsafe fn kernel(t: &Tile) {
         // SAFETY: forwarded contract of `MicroKernel::kernel`; the entry point checked AVX-512 support.
         unsafe { ukernel::<{ Self::MR }, { Self::NR / 16 }>(t) }
@@ -99,6 +106,64 @@ unsafe fn ukernel<const MR: usize, const NV: usize>(t: &Tile) {
                     r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask, dst), r);
                 }
                 _mm512_mask_storeu_ps(dst, mask, r);
+            }
+        }
+    }
+}
+
+/// Transposes 16 vectors in registers: `r[j][p]` becomes `r[p][j]` (unpack within 128-bit lanes, then 4-float
+/// shuffles, then two rounds of 128-bit lane shuffles; 64 shuffles for 256 floats).
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+#[inline]
+fn transpose16(r: &mut [__m512; 16]) {
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // v[4g + c]: lane L holds column 4L + c of rows 4g..4g + 4.
+    let mut v = [_mm512_setzero_ps(); 16];
+    for g in 0..4 {
+        let (lo0, hi0, lo1, hi1) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
+        v[4 * g] = _mm512_shuffle_ps::<0x44>(lo0, lo1);
+        v[4 * g + 1] = _mm512_shuffle_ps::<0xEE>(lo0, lo1);
+        v[4 * g + 2] = _mm512_shuffle_ps::<0x44>(hi0, hi1);
+        v[4 * g + 3] = _mm512_shuffle_ps::<0xEE>(hi0, hi1);
+    }
+    for c in 0..4 {
+        let x0 = _mm512_shuffle_f32x4::<0x88>(v[c], v[4 + c]);
+        let y0 = _mm512_shuffle_f32x4::<0xDD>(v[c], v[4 + c]);
+        let x1 = _mm512_shuffle_f32x4::<0x88>(v[8 + c], v[12 + c]);
+        let y1 = _mm512_shuffle_f32x4::<0xDD>(v[8 + c], v[12 + c]);
+        r[c] = _mm512_shuffle_f32x4::<0x88>(x0, x1);
+        r[4 + c] = _mm512_shuffle_f32x4::<0x88>(y0, y1);
+        r[8 + c] = _mm512_shuffle_f32x4::<0xDD>(x0, x1);
+        r[12 + c] = _mm512_shuffle_f32x4::<0xDD>(y0, y1);
+    }
+}
+
+/// `out[p·tile + j] = src[j·ld + p]` for `j < rows`, `p < kc`, zeros in lanes `rows..tile`, through 16×16 register
+/// transposes with masked loads and stores at the edges (see [`MicroKernel::pack_transposed`]).
+///
+/// # Safety
+/// `src` addresses `rows` rows of `kc` readable floats with stride `ld`; `out` is valid for `tile·kc` writes;
+/// `rows <= tile`; the CPU supports AVX-512F.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+#[inline]
+unsafe fn pack_transposed(tile: usize, rows: usize, kc: usize, src: *const f32, ld: usize, out: *mut f32) {
+    for j0 in (0..tile).step_by(16) {
+        let (nj, store) = (rows.saturating_sub(j0).min(16), lanes(tile - j0));
+        for p0 in (0..kc).step_by(16) {
+            let np = (kc - p0).min(16);
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (j, x) in r.iter_mut().enumerate().take(nj) {
+                // SAFETY: row j0 + j < rows, floats p0..p0 + np < kc of it (masked-off lanes are not accessed).
+                *x = unsafe { _mm512_maskz_loadu_ps(lanes(np), src.add((j0 + j) * ld + p0)) };
+            }
+            transpose16(&mut r);
+            for (q, &x) in r.iter().enumerate().take(np) {
+                // SAFETY: (p0 + q)·tile + j0 + lane < kc·tile for the stored lanes (lane < tile − j0).
+                unsafe { _mm512_mask_storeu_ps(out.add((p0 + q) * tile + j0), store, x) };
             }
         }
     }
