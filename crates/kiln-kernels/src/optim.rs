@@ -63,11 +63,64 @@ impl Default for SgdParams {
     }
 }
 
-/// One optimizer step's arguments (all slices of equal length, validated by the safe entry points).
-pub(crate) enum Step<'a> {
-    RmsProp { w: &'a mut [f32], g: &'a [f32], v: &'a mut [f32], p: RmsPropParams },
-    Adam { w: &'a mut [f32], g: &'a [f32], m: &'a mut [f32], v: &'a mut [f32], alpha: f32, p: AdamParams },
-    Sgd { w: &'a mut [f32], g: &'a [f32], u: &'a mut [f32], p: SgdParams },
+/// The optimizer and its state buffers for one step (each state slice as long as the weights; SGD without
+/// momentum takes an empty `u`).
+#[derive(Debug)]
+pub enum Update<'a> {
+    /// RMSprop with its moving average `v`.
+    RmsProp {
+        /// Moving average of squared gradients.
+        v: &'a mut [f32],
+        /// Hyper-parameters.
+        p: RmsPropParams,
+    },
+    /// Adam with its moments, at step `t ≥ 1` (counting from 1).
+    Adam {
+        /// First moment.
+        m: &'a mut [f32],
+        /// Second moment.
+        v: &'a mut [f32],
+        /// Hyper-parameters.
+        p: AdamParams,
+        /// Step number, from 1.
+        t: u64,
+    },
+    /// SGD with its momentum buffer `u` (empty when `p.momentum == 0`).
+    Sgd {
+        /// Momentum buffer.
+        u: &'a mut [f32],
+        /// Hyper-parameters.
+        p: SgdParams,
+    },
+}
+
+/// The data-parallel extras fused into one optimizer pass (see
+/// [`Kernels::replicated_step`](crate::Kernels::replicated_step)): the gradient used is `a·g + b·other`, computed
+/// per vector and not stored, and the new weights are also written to `mirror`.
+#[derive(Debug)]
+pub struct Replicated<'a> {
+    /// The other replica's gradient.
+    pub other: &'a [f32],
+    /// Weight of this replica's gradient.
+    pub a: f32,
+    /// Weight of the other replica's gradient.
+    pub b: f32,
+    /// Receives a copy of the updated weights (the other replica's weights).
+    pub mirror: &'a mut [f32],
+}
+
+/// One optimizer step's arguments (all slices of equal length, validated by the safe entry points; Adam's `t ≥ 1`).
+pub(crate) struct Step<'a> {
+    pub w: &'a mut [f32],
+    pub g: &'a [f32],
+    pub update: Update<'a>,
+    pub rep: Option<Replicated<'a>>,
+}
+
+/// Adam's step size `α = lr·√(1 − β₂ᵗ) / (1 − β₁ᵗ)`, in f64.
+fn adam_alpha(p: &AdamParams, t: u64) -> f32 {
+    let t = i32::try_from(t).unwrap_or(i32::MAX);
+    (f64::from(p.lr) * (1.0 - f64::from(p.beta_2).powi(t)).sqrt() / (1.0 - f64::from(p.beta_1).powi(t))) as f32
 }
 
 /// A per-vector update `(w, g, a, b) → (w′, a′, b′)` (see `simd::Op1` for why not a closure).
@@ -99,22 +152,38 @@ fn store_at<S: Simd>(s: S, dst: &mut [f32], i: usize, k: usize, v: S::V) {
 }
 
 /// Runs `f` over `LANES`-chunks of four equal-length slices (`a` and `b` possibly absent, as empty slices; absent
-/// ones read as zeros and are not written), the tail through zero-padded stack vectors.
+/// ones read as zeros and are not written), the tail through zero-padded stack vectors. With `rep`, the gradient
+/// fed to `f` is `rep.a·g + rep.b·rep.other` and the new weights are also stored to `rep.mirror`.
 #[inline(always)]
-fn zip4<S: Simd, F: Op4<S>>(s: S, w: &mut [f32], g: &[f32], a: &mut [f32], b: &mut [f32], f: F) {
+fn zip4<S: Simd, F: Op4<S>>(
+    s: S,
+    w: &mut [f32],
+    g: &[f32],
+    a: &mut [f32],
+    b: &mut [f32],
+    mut rep: Option<Replicated<'_>>,
+    f: F,
+) {
     let n = S::LANES;
     let len = w.len();
     let (has_a, has_b) = (!a.is_empty(), !b.is_empty());
-    let mut bufs = [[0.0f32; 16]; 4];
+    let mut bufs = [[0.0f32; 16]; 5];
     let mut i = 0;
     while i < len {
         let k = n.min(len - i);
-        let [bw, bg, ba, bb] = &mut bufs;
-        let (vw, vg) = (load_at(s, w, i, k, bw), load_at(s, g, i, k, bg));
+        let [bw, bg, ba, bb, bo] = &mut bufs;
+        let (vw, mut vg) = (load_at(s, w, i, k, bw), load_at(s, g, i, k, bg));
+        if let Some(r) = &rep {
+            let vo = load_at(s, r.other, i, k, bo);
+            vg = s.mul_add(s.splat(r.b), vo, s.mul(s.splat(r.a), vg));
+        }
         let va = if has_a { load_at(s, a, i, k, ba) } else { s.splat(0.0) };
         let vb = if has_b { load_at(s, b, i, k, bb) } else { s.splat(0.0) };
         let (nw, na, nb) = f.apply(s, vw, vg, va, vb);
         store_at(s, w, i, k, nw);
+        if let Some(r) = &mut rep {
+            store_at(s, r.mirror, i, k, nw);
+        }
         if has_a {
             store_at(s, a, i, k, na);
         }
@@ -169,10 +238,11 @@ impl<S: Simd> Op4<S> for SgdOp {
 
 #[inline(always)]
 pub(crate) fn run<S: Simd>(s: S, step: Step<'_>) {
-    match step {
-        Step::RmsProp { w, g, v, p } => zip4(s, w, g, v, &mut [], RmsPropOp(p)),
-        Step::Adam { w, g, m, v, alpha, p } => zip4(s, w, g, m, v, AdamOp(p, alpha)),
+    let Step { w, g, update, rep } = step;
+    match update {
+        Update::RmsProp { v, p } => zip4(s, w, g, v, &mut [], rep, RmsPropOp(p)),
+        Update::Adam { m, v, p, t } => zip4(s, w, g, m, v, rep, AdamOp(p, adam_alpha(&p, t))),
         // Plain SGD has no momentum buffer (`u` empty): `SgdOp` then ignores it.
-        Step::Sgd { w, g, u, p } => zip4(s, w, g, u, &mut [], SgdOp(p)),
+        Update::Sgd { u, p } => zip4(s, w, g, u, &mut [], rep, SgdOp(p)),
     }
 }

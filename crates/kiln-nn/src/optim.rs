@@ -2,7 +2,7 @@
 
 use kiln_autograd::{ParamId, ReplicaParam, Tape};
 use kiln_kernels::Kernels;
-use kiln_kernels::optim::{AdamParams, RmsPropParams, SgdParams};
+use kiln_kernels::optim::{AdamParams, Replicated, RmsPropParams, SgdParams, Update};
 use serde_json::{Value, json};
 
 use crate::error::{NnError, Result};
@@ -238,8 +238,8 @@ impl OptimizerState {
     }
 
     /// The data-parallel tail in one pass per parameter: average the two replicas' gradients
-    /// (`g = a·g₀ + b·g₁`, as [`Tape::combine_grads`]), take the optimizer step on `tape`, copy the new weights
-    /// into `replica`. Large parameters are split in two halves handled on two threads when `parallel`
+    /// (`a·g₀ + b·g₁`, as [`Tape::combine_grads`], but not stored when both replicas wrote one), take the
+    /// optimizer step on `tape`, copy the new weights into `replica` (`Kernels::replicated_step`). Large parameters are split in two halves handled on two threads when `parallel`
     /// (every operation is elementwise, so the split changes no result).
     pub(crate) fn step_replicas(
         &mut self,
@@ -322,6 +322,16 @@ impl Chunk {
         s1: &mut [f32],
         replica: &mut [f32],
     ) -> kiln_autograd::Result<()> {
+        if self.update && self.own && self.other {
+            // The usual case, in one pass: average, step and mirror fused (the average is not stored in `g`).
+            let r = Replicated { other: h, a: self.a, b: self.b, mirror: replica };
+            let update = match self.opt {
+                Optimizer::RmsProp(p) => Update::RmsProp { v: s0, p },
+                Optimizer::Adam(p) => Update::Adam { m: s0, v: s1, p, t: self.t },
+                Optimizer::Sgd(p) => Update::Sgd { u: s0, p },
+            };
+            return Ok(k.replicated_step(w, g, update, r)?);
+        }
         if self.update {
             match (self.own, self.other) {
                 (true, true) => g.iter_mut().zip(h).for_each(|(g, &h)| *g = self.a * *g + self.b * h),

@@ -13,7 +13,7 @@
 use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
 use crate::geometry::checked_elements;
-use crate::optim::{AdamParams, RmsPropParams, SgdParams, Step};
+use crate::optim::{AdamParams, Replicated, RmsPropParams, SgdParams, Step, Update};
 use crate::simd::{Op1, Op2, Simd, map, map2};
 
 pub(crate) mod softmax;
@@ -408,11 +408,7 @@ impl Kernels {
 
     /// One RMSprop step in place on weights `w` and the moving average `v` (see [`crate::optim`]).
     pub fn rmsprop_step(&self, w: &mut [f32], g: &[f32], v: &mut [f32], p: RmsPropParams) -> Result<()> {
-        same_len("rmsprop_step", "gradient", w.len(), g.len())?;
-        same_len("rmsprop_step", "velocity", w.len(), v.len())?;
-        // SAFETY: supported ISA; equal lengths.
-        unsafe { (self.optim)(Step::RmsProp { w, g, v, p }) };
-        Ok(())
+        self.optimizer_step("rmsprop_step", w, g, Update::RmsProp { v, p }, None)
     }
 
     /// One Adam step (step number `t ≥ 1`, counting from 1) in place on `w` and the moments `m`, `v`.
@@ -426,27 +422,51 @@ impl Kernels {
         p: AdamParams,
         t: u64,
     ) -> Result<()> {
-        same_len("adam_step", "gradient", w.len(), g.len())?;
-        same_len("adam_step", "first moment", w.len(), m.len())?;
-        same_len("adam_step", "second moment", w.len(), v.len())?;
-        if t == 0 {
-            return Err(KernelError::ZeroDim { op: "adam_step", dim: "t", got: 0 });
-        }
-        let t = i32::try_from(t).unwrap_or(i32::MAX);
-        let alpha = f64::from(p.lr) * (1.0 - f64::from(p.beta_2).powi(t)).sqrt() / (1.0 - f64::from(p.beta_1).powi(t));
-        // SAFETY: supported ISA; equal lengths.
-        unsafe { (self.optim)(Step::Adam { w, g, m, v, alpha: alpha as f32, p }) };
-        Ok(())
+        self.optimizer_step("adam_step", w, g, Update::Adam { m, v, p, t }, None)
     }
 
     /// One SGD step in place; `u` is the momentum buffer (same length as `w`), or empty when `p.momentum == 0`.
     pub fn sgd_step(&self, w: &mut [f32], g: &[f32], u: &mut [f32], p: SgdParams) -> Result<()> {
-        same_len("sgd_step", "gradient", w.len(), g.len())?;
-        if p.momentum != 0.0 || !u.is_empty() {
-            same_len("sgd_step", "momentum", w.len(), u.len())?;
+        self.optimizer_step("sgd_step", w, g, Update::Sgd { u, p }, None)
+    }
+
+    /// The data-parallel optimizer tail in one pass: the step of `update` on `w` with the averaged gradient
+    /// `r.a·g + r.b·r.other` (not stored; `g` is left as it is), and the new weights copied into `r.mirror` —
+    /// instead of three passes (average, step, copy) over buffers that do not fit in L2.
+    pub fn replicated_step(&self, w: &mut [f32], g: &[f32], update: Update<'_>, r: Replicated<'_>) -> Result<()> {
+        self.optimizer_step("replicated_step", w, g, update, Some(r))
+    }
+
+    fn optimizer_step(
+        &self,
+        op: &'static str,
+        w: &mut [f32],
+        g: &[f32],
+        update: Update<'_>,
+        rep: Option<Replicated<'_>>,
+    ) -> Result<()> {
+        same_len(op, "gradient", w.len(), g.len())?;
+        match &update {
+            Update::RmsProp { v, .. } => same_len(op, "velocity", w.len(), v.len())?,
+            Update::Adam { m, v, t, .. } => {
+                same_len(op, "first moment", w.len(), m.len())?;
+                same_len(op, "second moment", w.len(), v.len())?;
+                if *t == 0 {
+                    return Err(KernelError::ZeroDim { op, dim: "t", got: 0 });
+                }
+            }
+            Update::Sgd { u, p } => {
+                if p.momentum != 0.0 || !u.is_empty() {
+                    same_len(op, "momentum", w.len(), u.len())?;
+                }
+            }
         }
-        // SAFETY: supported ISA; equal lengths (or no momentum buffer).
-        unsafe { (self.optim)(Step::Sgd { w, g, u, p }) };
+        if let Some(r) = &rep {
+            same_len(op, "other gradient", w.len(), r.other.len())?;
+            same_len(op, "mirror", w.len(), r.mirror.len())?;
+        }
+        // SAFETY: a `&Kernels` exists only for a supported ISA; equal lengths (or no SGD momentum buffer), t ≥ 1.
+        unsafe { (self.optim)(Step { w, g, update, rep }) };
         Ok(())
     }
 
