@@ -32,6 +32,7 @@ mod layer;
 pub mod layers;
 mod model;
 mod optim;
+mod parallel;
 mod progress;
 mod summary;
 mod symbolic;

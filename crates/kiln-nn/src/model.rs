@@ -788,7 +788,10 @@ impl Model {
         };
         let (a, b) = (x.split_at(n0 * xl), y.split_at(n0 * yl));
         let (h0, h1) = if parallel {
-            rayon::join(|| half(tape0, a.0, b.0, n0, &d0[..r0]), || half(tape1, a.1, b.1, n1, &d1[..r1]))
+            crate::parallel::join_balanced(
+                || half(tape0, a.0, b.0, n0, &d0[..r0]),
+                || half(tape1, a.1, b.1, n1, &d1[..r1]),
+            )
         } else {
             (half(tape0, a.0, b.0, n0, &d0[..r0]), half(tape1, a.1, b.1, n1, &d1[..r1]))
         };

@@ -285,7 +285,7 @@ impl OptimizerState {
                 let (r0, r1) = replica_value.split_at_mut(mid);
                 let (a0, a1) = s0.split_at_mut(mid.min(s0.len()));
                 let (b0, b1) = s1.split_at_mut(mid.min(s1.len()));
-                let (x, y) = rayon::join(
+                let (x, y) = crate::parallel::join_balanced(
                     || chunk.run(kernels, w0, g0, h0, a0, b0, r0),
                     || chunk.run(kernels, w1, g1, h1, a1, b1, r1),
                 );
