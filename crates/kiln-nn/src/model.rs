@@ -243,8 +243,8 @@ pub struct Model {
     data_parallel: bool,
     pub(crate) replica: Option<Box<Tape>>,
     pool: Option<Arc<rayon::ThreadPool>>,
-    xbuf: Vec<f32>,
-    ybuf: Vec<f32>,
+    /// fit's batch buffers, kept between calls: (current x, current y, next x, next y).
+    batch_bufs: [Vec<f32>; 4],
 }
 
 impl std::fmt::Debug for Model {
@@ -440,8 +440,7 @@ impl Model {
             data_parallel: false,
             replica: None,
             pool: None,
-            xbuf: Vec::new(),
-            ybuf: Vec::new(),
+            batch_bufs: Default::default(),
         };
         model.initialize()?;
         Ok(model)
@@ -751,7 +750,15 @@ impl Model {
     }
 
     /// The two-replica step: returns (loss, correct) for the whole batch, or a non-finite loss (no update).
-    fn step_data_parallel(&mut self, x: &[f32], y: &[f32], batch: usize) -> Result<BatchStats> {
+    /// `prefetch` (gathering the next batch) runs on the calling thread after its half, while the other half
+    /// finishes.
+    fn step_data_parallel(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        batch: usize,
+        prefetch: Option<&mut (dyn FnMut() + Send)>,
+    ) -> Result<BatchStats> {
         let c = self.compiled.ok_or(NnError::NotCompiled("training"))?;
         if self.replica.is_none() {
             self.replica = Some(Box::new(self.tape.fork()));
@@ -789,11 +796,21 @@ impl Model {
         let (a, b) = (x.split_at(n0 * xl), y.split_at(n0 * yl));
         let (h0, h1) = if parallel {
             crate::parallel::join_balanced(
-                || half(tape0, a.0, b.0, n0, &d0[..r0]),
+                || {
+                    let r = half(tape0, a.0, b.0, n0, &d0[..r0]);
+                    if let Some(f) = prefetch {
+                        f();
+                    }
+                    r
+                },
                 || half(tape1, a.1, b.1, n1, &d1[..r1]),
             )
         } else {
-            (half(tape0, a.0, b.0, n0, &d0[..r0]), half(tape1, a.1, b.1, n1, &d1[..r1]))
+            let h = (half(tape0, a.0, b.0, n0, &d0[..r0]), half(tape1, a.1, b.1, n1, &d1[..r1]));
+            if let Some(f) = prefetch {
+                f();
+            }
+            h
         };
         let ((l0, c0), (l1, c1)) = (h0?, h1?);
         let (w0, w1) = (n0 as f32 / batch as f32, n1 as f32 / batch as f32);
@@ -806,7 +823,15 @@ impl Model {
         Ok(stats)
     }
 
-    fn step(&mut self, x: &[f32], y: &[f32], profile: Option<&mut StepProfile>) -> Result<BatchStats> {
+    /// One training step; `prefetch` (fit gathering its next batch) runs once during it, overlapped with the
+    /// second data-parallel half when there is one.
+    fn step(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        profile: Option<&mut StepProfile>,
+        prefetch: Option<&mut (dyn FnMut() + Send)>,
+    ) -> Result<BatchStats> {
         let c = self.compiled.ok_or(NnError::NotCompiled("training"))?;
         let t_start = Instant::now();
         let batch = self.batch_len("x", x.len(), self.input_shape.iter().product(), &self.input_shape)?;
@@ -819,7 +844,10 @@ impl Model {
             });
         }
         if self.data_parallel && profile.is_none() && batch >= 2 {
-            return self.step_data_parallel(x, y, batch);
+            return self.step_data_parallel(x, y, batch, prefetch);
+        }
+        if let Some(f) = prefetch {
+            f();
         }
         self.tape.reset();
         self.tape.set_training(true);
@@ -858,7 +886,7 @@ impl Model {
     /// `x` holds whole samples of the input shape, `y` the matching targets. A non-finite loss leaves the
     /// weights untouched and is an error.
     pub fn train_on_batch(&mut self, x: &[f32], y: &[f32]) -> Result<BatchStats> {
-        let s = self.in_pool(|m| m.step(x, y, None))?;
+        let s = self.in_pool(|m| m.step(x, y, None, None))?;
         if !s.loss.is_finite() {
             return Err(NnError::NonFiniteLoss {
                 epoch: self.epochs_done + 1,
@@ -874,7 +902,7 @@ impl Model {
         let mut p =
             StepProfile { layers: Vec::new(), loss: Duration::ZERO, optimizer: Duration::ZERO, total: Duration::ZERO };
         self.tape.set_profiling(true);
-        let res = self.in_pool(|m| m.step(x, y, Some(&mut p)));
+        let res = self.in_pool(|m| m.step(x, y, Some(&mut p), None));
         self.tape.set_profiling(false);
         let s = res?;
         if !s.loss.is_finite() {
@@ -1055,10 +1083,10 @@ impl Model {
         let mut history = History::default();
         let bs = opts.batch_size;
         let (xl, yl) = (x.sample_len(), y.sample_len());
-        let mut xbuf = std::mem::take(&mut self.xbuf);
-        let mut ybuf = std::mem::take(&mut self.ybuf);
-        xbuf.resize(bs * xl, 0.0);
-        ybuf.resize(bs * yl, 0.0);
+        let [mut xbuf, mut ybuf, mut xnext, mut ynext] = std::mem::take(&mut self.batch_bufs);
+        for (b, len) in [(&mut xbuf, xl), (&mut ybuf, yl), (&mut xnext, xl), (&mut ynext, yl)] {
+            b.resize(bs * len, 0.0);
+        }
         let res = self.in_pool(|m| {
             for epoch in start..opts.epochs {
                 let t0 = Instant::now();
@@ -1070,11 +1098,22 @@ impl Model {
                 let steps = train_x.len.div_ceil(bs);
                 let mut bar = EpochProgress::start(opts.verbose, epoch + 1, opts.epochs, steps);
                 let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-                for (k, chunk) in order.chunks(bs).enumerate() {
-                    let (xb, yb) = (&mut xbuf[..chunk.len() * xl], &mut ybuf[..chunk.len() * yl]);
-                    train_x.gather(chunk, xb);
-                    train_y.gather(chunk, yb);
-                    let s = m.step(xb, yb, None)?;
+                // Batch k + 1 is gathered during step k (into the other buffer pair), off the critical path.
+                let chunk_at = |k: usize| &order[(k * bs).min(order.len())..((k + 1) * bs).min(order.len())];
+                let first = chunk_at(0);
+                train_x.gather(first, &mut xbuf[..first.len() * xl]);
+                train_y.gather(first, &mut ybuf[..first.len() * yl]);
+                for k in 0..steps {
+                    let (chunk, next) = (chunk_at(k), chunk_at(k + 1));
+                    let (xb, yb) = (&xbuf[..chunk.len() * xl], &ybuf[..chunk.len() * yl]);
+                    let (xn, yn) = (&mut xnext[..next.len() * xl], &mut ynext[..next.len() * yl]);
+                    let mut prefetch = || {
+                        train_x.gather(next, xn);
+                        train_y.gather(next, yn);
+                    };
+                    let s = m.step(xb, yb, None, Some(&mut prefetch))?;
+                    std::mem::swap(&mut xbuf, &mut xnext);
+                    std::mem::swap(&mut ybuf, &mut ynext);
                     if !s.loss.is_finite() {
                         return Err(NnError::NonFiniteLoss { epoch: epoch + 1, step: k + 1, value: s.loss });
                     }
@@ -1108,8 +1147,7 @@ impl Model {
             }
             Ok(())
         });
-        self.xbuf = xbuf;
-        self.ybuf = ybuf;
+        self.batch_bufs = [xbuf, ybuf, xnext, ynext];
         res.map(|()| history)
     }
 }
