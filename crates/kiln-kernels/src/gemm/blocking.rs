@@ -57,22 +57,8 @@ pub(crate) trait MicroKernel {
     /// `rows <= tile`; the CPU supports the kernel's ISA.
     #[inline(always)]
     unsafe fn pack_transposed(tile: usize, rows: usize, kc: usize, src: *const f32, ld: usize, out: &mut [f32]) {
-        if rows == tile {
-            for (p, col) in out.chunks_exact_mut(tile).take(kc).enumerate() {
-                for (j, v) in col.iter_mut().enumerate() {
-                    // SAFETY: j < rows and p < kc: inside the block (caller's contract).
-                    *v = unsafe { *src.add(j * ld + p) };
-                }
-            }
-        } else {
-            for j in 0..rows {
-                // SAFETY: row j < rows has kc readable floats.
-                let row = unsafe { std::slice::from_raw_parts(src.add(j * ld), kc) };
-                for (p, &v) in row.iter().enumerate() {
-                    out[p * tile + j] = v;
-                }
-            }
-        }
+        // SAFETY: forwarded contract.
+        unsafe { pack_transposed_scalar(tile, rows, kc, src, ld, out) }
     }
 
     /// `C[0..mr, 0..nr] = alpha·(A_panel · B_panel) + beta·C` (C not read when `beta == 0`) for one [`Tile`].
@@ -100,6 +86,38 @@ pub(crate) struct Tile {
     pub beta: f32,
     pub mr: usize,
     pub nr: usize,
+}
+
+/// The scalar [`MicroKernel::pack_transposed`]: `out[p·tile + j] = src[j·ld + p]` for `j < rows`, `p < kc`.
+///
+/// # Safety
+/// `src` addresses `rows` rows of `kc` readable floats with stride `ld`; `out` holds at least `tile·kc` floats;
+/// `rows <= tile`.
+#[inline(always)]
+pub(crate) unsafe fn pack_transposed_scalar(
+    tile: usize,
+    rows: usize,
+    kc: usize,
+    src: *const f32,
+    ld: usize,
+    out: &mut [f32],
+) {
+    if rows == tile {
+        for (p, col) in out.chunks_exact_mut(tile).take(kc).enumerate() {
+            for (j, v) in col.iter_mut().enumerate() {
+                // SAFETY: j < rows and p < kc: inside the block (caller's contract).
+                *v = unsafe { *src.add(j * ld + p) };
+            }
+        }
+    } else {
+        for j in 0..rows {
+            // SAFETY: row j < rows has kc readable floats.
+            let row = unsafe { std::slice::from_raw_parts(src.add(j * ld), kc) };
+            for (p, &v) in row.iter().enumerate() {
+                out[p * tile + j] = v;
+            }
+        }
+    }
 }
 
 /// Combines an edge tile computed in full into C: `tile[i·stride + j]` holds `alpha·acc` (rounded exactly as the

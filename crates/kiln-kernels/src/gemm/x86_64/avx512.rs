@@ -36,6 +36,12 @@ impl MicroKernel for Avx512 {
     #[inline(always)]
     unsafe fn pack_transposed(tile: usize, rows: usize, kc: usize, src: *const f32, ld: usize, out: &mut [f32]) {
         debug_assert!(rows <= tile && out.len() >= tile * kc);
+        if rows <= Self::SMALL_MR {
+            // One to four rows (batch-1 inference): a strided copy beats 16×16 transposes of mostly empty rows
+            // (`predict/flagship/batch1/avx512` was ~4 µs slower through the transposes).
+            // SAFETY: forwarded contract.
+            return unsafe { blocking::pack_transposed_scalar(tile, rows, kc, src, ld, out) };
+        }
         // SAFETY: forwarded contract of `MicroKernel::pack_transposed`; the entry point checked AVX-512 support.
         unsafe { pack_transposed(tile, rows, kc, src, ld, out.as_mut_ptr()) }
     }
