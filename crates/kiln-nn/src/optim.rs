@@ -238,7 +238,7 @@ impl OptimizerState {
     }
 
     /// The data-parallel tail in one pass per parameter: average the two replicas' gradients
-    /// (`a·g₀ + b·g₁`, as [`Tape::combine_grads`], but not stored when both replicas wrote one), take the
+    /// (`a·g₀ + b·g₁`, as [`Tape::combine_grads`], but computed per vector and not stored), take the
     /// optimizer step on `tape`, copy the new weights into `replica` (`Kernels::replicated_step`). Large parameters are split in two halves handled on two threads when `parallel`
     /// (every operation is elementwise, so the split changes no result).
     pub(crate) fn step_replicas(
@@ -280,7 +280,7 @@ impl OptimizerState {
             if parallel && value.len() >= SPLIT_MIN {
                 let mid = value.len() / 2;
                 let (w0, w1) = value.split_at_mut(mid);
-                let (g0, g1) = grad.split_at_mut(mid);
+                let (g0, g1) = grad.split_at(mid);
                 let (h0, h1) = replica_grad.split_at(mid.min(replica_grad.len()));
                 let (r0, r1) = replica_value.split_at_mut(mid);
                 let (a0, a1) = s0.split_at_mut(mid.min(s0.len()));
@@ -316,36 +316,29 @@ impl Chunk {
         self,
         k: &Kernels,
         w: &mut [f32],
-        g: &mut [f32],
+        g: &[f32],
         h: &[f32],
         s0: &mut [f32],
         s1: &mut [f32],
         replica: &mut [f32],
     ) -> kiln_autograd::Result<()> {
-        if self.update && self.own && self.other {
-            // The usual case, in one pass: average, step and mirror fused (the average is not stored in `g`).
-            let r = Replicated { other: h, a: self.a, b: self.b, mirror: replica };
-            let update = match self.opt {
-                Optimizer::RmsProp(p) => Update::RmsProp { v: s0, p },
-                Optimizer::Adam(p) => Update::Adam { m: s0, v: s1, p, t: self.t },
-                Optimizer::Sgd(p) => Update::Sgd { u: s0, p },
-            };
-            return Ok(k.replicated_step(w, g, update, r)?);
+        if !self.update {
+            replica.copy_from_slice(w);
+            return Ok(());
         }
-        if self.update {
-            match (self.own, self.other) {
-                (true, true) => g.iter_mut().zip(h).for_each(|(g, &h)| *g = self.a * *g + self.b * h),
-                (true, false) => g.iter_mut().for_each(|g| *g *= self.a),
-                (false, true) => g.iter_mut().zip(h).for_each(|(g, &h)| *g = self.b * h),
-                (false, false) => {}
-            }
-            match self.opt {
-                Optimizer::RmsProp(p) => k.rmsprop_step(w, g, s0, p)?,
-                Optimizer::Adam(p) => k.adam_step(w, g, s0, s1, p, self.t)?,
-                Optimizer::Sgd(p) => k.sgd_step(w, g, s0, p)?,
-            }
-        }
-        replica.copy_from_slice(w);
-        Ok(())
+        // Average, step and mirror in one pass (the average is not stored in `g`). A replica that wrote no
+        // gradient contributes with weight 0, the other gradient standing in for its unwritten buffer.
+        let (g, h, a, b) = match (self.own, self.other) {
+            (true, true) => (g, h, self.a, self.b),
+            (true, false) => (g, g, self.a, 0.0),
+            _ => (h, h, 0.0, self.b),
+        };
+        let r = Replicated { other: h, a, b, mirror: replica };
+        let update = match self.opt {
+            Optimizer::RmsProp(p) => Update::RmsProp { v: s0, p },
+            Optimizer::Adam(p) => Update::Adam { m: s0, v: s1, p, t: self.t },
+            Optimizer::Sgd(p) => Update::Sgd { u: s0, p },
+        };
+        Ok(k.replicated_step(w, g, update, r)?)
     }
 }
