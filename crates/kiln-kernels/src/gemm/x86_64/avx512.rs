@@ -161,15 +161,23 @@ unsafe fn pack_transposed(tile: usize, rows: usize, kc: usize, src: *const f32, 
         let (nj, store) = (rows.saturating_sub(j0).min(16), lanes(tile - j0));
         for p0 in (0..kc).step_by(16) {
             let np = (kc - p0).min(16);
+            // All 16 loads and stores are issued (rows past `nj` with an empty mask, at row 0's address; depth
+            // steps past `np` skipped by a branch), so that `r` is indexed by constants only and stays in registers
+            // (a `take(nj)` loop spilled it to the stack).
             let mut r = [_mm512_setzero_ps(); 16];
-            for (j, x) in r.iter_mut().enumerate().take(nj) {
-                // SAFETY: row j0 + j < rows, floats p0..p0 + np < kc of it (masked-off lanes are not accessed).
-                *x = unsafe { _mm512_maskz_loadu_ps(lanes(np), src.add((j0 + j) * ld + p0)) };
+            for (j, x) in r.iter_mut().enumerate() {
+                let (mask, row) = if j < nj { (lanes(np), j0 + j) } else { (0, 0) };
+                // SAFETY: row < rows (row 0 exists when this block is reached: nj = 0 only if rows ≤ j0, and then
+                // the mask is empty and nothing is accessed), floats p0..p0 + np < kc of it; masked-off lanes are
+                // not accessed.
+                *x = unsafe { _mm512_maskz_loadu_ps(mask, src.add(row * ld + p0)) };
             }
             transpose16(&mut r);
-            for (q, &x) in r.iter().enumerate().take(np) {
-                // SAFETY: (p0 + q)·tile + j0 + lane < kc·tile for the stored lanes (lane < tile − j0).
-                unsafe { _mm512_mask_storeu_ps(out.add((p0 + q) * tile + j0), store, x) };
+            for (q, &x) in r.iter().enumerate() {
+                if q < np {
+                    // SAFETY: (p0 + q)·tile + j0 + lane < kc·tile for the stored lanes (lane < tile − j0).
+                    unsafe { _mm512_mask_storeu_ps(out.add((p0 + q) * tile + j0), store, x) };
+                }
             }
         }
     }
