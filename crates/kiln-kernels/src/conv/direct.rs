@@ -190,7 +190,7 @@ fn planar_block<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<
 /// planar → NHWC with the bias. All three run inside the ISA's entry, so the layout loops vectorise for it too.
 #[inline(always)]
 pub(crate) fn planar<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut Planar<'_>) {
-    job.plane.fill(job.src, job.n, job.inp);
+    job.plane.fill(s, job.src, job.n, job.inp);
     for (cb, c) in blocks(job.cout) {
         match c {
             1 => planar_block::<S, 1, VW>(s, job, cb),
@@ -201,7 +201,7 @@ pub(crate) fn planar<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut P
             _ => planar_block::<S, BLOCK, V>(s, job, cb),
         }
     }
-    store(job.out, job.len, job.plane.wp, job.plane.out_w(), job.cout, job.bias, job.dst);
+    store(s, job.out, job.len, job.plane.wp, job.plane.out_w(), job.cout, job.bias, job.dst);
 }
 
 #[inline(always)]
@@ -260,8 +260,8 @@ fn wgrad_block<S: Simd, const C: usize, const T: usize>(s: S, job: &mut Wgrad<'_
 pub(crate) fn wgrad<S: Simd, const T: usize, const TW: usize>(s: S, job: &mut Wgrad<'_>) {
     job.vacc.fill(0.0);
     for n in job.images.clone() {
-        job.plane.fill(job.x, n, job.inp);
-        job.dplane.fill_strided(job.dy, n, job.dyw, job.len);
+        job.plane.fill(s, job.x, n, job.inp);
+        job.dplane.fill_strided(s, job.dy, n, job.dyw, job.len);
         for (cb, c) in blocks(job.cout) {
             match c {
                 1 => wgrad_block::<S, 1, TW>(s, job, cb),
@@ -338,22 +338,22 @@ impl Plane {
     /// is dispatched once, outside the row loop: with the dispatch inside, LLVM's code for the whole loop got
     /// 20× slower even for one channel (2.3 µs instead of 0.11 µs per 28×28 image).
     #[inline(always)]
-    fn fill(&self, src: &[f32], n: usize, planes: &mut [f32]) {
-        self.fill_strided(src, n, planes, self.in_plane())
+    fn fill<S: Simd>(&self, s: S, src: &[f32], n: usize, planes: &mut [f32]) {
+        self.fill_strided(s, src, n, planes, self.in_plane())
     }
 
     /// [`Plane::fill`] with planes `ip` floats apart.
     #[inline(always)]
-    fn fill_strided(&self, src: &[f32], n: usize, planes: &mut [f32], ip: usize) {
+    fn fill_strided<S: Simd>(&self, s: S, src: &[f32], n: usize, planes: &mut [f32], ip: usize) {
         planes.fill(0.0);
         match self.sc {
-            1 => self.fill_c::<1>(src, n, planes, ip),
-            2 => self.fill_c::<2>(src, n, planes, ip),
-            3 => self.fill_c::<3>(src, n, planes, ip),
-            4 => self.fill_c::<4>(src, n, planes, ip),
-            6 => self.fill_c::<6>(src, n, planes, ip),
-            8 => self.fill_c::<8>(src, n, planes, ip),
-            16 => self.fill_c::<16>(src, n, planes, ip),
+            1 => self.fill_c::<S, 1>(s, src, n, planes, ip),
+            2 => self.fill_c::<S, 2>(s, src, n, planes, ip),
+            3 => self.fill_c::<S, 3>(s, src, n, planes, ip),
+            4 => self.fill_c::<S, 4>(s, src, n, planes, ip),
+            6 => self.fill_c::<S, 6>(s, src, n, planes, ip),
+            8 => self.fill_c::<S, 8>(s, src, n, planes, ip),
+            16 => self.fill_c::<S, 16>(s, src, n, planes, ip),
             _ => self.fill_any(src, n, planes, ip),
         }
     }
@@ -368,7 +368,7 @@ impl Plane {
     }
 
     #[inline(always)]
-    fn fill_c<const C: usize>(&self, src: &[f32], n: usize, planes: &mut [f32], ip: usize) {
+    fn fill_c<S: Simd, const C: usize>(&self, s: S, src: &[f32], n: usize, planes: &mut [f32], ip: usize) {
         let (cols, c0, image) = self.rows(n, src);
         let width = cols.len();
         for (h, row) in image.chunks_exact(self.sw * C).enumerate() {
@@ -377,13 +377,8 @@ impl Plane {
             let at = r * self.wp + c0;
             if C == 1 {
                 planes[at..][..width].copy_from_slice(run);
-                continue;
-            }
-            let dst = &mut planes[..at + (C - 1) * ip + width];
-            for (i, px) in run.chunks_exact(C).enumerate() {
-                for ch in 0..C {
-                    dst[ch * ip + at + i] = px[ch];
-                }
+            } else {
+                s.deinterleave::<C>(run, &mut planes[at..], ip);
             }
         }
     }
@@ -408,19 +403,22 @@ impl Plane {
 /// Writes one image (`rows × ow × C`, NHWC) from the wide planar result (`C` planes `len` apart, rows `wp`
 /// apart), adding the bias.
 #[inline(always)]
-fn store_c<const C: usize>(wide: &[f32], len: usize, wp: usize, ow: usize, bias: Option<&[f32]>, image: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+fn store_c<S: Simd, const C: usize>(
+    s: S,
+    wide: &[f32],
+    len: usize,
+    wp: usize,
+    ow: usize,
+    bias: Option<&[f32]>,
+    image: &mut [f32],
+) {
     let mut b = [0.0f32; C];
     if let Some(bias) = bias {
         b.copy_from_slice(&bias[..C]);
     }
     for (r, row) in image.chunks_exact_mut(ow * C).enumerate() {
-        let at = r * wp;
-        let src = &wide[..at + (C - 1) * len + ow];
-        for (i, px) in row.chunks_exact_mut(C).enumerate() {
-            for ch in 0..C {
-                px[ch] = src[ch * len + at + i] + b[ch];
-            }
-        }
+        s.interleave::<C>(&wide[r * wp..], len, b, row);
     }
 }
 
@@ -438,15 +436,25 @@ fn store_any(wide: &[f32], len: usize, wp: usize, ow: usize, cout: usize, bias: 
 
 /// Writes one image from the wide planar result, the channel count dispatched once per image.
 #[inline(always)]
-fn store(wide: &[f32], len: usize, wp: usize, ow: usize, cout: usize, bias: Option<&[f32]>, image: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+fn store<S: Simd>(
+    s: S,
+    wide: &[f32],
+    len: usize,
+    wp: usize,
+    ow: usize,
+    cout: usize,
+    bias: Option<&[f32]>,
+    image: &mut [f32],
+) {
     match cout {
-        1 => store_c::<1>(wide, len, wp, ow, bias, image),
-        2 => store_c::<2>(wide, len, wp, ow, bias, image),
-        3 => store_c::<3>(wide, len, wp, ow, bias, image),
-        4 => store_c::<4>(wide, len, wp, ow, bias, image),
-        6 => store_c::<6>(wide, len, wp, ow, bias, image),
-        8 => store_c::<8>(wide, len, wp, ow, bias, image),
-        16 => store_c::<16>(wide, len, wp, ow, bias, image),
+        1 => store_c::<S, 1>(s, wide, len, wp, ow, bias, image),
+        2 => store_c::<S, 2>(s, wide, len, wp, ow, bias, image),
+        3 => store_c::<S, 3>(s, wide, len, wp, ow, bias, image),
+        4 => store_c::<S, 4>(s, wide, len, wp, ow, bias, image),
+        6 => store_c::<S, 6>(s, wide, len, wp, ow, bias, image),
+        8 => store_c::<S, 8>(s, wide, len, wp, ow, bias, image),
+        16 => store_c::<S, 16>(s, wide, len, wp, ow, bias, image),
         _ => store_any(wide, len, wp, ow, cout, bias, image),
     }
 }

@@ -40,6 +40,98 @@ pub(crate) trait Simd: Copy {
     fn pow2i(self, n: Self::V) -> Self::V;
     /// Copies the sign bit of `s` onto `a`.
     fn copysign(self, a: Self::V, s: Self::V) -> Self::V;
+    /// Interleaved pixels → planar rows: `dst[c·stride + i] = src[i·C + c]` for every pixel `i < src.len() / C`.
+    ///
+    /// # Panics
+    /// If `src.len()` is not a multiple of `C` or `dst` is shorter than `(C − 1)·stride + n` (internal callers
+    /// size both from one geometry).
+    #[inline(always)]
+    fn deinterleave<const C: usize>(self, src: &[f32], dst: &mut [f32], stride: usize) {
+        deinterleave_scalar::<C>(src, dst, stride);
+    }
+    /// Planar rows → interleaved pixels: `dst[i·C + c] = src[c·stride + i] + add[c]` for every pixel
+    /// `i < dst.len() / C`.
+    ///
+    /// # Panics
+    /// If `dst.len()` is not a multiple of `C` or `src` is shorter than `(C − 1)·stride + n`.
+    #[inline(always)]
+    fn interleave<const C: usize>(self, src: &[f32], stride: usize, add: [f32; C], dst: &mut [f32]) {
+        interleave_scalar::<C>(src, stride, add, dst);
+    }
+}
+
+/// Checks the slices of [`Simd::deinterleave`] once; returns the pixel count.
+#[inline(always)]
+pub(crate) fn deinterleave_len<const C: usize>(src: &[f32], dst: &[f32], stride: usize) -> usize {
+    let n = src.len() / C;
+    assert!(src.len() == n * C && (n == 0 || dst.len() >= (C - 1) * stride + n), "deinterleave sizes");
+    n
+}
+
+/// Checks the slices of [`Simd::interleave`] once; returns the pixel count.
+#[inline(always)]
+pub(crate) fn interleave_len<const C: usize>(src: &[f32], stride: usize, dst: &[f32]) -> usize {
+    let n = dst.len() / C;
+    assert!(dst.len() == n * C && (n == 0 || src.len() >= (C - 1) * stride + n), "interleave sizes");
+    n
+}
+
+/// The scalar [`Simd::deinterleave`] (also the vector versions' tail).
+#[inline(always)]
+pub(crate) fn deinterleave_scalar<const C: usize>(src: &[f32], dst: &mut [f32], stride: usize) {
+    let n = deinterleave_len::<C>(src, dst, stride);
+    for c in 0..C {
+        let row = &mut dst[c * stride..][..n];
+        for (d, px) in row.iter_mut().zip(src.chunks_exact(C)) {
+            *d = px[c];
+        }
+    }
+}
+
+/// The scalar [`Simd::interleave`] (also the vector versions' tail).
+#[inline(always)]
+pub(crate) fn interleave_scalar<const C: usize>(src: &[f32], stride: usize, add: [f32; C], dst: &mut [f32]) {
+    let n = interleave_len::<C>(src, stride, dst);
+    for c in 0..C {
+        let row = &src[c * stride..][..n];
+        for (px, &v) in dst.chunks_exact_mut(C).zip(row) {
+            px[c] = v + add[c];
+        }
+    }
+}
+
+/// Lane routing for a block of `L` pixels × `C` channels (`C` vectors in, `C` vectors out): output vector `o`, lane
+/// `m` takes lane `lane[o][m]` of input vector `src[o][m]`. Built at compile time for each `(C, L)` used.
+#[derive(Clone, Copy)]
+pub(crate) struct Route {
+    pub src: [[usize; 16]; 16],
+    pub lane: [[usize; 16]; 16],
+}
+
+impl Route {
+    /// `planar == true`: interleaved input (vector `k` = floats `k·L ..`), planar output (vector `c` = channel
+    /// `c` of the `L` pixels); `false`: the inverse.
+    pub(crate) const fn new(c: usize, l: usize, planar: bool) -> Route {
+        let mut r = Route { src: [[0; 16]; 16], lane: [[0; 16]; 16] };
+        let mut o = 0;
+        while o < c {
+            let mut m = 0;
+            while m < l {
+                // `g`: the float's index in interleaved order.
+                let (g, from_interleaved) = if planar { (m * c + o, true) } else { (o * l + m, false) };
+                if from_interleaved {
+                    r.src[o][m] = g / l;
+                    r.lane[o][m] = g % l;
+                } else {
+                    r.src[o][m] = g % c;
+                    r.lane[o][m] = g / c;
+                }
+                m += 1;
+            }
+            o += 1;
+        }
+        r
+    }
 }
 
 /// Sum of the lanes of `v` (in lane order).

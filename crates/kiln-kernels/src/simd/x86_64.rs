@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::Simd;
+use super::{Route, Simd, deinterleave_len, deinterleave_scalar, interleave_len, interleave_scalar};
 
 /// AVX-512 F/BW/DQ/VL with FMA: 16 lanes.
 #[derive(Clone, Copy)]
@@ -131,6 +131,56 @@ impl Simd for Avx512 {
             _mm512_or_ps(_mm512_andnot_ps(sign, a), _mm512_and_ps(sign, s))
         }
     }
+    #[inline(always)]
+    fn deinterleave<const C: usize>(self, src: &[f32], dst: &mut [f32], stride: usize) {
+        let n = deinterleave_len::<C>(src, dst, stride);
+        if !(2..=8).contains(&C) {
+            return deinterleave_scalar::<C>(src, dst, stride);
+        }
+        let t = &Pairs512::<C>::PLANAR;
+        for p0 in (0..n).step_by(16) {
+            // The last block is partial: masked loads of its `r·C` floats and masked stores of `r` per channel.
+            let r = (n - p0).min(16);
+            // SAFETY: AVX-512F. Loads touch only src[p0·C .. (p0 + r)·C] (lanes past it are masked off, and masked
+            // lanes do not fault); stores only dst[c·stride + p0 .. + r], inside the sizes deinterleave_len checked.
+            unsafe {
+                let mut v = [_mm512_setzero_ps(); C];
+                for (k, vk) in v.iter_mut().enumerate() {
+                    let live = (r * C).saturating_sub(k * 16).min(16);
+                    *vk = _mm512_maskz_loadu_ps(lanes16(live), src.as_ptr().add(p0 * C + k * 16));
+                }
+                let out = route512(&v, t);
+                for (c, o) in out.iter().enumerate() {
+                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(c * stride + p0), lanes16(r), *o);
+                }
+            }
+        }
+    }
+    #[inline(always)]
+    fn interleave<const C: usize>(self, src: &[f32], stride: usize, add: [f32; C], dst: &mut [f32]) {
+        let n = interleave_len::<C>(src, stride, dst);
+        if !(2..=8).contains(&C) {
+            return interleave_scalar::<C>(src, stride, add, dst);
+        }
+        let t = &Pairs512::<C>::INTERLEAVED;
+        for p0 in (0..n).step_by(16) {
+            let r = (n - p0).min(16);
+            // SAFETY: as in `deinterleave` with src and dst swapped: masked loads of src[c·stride + p0 .. + r],
+            // masked stores of dst[p0·C .. (p0 + r)·C] (sizes checked by interleave_len).
+            unsafe {
+                let mut v = [_mm512_setzero_ps(); C];
+                for (c, vc) in v.iter_mut().enumerate() {
+                    let x = _mm512_maskz_loadu_ps(lanes16(r), src.as_ptr().add(c * stride + p0));
+                    *vc = _mm512_add_ps(x, _mm512_set1_ps(add[c]));
+                }
+                let out = route512(&v, t);
+                for (k, o) in out.iter().enumerate() {
+                    let live = (r * C).saturating_sub(k * 16).min(16);
+                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(p0 * C + k * 16), lanes16(live), *o);
+                }
+            }
+        }
+    }
 }
 
 impl Simd for Avx2 {
@@ -227,6 +277,249 @@ impl Simd for Avx2 {
         unsafe {
             let sign = _mm256_set1_ps(-0.0);
             _mm256_or_ps(_mm256_andnot_ps(sign, a), _mm256_and_ps(sign, s))
+        }
+    }
+    #[inline(always)]
+    fn deinterleave<const C: usize>(self, src: &[f32], dst: &mut [f32], stride: usize) {
+        let n = deinterleave_len::<C>(src, dst, stride);
+        if !(2..=8).contains(&C) {
+            return deinterleave_scalar::<C>(src, dst, stride);
+        }
+        let t = &Singles256::<C>::PLANAR;
+        let blocks = n / 8;
+        for b in 0..blocks {
+            // SAFETY: pixels b·8 .. b·8 + 8 < n: the C input vectors lie in src and each output row in dst (sizes
+            // checked by deinterleave_len).
+            unsafe {
+                let mut v = [_mm256_setzero_ps(); C];
+                for (k, vk) in v.iter_mut().enumerate() {
+                    *vk = _mm256_loadu_ps(src.as_ptr().add((b * C + k) * 8));
+                }
+                let out = route256(&v, t);
+                for (c, o) in out.iter().enumerate() {
+                    _mm256_storeu_ps(dst.as_mut_ptr().add(c * stride + b * 8), *o);
+                }
+            }
+        }
+        deinterleave_scalar::<C>(&src[blocks * 8 * C..], &mut dst[blocks * 8..], stride);
+    }
+    #[inline(always)]
+    fn interleave<const C: usize>(self, src: &[f32], stride: usize, add: [f32; C], dst: &mut [f32]) {
+        let n = interleave_len::<C>(src, stride, dst);
+        if !(2..=8).contains(&C) {
+            return interleave_scalar::<C>(src, stride, add, dst);
+        }
+        let t = &Singles256::<C>::INTERLEAVED;
+        let blocks = n / 8;
+        for b in 0..blocks {
+            // SAFETY: as in `deinterleave`, with the roles of src and dst swapped (checked by interleave_len).
+            unsafe {
+                let mut v = [_mm256_setzero_ps(); C];
+                for (c, vc) in v.iter_mut().enumerate() {
+                    *vc = _mm256_add_ps(_mm256_loadu_ps(src.as_ptr().add(c * stride + b * 8)), _mm256_set1_ps(add[c]));
+                }
+                let out = route256(&v, t);
+                for (k, o) in out.iter().enumerate() {
+                    _mm256_storeu_ps(dst.as_mut_ptr().add((b * C + k) * 8), *o);
+                }
+            }
+        }
+        interleave_scalar::<C>(&src[blocks * 8..], stride, add, &mut dst[blocks * 8 * C..]);
+    }
+}
+
+/// The mask of the first `n ≤ 16` lanes.
+#[inline(always)]
+fn lanes16(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as u16
+}
+
+/// AVX-512 form of a [`Route`]: per output vector `o` and input pair `q` (vectors `2q`, `2q + 1`), the
+/// `vpermt2ps` index of every lane taken from that pair and the mask of those lanes.
+struct Pairs512<const C: usize>;
+
+/// Per (output vector, input pair): lane indices into the pair, and the lanes taken from it.
+struct PairTable {
+    idx: [[[i32; 16]; 8]; 16],
+    mask: [[u16; 8]; 16],
+}
+
+const fn pair_table(c: usize, planar: bool) -> PairTable {
+    let r = Route::new(c, 16, planar);
+    let mut t = PairTable { idx: [[[0; 16]; 8]; 16], mask: [[0; 8]; 16] };
+    if c > 16 {
+        return t; // never applied: the callers take the scalar path for C > 8
+    }
+    let mut o = 0;
+    while o < c {
+        let mut m = 0;
+        while m < 16 {
+            let (sv, q) = (r.src[o][m], r.src[o][m] / 2);
+            t.idx[o][q][m] = (r.lane[o][m] + 16 * (sv % 2)) as i32;
+            t.mask[o][q] |= 1 << m;
+            m += 1;
+        }
+        o += 1;
+    }
+    t
+}
+
+impl<const C: usize> Pairs512<C> {
+    const PLANAR: PairTable = pair_table(C, true);
+    const INTERLEAVED: PairTable = pair_table(C, false);
+}
+
+/// Applies a routing table to `C ≤ 16` AVX-512 vectors: one `vpermt2ps` per contributing input pair, merged by
+/// mask. The table is a compile-time constant, so the loops and the `mask == 0` tests fold away.
+///
+/// # Safety
+/// AVX-512F.
+#[inline(always)]
+unsafe fn route512<const C: usize>(v: &[__m512; C], t: &PairTable) -> [__m512; C] {
+    // SAFETY: AVX-512F (the caller's contract); index vectors are read from 16-element arrays. (Plain loops, not
+    // `array::from_fn`: a closure body would be compiled without the target features and call the intrinsics.)
+    unsafe {
+        let mut out = [_mm512_setzero_ps(); C];
+        for (o, r) in out.iter_mut().enumerate() {
+            for q in 0..C.div_ceil(2) {
+                let m = t.mask[o][q];
+                if m == 0 {
+                    continue;
+                }
+                let idx = _mm512_loadu_si512(t.idx[o][q].as_ptr().cast());
+                let p = _mm512_permutex2var_ps(v[2 * q], idx, v[(2 * q + 1).min(C - 1)]);
+                *r = if m == u16::MAX { p } else { _mm512_mask_mov_ps(*r, m, p) };
+            }
+        }
+        out
+    }
+}
+
+/// AVX2 form of a [`Route`]: per output vector and input vector, the `vpermps` index of every lane taken from that
+/// input and the blend mask of those lanes (all ones where taken).
+struct Singles256<const C: usize>;
+
+/// Per (output vector, input vector): lane indices, the lanes taken (−1) or not (0), and the same as a bit mask.
+struct SingleTable {
+    idx: [[[i32; 8]; 8]; 8],
+    mask: [[[i32; 8]; 8]; 8],
+    lanes: [[u8; 8]; 8],
+}
+
+const fn single_table(c: usize, planar: bool) -> SingleTable {
+    let r = Route::new(if c > 8 { 8 } else { c }, 8, planar);
+    let mut t = SingleTable { idx: [[[0; 8]; 8]; 8], mask: [[[0; 8]; 8]; 8], lanes: [[0; 8]; 8] };
+    if c > 8 {
+        return t; // never applied: the callers take the scalar path for C > 8
+    }
+    let mut o = 0;
+    while o < c {
+        let mut m = 0;
+        while m < 8 {
+            let sv = r.src[o][m];
+            t.idx[o][sv][m] = r.lane[o][m] as i32;
+            t.mask[o][sv][m] = -1;
+            t.lanes[o][sv] |= 1 << m;
+            m += 1;
+        }
+        o += 1;
+    }
+    t
+}
+
+impl<const C: usize> Singles256<C> {
+    const PLANAR: SingleTable = single_table(C, true);
+    const INTERLEAVED: SingleTable = single_table(C, false);
+}
+
+/// Applies a routing table to `C ≤ 8` AVX2 vectors: one `vpermps` per contributing input, merged by `vblendvps`.
+///
+/// # Safety
+/// AVX2.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // index loops over constant bounds unroll fully; the iterator form did not
+unsafe fn route256<const C: usize>(v: &[__m256; C], t: &SingleTable) -> [__m256; C] {
+    // SAFETY: AVX2 (the caller's contract); index and mask vectors are read from 8-element arrays. Plain loops, as
+    // in `route512`.
+    unsafe {
+        let mut out = [_mm256_setzero_ps(); C];
+        for o in 0..C {
+            for k in 0..C {
+                let m = t.lanes[o][k];
+                if m == 0 {
+                    continue;
+                }
+                let p = _mm256_permutevar8x32_ps(v[k], _mm256_loadu_si256(t.idx[o][k].as_ptr().cast()));
+                out[o] = if m == u8::MAX {
+                    p
+                } else {
+                    _mm256_blendv_ps(out[o], p, _mm256_castsi256_ps(_mm256_loadu_si256(t.mask[o][k].as_ptr().cast())))
+                };
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::{deinterleave_scalar, interleave_scalar};
+
+    /// Every pixel count from 0 to 40 (whole blocks, partial blocks, tails only), several strides, channel counts
+    /// with and without a vector route, against the scalar definition; floats outside the written range must stay
+    /// untouched (NaN sentinels).
+    fn check<S: Simd, const C: usize>(s: S) {
+        for n in 0..=40 {
+            for extra in [0, 3, 17] {
+                let stride = n + extra;
+                let src: Vec<f32> = (0..n * C).map(|i| i as f32 * 0.5 - 7.0).collect();
+                let mut want = vec![f32::NAN; C * stride + 5];
+                let mut got = want.clone();
+                deinterleave_scalar::<C>(&src, &mut want, stride);
+                s.deinterleave::<C>(&src, &mut got, stride);
+                assert_eq!(
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "deinterleave C={C} n={n} stride={stride}"
+                );
+                let add: [f32; C] = std::array::from_fn(|c| c as f32 * 100.0);
+                let planes: Vec<f32> = (0..C * stride).map(|i| i as f32 * 0.25 + 1.0).collect();
+                let mut want = vec![f32::NAN; n * C];
+                let mut got = want.clone();
+                interleave_scalar::<C>(&planes, stride, add, &mut want);
+                s.interleave::<C>(&planes, stride, add, &mut got);
+                assert_eq!(want, got, "interleave C={C} n={n} stride={stride}");
+            }
+        }
+    }
+
+    fn all<S: Simd>(s: S) {
+        check::<S, 1>(s);
+        check::<S, 2>(s);
+        check::<S, 3>(s);
+        check::<S, 4>(s);
+        check::<S, 5>(s);
+        check::<S, 6>(s);
+        check::<S, 7>(s);
+        check::<S, 8>(s);
+        check::<S, 9>(s);
+        check::<S, 16>(s);
+    }
+
+    #[test]
+    fn avx512_interleave_matches_scalar() {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: AVX-512F detected just above.
+            all(unsafe { Avx512::new() });
+        }
+    }
+
+    #[test]
+    fn avx2_interleave_matches_scalar() {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: AVX2 and FMA detected just above.
+            all(unsafe { Avx2::new() });
         }
     }
 }
