@@ -179,6 +179,12 @@ fn planar_block<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<
         tile::<S, C, V>(s, &*job.inp, job.in_plane, job.cin, job.taps, w, out, job.len, p);
         p += V * l;
     }
+    // Remainder in pairs, then singles: a one-vector tile does one FMA per broadcast weight (conv2 forward: 30
+    // vectors = 7 × 4 + 2).
+    while V > 2 && p + 2 * l <= job.len {
+        tile::<S, C, 2>(s, &*job.inp, job.in_plane, job.cin, job.taps, w, out, job.len, p);
+        p += 2 * l;
+    }
     while p + l <= job.len {
         tile::<S, C, 1>(s, &*job.inp, job.in_plane, job.cin, job.taps, w, out, job.len, p);
         p += l;
