@@ -82,8 +82,7 @@ fn exp_parts<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
 /// subnormal).
 #[inline(always)]
 fn scale2<S: Simd>(s: S, y: S::V, n: S::V) -> S::V {
-    let n1 = s.min(s.max(n, s.splat(-126.0)), s.splat(127.0));
-    s.mul(s.mul(y, s.pow2i(s.sub(n, n1))), s.pow2i(n1))
+    s.scale2(y, n)
 }
 
 #[inline(always)]
@@ -122,6 +121,7 @@ fn swish<S: Simd>(s: S, x: S::V) -> S::V {
     // product with x is formed at full precision and rounded once (x·σ(x) with a subnormal σ(x) was 46 ulp off).
     // Two exponentials and two divisions before: `cargo bench -p kiln-benches --bench activation -- swish/` on
     // 32×24×24×3, criterion change: AVX-512 +73 % (1.56 Gelem/s), AVX2 +45 %, portable +125 %; max error 2.63 ulp.
+    // On AVX-512 each `scale2` is one vscalefps (same single rounding): 36.5 → 25.3 µs, median of 4 interleaved runs.
     let (y, n) = exp_parts(s, s.sub(zero, s.abs(x)));
     let q = s.div(x, s.add(s.splat(1.0), scale2(s, y, n)));
     let out = s.select_lt(x, zero, scale2(s, s.mul(q, y), n), q);

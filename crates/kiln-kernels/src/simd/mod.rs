@@ -40,6 +40,14 @@ pub(crate) trait Simd: Copy {
     fn pow2i(self, n: Self::V) -> Self::V;
     /// Copies the sign bit of `s` onto `a`.
     fn copysign(self, a: Self::V, s: Self::V) -> Self::V;
+    /// `y·2ⁿ` for lanes of `n` holding integers in `[−174, 128]`, rounded once (exact unless the result is
+    /// subnormal or overflows). The default splits `2ⁿ` as `2^(n−n₁)·2^n₁` with `n₁` clamped to the normal
+    /// exponent range, so both factors are representable and only the second product rounds.
+    #[inline(always)]
+    fn scale2(self, y: Self::V, n: Self::V) -> Self::V {
+        let n1 = self.min(self.max(n, self.splat(-126.0)), self.splat(127.0));
+        self.mul(self.mul(y, self.pow2i(self.sub(n, n1))), self.pow2i(n1))
+    }
     /// Interleaved pixels → planar rows: `dst[c·stride + i] = src[i·C + c]` for every pixel `i < src.len() / C`.
     ///
     /// # Panics

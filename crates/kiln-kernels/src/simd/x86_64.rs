@@ -132,6 +132,12 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
+    fn scale2(self, y: __m512, n: __m512) -> __m512 {
+        // vscalefps: y·2^⌊n⌋ with a single rounding, subnormal results included (no FTZ/DAZ in Rust code).
+        // SAFETY: AVX-512F.
+        unsafe { _mm512_scalef_ps(y, n) }
+    }
+    #[inline(always)]
     fn deinterleave<const C: usize>(self, src: &[f32], dst: &mut [f32], stride: usize) {
         let n = deinterleave_len::<C>(src, dst, stride);
         if !(2..=8).contains(&C) {
