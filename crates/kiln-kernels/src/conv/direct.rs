@@ -285,7 +285,7 @@ pub(crate) fn wgrad<S: Simd, const T: usize, const TW: usize>(s: S, job: &mut Wg
 }
 
 /// Geometry of one planar image: `hp × wp` plane holding a `sh × sw × sc` NHWC source placed at signed offset
-/// `(top, left)`, correlated with a `kh × kw` kernel.
+/// `(top, left)`, correlated with a `kh × kw` kernel into `ow` valid output columns per wide row.
 #[derive(Clone, Copy)]
 pub(crate) struct Plane {
     sh: usize,
@@ -297,6 +297,7 @@ pub(crate) struct Plane {
     wp: usize,
     kh: usize,
     kw: usize,
+    ow: usize,
 }
 
 impl Plane {
@@ -312,13 +313,30 @@ impl Plane {
             wp: g.in_w() + g.pad_left() + g.pad_right(),
             kh: g.kernel_h(),
             kw: g.kernel_w(),
+            ow: 0,
         }
+        .narrowed()
+    }
+    /// Sets `ow` for the fully padded row width `wp` (`sw + left + right`), then narrows the rows: the right padding
+    /// of one row also serves as the left padding of the next, so `wp = sw + max(left, right)` zeros suffice
+    /// (output column `j` reads columns `j − left .. j − left + kw` of its row, and the zeros between two rows' data
+    /// cover both reaches) — as long as the `ow` outputs still fit in a row. Backward-data's full padding (`kw − 1`
+    /// both sides) goes from `sw + 2(kw − 1)` to `sw + kw − 1` columns, which then are all valid: conv2's
+    /// wide rows shrink from 28 to 24 (14 % fewer FMAs, no garbage column). Cropped sources (negative padding)
+    /// keep the full width.
+    fn narrowed(mut self) -> Self {
+        self.ow = self.wp - self.kw + 1;
+        let right = self.wp as isize - self.left - self.sw as isize;
+        if let (Ok(left), Ok(right)) = (usize::try_from(self.left), usize::try_from(right)) {
+            self.wp = (self.sw + left.max(right)).max(self.ow);
+        }
+        self
     }
     fn out_h(&self) -> usize {
         self.hp - self.kh + 1
     }
     fn out_w(&self) -> usize {
-        self.wp - self.kw + 1
+        self.ow
     }
     /// Wide-row positions computed per output plane.
     fn len(&self) -> usize {
@@ -570,7 +588,9 @@ pub(crate) fn backward_data(
         wp: g.in_w() + kw - 1,
         kh,
         kw,
-    };
+        ow: 0,
+    }
+    .narrowed();
     let (ci, co, nt) = (g.in_c(), g.out_c(), kh * kw);
     let mut wpk = Scratch::take(g.weight_len());
     // Planar input channel = dy channel `o`, planar output channel = dx channel `i`, tap rotated by 180°.
@@ -593,7 +613,7 @@ pub(crate) fn backward_filter(
     let chunks = g.batch().div_ceil(WGRAD_CHUNK);
     let mut partials = Scratch::zeroed(chunks * wlen);
     let shared = SharedOut::new(&mut partials);
-    let dplane = Plane { sh: oh, sw: ow, sc: co, top: 0, left: 0, hp: oh, wp: plane.wp, kh: 1, kw: 1 };
+    let dplane = Plane { sh: oh, sw: ow, sc: co, top: 0, left: 0, hp: oh, wp: plane.wp, kh: 1, kw: 1, ow };
     split(parts(threads, chunks), chunks, |c0, nc| {
         let mut inp = Scratch::take(plane.sc * ip);
         let mut dyw = Scratch::take(co * len);
