@@ -395,6 +395,12 @@ impl Plane {
     fn fill_c<S: Simd, const C: usize>(&self, s: S, src: &[f32], n: usize, planes: &mut [f32], ip: usize) {
         let (cols, c0, image) = self.rows(n, src);
         let width = cols.len();
+        // The whole image lands uncropped (every forward and flagship case): one multi-row conversion.
+        let top = usize::try_from(self.top).ok().filter(|&t| t + self.sh <= self.hp);
+        if let Some(top) = top.filter(|_| C > 1 && width == self.sw) {
+            s.deinterleave_rows::<C>(image, width, &mut planes[top * self.wp + c0..], self.wp, ip);
+            return;
+        }
         for (h, row) in image.chunks_exact(self.sw * C).enumerate() {
             let Some(r) = offset(h, self.top).filter(|&r| r < self.hp) else { continue };
             let run = &row[cols.start * C..][..width * C];
@@ -441,9 +447,7 @@ fn store_c<S: Simd, const C: usize>(
     if let Some(bias) = bias {
         b.copy_from_slice(&bias[..C]);
     }
-    for (r, row) in image.chunks_exact_mut(ow * C).enumerate() {
-        s.interleave::<C>(&wide[r * wp..], len, b, row);
-    }
+    s.interleave_rows::<C>(wide, wp, len, b, ow, image);
 }
 
 #[inline(always)]

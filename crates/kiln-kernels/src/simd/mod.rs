@@ -66,6 +66,45 @@ pub(crate) trait Simd: Copy {
     fn interleave<const C: usize>(self, src: &[f32], stride: usize, add: [f32; C], dst: &mut [f32]) {
         interleave_scalar::<C>(src, stride, add, dst);
     }
+    /// [`Simd::deinterleave`] of `rows` contiguous NHWC rows of `width` pixels (`src`, `rows·width·C` floats) into
+    /// planar rows `row_stride` apart (`dst[c·stride + r·row_stride + i] = src[(r·width + i)·C + c]`).
+    ///
+    /// # Panics
+    /// If `src` is not `rows·width·C` floats or `dst` is too short for the last row of the last channel.
+    #[inline(always)]
+    fn deinterleave_rows<const C: usize>(
+        self,
+        src: &[f32],
+        width: usize,
+        dst: &mut [f32],
+        row_stride: usize,
+        stride: usize,
+    ) {
+        let rows = rows_len::<C>(src.len(), width, dst.len(), row_stride, stride);
+        for r in 0..rows {
+            self.deinterleave::<C>(&src[r * width * C..][..width * C], &mut dst[r * row_stride..], stride);
+        }
+    }
+    /// [`Simd::interleave`] of planar rows `row_stride` apart into `dst.len() / (width·C)` contiguous NHWC rows of
+    /// `width` pixels (`dst[(r·width + i)·C + c] = src[c·stride + r·row_stride + i] + add[c]`).
+    ///
+    /// # Panics
+    /// If `dst` is not a whole number of rows or `src` is too short for the last row of the last channel.
+    #[inline(always)]
+    fn interleave_rows<const C: usize>(
+        self,
+        src: &[f32],
+        row_stride: usize,
+        stride: usize,
+        add: [f32; C],
+        width: usize,
+        dst: &mut [f32],
+    ) {
+        let rows = rows_len::<C>(dst.len(), width, src.len(), row_stride, stride);
+        for r in 0..rows {
+            self.interleave::<C>(&src[r * row_stride..], stride, add, &mut dst[r * width * C..][..width * C]);
+        }
+    }
 }
 
 /// Checks the slices of [`Simd::deinterleave`] once; returns the pixel count.
@@ -82,6 +121,22 @@ pub(crate) fn interleave_len<const C: usize>(src: &[f32], stride: usize, dst: &[
     let n = dst.len() / C;
     assert!(dst.len() == n * C && (n == 0 || src.len() >= (C - 1) * stride + n), "interleave sizes");
     n
+}
+
+/// Checks the slices of [`Simd::deinterleave_rows`] / [`Simd::interleave_rows`] once (`packed`: the NHWC side's
+/// length, `planar`: the planar side's); returns the row count.
+#[inline(always)]
+pub(crate) fn rows_len<const C: usize>(
+    packed: usize,
+    width: usize,
+    planar: usize,
+    row_stride: usize,
+    stride: usize,
+) -> usize {
+    let rows = if width == 0 { 0 } else { packed / (width * C) };
+    assert!(rows * width * C == packed && width <= row_stride, "row sizes");
+    assert!(rows == 0 || planar >= (C - 1) * stride + (rows - 1) * row_stride + width, "planar sizes");
+    rows
 }
 
 /// The scalar [`Simd::deinterleave`] (also the vector versions' tail).

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Route, Simd, deinterleave_len, deinterleave_scalar, interleave_len, interleave_scalar};
+use super::{Route, Simd, deinterleave_len, deinterleave_scalar, interleave_len, interleave_scalar, rows_len};
 
 /// AVX-512 F/BW/DQ/VL with FMA: 16 lanes.
 #[derive(Clone, Copy)]
@@ -158,6 +158,97 @@ impl Simd for Avx512 {
                 let out = route512(&v, t);
                 for (c, o) in out.iter().enumerate() {
                     _mm512_mask_storeu_ps(dst.as_mut_ptr().add(c * stride + p0), lanes16(r), *o);
+                }
+            }
+        }
+    }
+    #[inline(always)]
+    fn deinterleave_rows<const C: usize>(
+        self,
+        src: &[f32],
+        width: usize,
+        dst: &mut [f32],
+        row_stride: usize,
+        stride: usize,
+    ) {
+        let rows = rows_len::<C>(src.len(), width, dst.len(), row_stride, stride);
+        if !(2..=8).contains(&C) || width < 16 {
+            for r in 0..rows {
+                self.deinterleave::<C>(&src[r * width * C..][..width * C], &mut dst[r * row_stride..], stride);
+            }
+            return;
+        }
+        // The image as one run of pixels in blocks of 16 (a 20-pixel row no longer costs a full and a 4-lane
+        // block): a block's lanes go to at most two planar rows (width ≥ 16), by two masked stores.
+        let t = &Pairs512::<C>::PLANAR;
+        let n = rows * width;
+        for p0 in (0..n).step_by(16) {
+            let r = (n - p0).min(16);
+            let (row, col) = (p0 / width, p0 % width);
+            // Lanes 0..k stay in `row`, k..r start the next row.
+            let k = r.min(width - col);
+            // SAFETY: AVX-512F. Loads touch only src[p0·C .. (p0 + r)·C] (masked lanes do not fault). Lanes 0..k
+            // are stored to row `row`, columns col..col + k ≤ width; lanes k..r (only when row + 1 < rows, since
+            // p0 + r ≤ n) to row + 1, columns 0..r − k, through the address of that row minus k, which is at or
+            // after column col + k ≤ width ≤ row_stride of row `row`: in bounds, and rows_len checked the last row
+            // of the last channel.
+            unsafe {
+                let mut v = [_mm512_setzero_ps(); C];
+                for (j, vj) in v.iter_mut().enumerate() {
+                    let live = (r * C).saturating_sub(j * 16).min(16);
+                    *vj = _mm512_maskz_loadu_ps(lanes16(live), src.as_ptr().add(p0 * C + j * 16));
+                }
+                let out = route512(&v, t);
+                for (c, o) in out.iter().enumerate() {
+                    let base = dst.as_mut_ptr().add(c * stride + row * row_stride);
+                    _mm512_mask_storeu_ps(base.add(col), lanes16(k), *o);
+                    if k < r {
+                        _mm512_mask_storeu_ps(base.add(row_stride - k), lanes16(r) & !lanes16(k), *o);
+                    }
+                }
+            }
+        }
+    }
+    #[inline(always)]
+    fn interleave_rows<const C: usize>(
+        self,
+        src: &[f32],
+        row_stride: usize,
+        stride: usize,
+        add: [f32; C],
+        width: usize,
+        dst: &mut [f32],
+    ) {
+        let rows = rows_len::<C>(dst.len(), width, src.len(), row_stride, stride);
+        if !(2..=8).contains(&C) || width < 16 {
+            for r in 0..rows {
+                self.interleave::<C>(&src[r * row_stride..], stride, add, &mut dst[r * width * C..][..width * C]);
+            }
+            return;
+        }
+        let t = &Pairs512::<C>::INTERLEAVED;
+        let n = rows * width;
+        for p0 in (0..n).step_by(16) {
+            let r = (n - p0).min(16);
+            let (row, col) = (p0 / width, p0 % width);
+            let k = r.min(width - col);
+            // SAFETY: as in `deinterleave_rows` with loads and stores swapped: masked loads of row `row`
+            // (columns col..col + k) and of row + 1 (columns 0..r − k, through its address minus k, in bounds),
+            // masked stores of dst[p0·C .. (p0 + r)·C] (sizes checked by rows_len).
+            unsafe {
+                let mut v = [_mm512_setzero_ps(); C];
+                for (c, vc) in v.iter_mut().enumerate() {
+                    let base = src.as_ptr().add(c * stride + row * row_stride);
+                    let mut x = _mm512_maskz_loadu_ps(lanes16(k), base.add(col));
+                    if k < r {
+                        x = _mm512_mask_loadu_ps(x, lanes16(r) & !lanes16(k), base.add(row_stride - k));
+                    }
+                    *vc = _mm512_add_ps(x, _mm512_set1_ps(add[c]));
+                }
+                let out = route512(&v, t);
+                for (j, o) in out.iter().enumerate() {
+                    let live = (r * C).saturating_sub(j * 16).min(16);
+                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(p0 * C + j * 16), lanes16(live), *o);
                 }
             }
         }
@@ -500,7 +591,44 @@ mod tests {
         }
     }
 
+    /// The multi-row forms against row-by-row scalar conversion: widths below, at and above one block, row
+    /// strides with and without gaps, NaN sentinels in the gaps.
+    fn check_rows<S: Simd, const C: usize>(s: S) {
+        for width in [1, 5, 15, 16, 17, 20, 24, 31, 33, 40] {
+            for rows in 0..=4 {
+                for gap in [0, 4, 9] {
+                    let rs = width + gap;
+                    let stride = rows * rs + 3;
+                    let src: Vec<f32> = (0..rows * width * C).map(|i| i as f32 - 3.5).collect();
+                    let mut want = vec![f32::NAN; C * stride + 2];
+                    let mut got = want.clone();
+                    for r in 0..rows {
+                        deinterleave_scalar::<C>(&src[r * width * C..][..width * C], &mut want[r * rs..], stride);
+                    }
+                    s.deinterleave_rows::<C>(&src, width, &mut got, rs, stride);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&want), bits(&got), "deinterleave_rows C={C} w={width} rows={rows} rs={rs}");
+                    let add: [f32; C] = std::array::from_fn(|c| c as f32 * 10.0);
+                    let planes: Vec<f32> = (0..C * stride).map(|i| i as f32 * 0.5).collect();
+                    let mut want = vec![f32::NAN; rows * width * C];
+                    let mut got = want.clone();
+                    for r in 0..rows {
+                        let out = &mut want[r * width * C..][..width * C];
+                        interleave_scalar::<C>(&planes[r * rs..], stride, add, out);
+                    }
+                    s.interleave_rows::<C>(&planes, rs, stride, add, width, &mut got);
+                    assert_eq!(want, got, "interleave_rows C={C} w={width} rows={rows} rs={rs}");
+                }
+            }
+        }
+    }
+
     fn all<S: Simd>(s: S) {
+        check_rows::<S, 1>(s);
+        check_rows::<S, 3>(s);
+        check_rows::<S, 6>(s);
+        check_rows::<S, 8>(s);
+        check_rows::<S, 9>(s);
         check::<S, 1>(s);
         check::<S, 2>(s);
         check::<S, 3>(s);
