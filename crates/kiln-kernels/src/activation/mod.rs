@@ -189,12 +189,19 @@ struct SwishGrad;
 impl<S: Simd> Op2<S> for SwishGrad {
     #[inline(always)]
     fn apply(self, s: S, x: S::V, g: S::V) -> S::V {
-        let one = s.splat(1.0);
-        let (sig, rest) = sigmoid_pair(s, x);
+        let (one, zero) = (s.splat(1.0), s.splat(0.0));
+        // σ and 1 − σ as in `sigmoid_pair`, but with e = e^−|x| from `exp_parts` directly: the argument is ≤ 0
+        // and clamped at −120 (where e rounds to 0 anyway), so `exp`'s overflow/underflow selects are not needed;
+        // NaN is restored once at the end (the clamps would turn it into a number).
+        let (y, n) = exp_parts(s, s.sub(zero, s.abs(x)));
+        let e = scale2(s, y, n);
+        let inv = s.div(one, s.add(one, e));
+        let ei = s.mul(e, inv);
+        let (sig, rest) = (s.select_lt(x, zero, ei, inv), s.select_lt(x, zero, inv, ei));
         let d = s.mul(sig, s.mul_add(x, rest, one));
         let d = s.select_lt(s.splat(150.0), x, one, d);
-        let d = s.select_lt(x, s.splat(-150.0), s.splat(0.0), d);
-        s.mul(g, d)
+        let d = s.select_lt(x, s.splat(-150.0), zero, d);
+        s.mul(g, s.select_nan(x, x, d))
     }
 }
 
