@@ -80,10 +80,7 @@ pub(crate) trait Simd: Copy {
         row_stride: usize,
         stride: usize,
     ) {
-        let rows = rows_len::<C>(src.len(), width, dst.len(), row_stride, stride);
-        for r in 0..rows {
-            self.deinterleave::<C>(&src[r * width * C..][..width * C], &mut dst[r * row_stride..], stride);
-        }
+        deinterleave_by_rows::<_, C>(self, src, width, dst, row_stride, stride);
     }
     /// [`Simd::interleave`] of planar rows `row_stride` apart into `dst.len() / (width·C)` contiguous NHWC rows of
     /// `width` pixels (`dst[(r·width + i)·C + c] = src[c·stride + r·row_stride + i] + add[c]`).
@@ -100,10 +97,7 @@ pub(crate) trait Simd: Copy {
         width: usize,
         dst: &mut [f32],
     ) {
-        let rows = rows_len::<C>(dst.len(), width, src.len(), row_stride, stride);
-        for r in 0..rows {
-            self.interleave::<C>(&src[r * row_stride..], stride, add, &mut dst[r * width * C..][..width * C]);
-        }
+        interleave_by_rows::<_, C>(self, src, row_stride, stride, add, width, dst);
     }
 }
 
@@ -137,6 +131,39 @@ pub(crate) fn rows_len<const C: usize>(
     assert!(rows * width * C == packed && width <= row_stride, "row sizes");
     assert!(rows == 0 || planar >= (C - 1) * stride + (rows - 1) * row_stride + width, "planar sizes");
     rows
+}
+
+/// [`Simd::deinterleave_rows`] as one [`Simd::deinterleave`] per row (the default, and the vector forms' fallback).
+#[inline(always)]
+pub(crate) fn deinterleave_by_rows<S: Simd, const C: usize>(
+    s: S,
+    src: &[f32],
+    width: usize,
+    dst: &mut [f32],
+    row_stride: usize,
+    stride: usize,
+) {
+    let rows = rows_len::<C>(src.len(), width, dst.len(), row_stride, stride);
+    for r in 0..rows {
+        s.deinterleave::<C>(&src[r * width * C..][..width * C], &mut dst[r * row_stride..], stride);
+    }
+}
+
+/// [`Simd::interleave_rows`] as one [`Simd::interleave`] per row (the default, and the vector forms' fallback).
+#[inline(always)]
+pub(crate) fn interleave_by_rows<S: Simd, const C: usize>(
+    s: S,
+    src: &[f32],
+    row_stride: usize,
+    stride: usize,
+    add: [f32; C],
+    width: usize,
+    dst: &mut [f32],
+) {
+    let rows = rows_len::<C>(dst.len(), width, src.len(), row_stride, stride);
+    for r in 0..rows {
+        s.interleave::<C>(&src[r * row_stride..], stride, add, &mut dst[r * width * C..][..width * C]);
+    }
 }
 
 /// The scalar [`Simd::deinterleave`] (also the vector versions' tail).

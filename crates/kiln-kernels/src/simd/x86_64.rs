@@ -7,7 +7,10 @@
 
 use std::arch::x86_64::*;
 
-use super::{Route, Simd, deinterleave_len, deinterleave_scalar, interleave_len, interleave_scalar, rows_len};
+use super::{
+    Route, Simd, deinterleave_by_rows, deinterleave_len, deinterleave_scalar, interleave_by_rows, interleave_len,
+    interleave_scalar, rows_len,
+};
 
 /// AVX-512 F/BW/DQ/VL with FMA: 16 lanes.
 #[derive(Clone, Copy)]
@@ -139,28 +142,12 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     fn deinterleave<const C: usize>(self, src: &[f32], dst: &mut [f32], stride: usize) {
-        let n = deinterleave_len::<C>(src, dst, stride);
         if !(2..=8).contains(&C) {
             return deinterleave_scalar::<C>(src, dst, stride);
         }
-        let t = &Pairs512::<C>::PLANAR;
-        for p0 in (0..n).step_by(16) {
-            // The last block is partial: masked loads of its `r·C` floats and masked stores of `r` per channel.
-            let r = (n - p0).min(16);
-            // SAFETY: AVX-512F. Loads touch only src[p0·C .. (p0 + r)·C] (lanes past it are masked off, and masked
-            // lanes do not fault); stores only dst[c·stride + p0 .. + r], inside the sizes deinterleave_len checked.
-            unsafe {
-                let mut v = [_mm512_setzero_ps(); C];
-                for (k, vk) in v.iter_mut().enumerate() {
-                    let live = (r * C).saturating_sub(k * 16).min(16);
-                    *vk = _mm512_maskz_loadu_ps(lanes16(live), src.as_ptr().add(p0 * C + k * 16));
-                }
-                let out = route512(&v, t);
-                for (c, o) in out.iter().enumerate() {
-                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(c * stride + p0), lanes16(r), *o);
-                }
-            }
-        }
+        // One row: the block loop of `deinterleave_rows` (its blocks never cross a row end then).
+        let n = deinterleave_len::<C>(src, dst, stride);
+        deinterleave_blocks512::<C>(self, src, n, dst, n, stride);
     }
     #[inline(always)]
     fn deinterleave_rows<const C: usize>(
@@ -172,42 +159,10 @@ impl Simd for Avx512 {
         stride: usize,
     ) {
         let rows = rows_len::<C>(src.len(), width, dst.len(), row_stride, stride);
-        if !(2..=8).contains(&C) || width < 16 {
-            for r in 0..rows {
-                self.deinterleave::<C>(&src[r * width * C..][..width * C], &mut dst[r * row_stride..], stride);
-            }
-            return;
+        if !(2..=8).contains(&C) || (rows > 1 && width < 16) {
+            return deinterleave_by_rows::<_, C>(self, src, width, dst, row_stride, stride);
         }
-        // The image as one run of pixels in blocks of 16 (a 20-pixel row no longer costs a full and a 4-lane
-        // block): a block's lanes go to at most two planar rows (width ≥ 16), by two masked stores.
-        let t = &Pairs512::<C>::PLANAR;
-        let n = rows * width;
-        for p0 in (0..n).step_by(16) {
-            let r = (n - p0).min(16);
-            let (row, col) = (p0 / width, p0 % width);
-            // Lanes 0..k stay in `row`, k..r start the next row.
-            let k = r.min(width - col);
-            // SAFETY: AVX-512F. Loads touch only src[p0·C .. (p0 + r)·C] (masked lanes do not fault). Lanes 0..k
-            // are stored to row `row`, columns col..col + k ≤ width; lanes k..r (only when row + 1 < rows, since
-            // p0 + r ≤ n) to row + 1, columns 0..r − k, through the address of that row minus k, which is at or
-            // after column col + k ≤ width ≤ row_stride of row `row`: in bounds, and rows_len checked the last row
-            // of the last channel.
-            unsafe {
-                let mut v = [_mm512_setzero_ps(); C];
-                for (j, vj) in v.iter_mut().enumerate() {
-                    let live = (r * C).saturating_sub(j * 16).min(16);
-                    *vj = _mm512_maskz_loadu_ps(lanes16(live), src.as_ptr().add(p0 * C + j * 16));
-                }
-                let out = route512(&v, t);
-                for (c, o) in out.iter().enumerate() {
-                    let base = dst.as_mut_ptr().add(c * stride + row * row_stride);
-                    _mm512_mask_storeu_ps(base.add(col), lanes16(k), *o);
-                    if k < r {
-                        _mm512_mask_storeu_ps(base.add(row_stride - k), lanes16(r) & !lanes16(k), *o);
-                    }
-                }
-            }
-        }
+        deinterleave_blocks512::<C>(self, src, width, dst, row_stride, stride);
     }
     #[inline(always)]
     fn interleave_rows<const C: usize>(
@@ -220,61 +175,107 @@ impl Simd for Avx512 {
         dst: &mut [f32],
     ) {
         let rows = rows_len::<C>(dst.len(), width, src.len(), row_stride, stride);
-        if !(2..=8).contains(&C) || width < 16 {
-            for r in 0..rows {
-                self.interleave::<C>(&src[r * row_stride..], stride, add, &mut dst[r * width * C..][..width * C]);
-            }
-            return;
+        if !(2..=8).contains(&C) || (rows > 1 && width < 16) {
+            return interleave_by_rows::<_, C>(self, src, row_stride, stride, add, width, dst);
         }
-        let t = &Pairs512::<C>::INTERLEAVED;
-        let n = rows * width;
-        for p0 in (0..n).step_by(16) {
-            let r = (n - p0).min(16);
-            let (row, col) = (p0 / width, p0 % width);
-            let k = r.min(width - col);
-            // SAFETY: as in `deinterleave_rows` with loads and stores swapped: masked loads of row `row`
-            // (columns col..col + k) and of row + 1 (columns 0..r − k, through its address minus k, in bounds),
-            // masked stores of dst[p0·C .. (p0 + r)·C] (sizes checked by rows_len).
-            unsafe {
-                let mut v = [_mm512_setzero_ps(); C];
-                for (c, vc) in v.iter_mut().enumerate() {
-                    let base = src.as_ptr().add(c * stride + row * row_stride);
-                    let mut x = _mm512_maskz_loadu_ps(lanes16(k), base.add(col));
-                    if k < r {
-                        x = _mm512_mask_loadu_ps(x, lanes16(r) & !lanes16(k), base.add(row_stride - k));
-                    }
-                    *vc = _mm512_add_ps(x, _mm512_set1_ps(add[c]));
-                }
-                let out = route512(&v, t);
-                for (j, o) in out.iter().enumerate() {
-                    let live = (r * C).saturating_sub(j * 16).min(16);
-                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(p0 * C + j * 16), lanes16(live), *o);
+        interleave_blocks512::<C>(self, src, row_stride, stride, add, width, dst);
+    }
+    #[inline(always)]
+    fn interleave<const C: usize>(self, src: &[f32], stride: usize, add: [f32; C], dst: &mut [f32]) {
+        if !(2..=8).contains(&C) {
+            return interleave_scalar::<C>(src, stride, add, dst);
+        }
+        // One row: the block loop of `interleave_rows`.
+        let n = interleave_len::<C>(src, stride, dst);
+        interleave_blocks512::<C>(self, src, n, stride, add, n, dst);
+    }
+}
+
+/// The block loop of [`Avx512`]'s `deinterleave_rows` (and, with one row, `deinterleave`), kept out of the trait
+/// methods so that no `#[inline(always)]` call cycle forms through the per-row fallback (LLVM then left the
+/// intrinsics out of line: 7× slower). The token proves AVX-512; the sizes are checked here (`rows_len`), as is
+/// the condition that a block spans at most two rows.
+#[inline(always)]
+fn deinterleave_blocks512<const C: usize>(
+    _: Avx512,
+    src: &[f32],
+    width: usize,
+    dst: &mut [f32],
+    row_stride: usize,
+    stride: usize,
+) {
+    let rows = rows_len::<C>(src.len(), width, dst.len(), row_stride, stride);
+    assert!(width >= 16 || rows <= 1, "a block spans at most two rows");
+    // The image as one run of pixels in blocks of 16 (a 20-pixel row no longer costs a full and a 4-lane
+    // block): a block's lanes go to at most two planar rows (width ≥ 16, or a single row), by two masked
+    // stores; the last block is partial (masked loads of its `r·C` floats).
+    let t = &Pairs512::<C>::PLANAR;
+    let n = rows * width;
+    for p0 in (0..n).step_by(16) {
+        let r = (n - p0).min(16);
+        let (row, col) = (p0 / width, p0 % width);
+        // Lanes 0..k stay in `row`, k..r start the next row.
+        let k = r.min(width - col);
+        // SAFETY: AVX-512F (the token). Loads touch only src[p0·C .. (p0 + r)·C] (masked lanes do not fault). Lanes 0..k
+        // are stored to row `row`, columns col..col + k ≤ width; lanes k..r (only when row + 1 < rows, since
+        // p0 + r ≤ n) to row + 1, columns 0..r − k, through the address of that row minus k, which is at or
+        // after column col + k ≤ width ≤ row_stride of row `row`: in bounds, and rows_len checked the last row
+        // of the last channel.
+        unsafe {
+            let mut v = [_mm512_setzero_ps(); C];
+            for (j, vj) in v.iter_mut().enumerate() {
+                let live = (r * C).saturating_sub(j * 16).min(16);
+                *vj = _mm512_maskz_loadu_ps(lanes16(live), src.as_ptr().add(p0 * C + j * 16));
+            }
+            let out = route512(&v, t);
+            for (c, o) in out.iter().enumerate() {
+                let base = dst.as_mut_ptr().add(c * stride + row * row_stride);
+                _mm512_mask_storeu_ps(base.add(col), lanes16(k), *o);
+                if k < r {
+                    _mm512_mask_storeu_ps(base.add(row_stride - k), lanes16(r) & !lanes16(k), *o);
                 }
             }
         }
     }
-    #[inline(always)]
-    fn interleave<const C: usize>(self, src: &[f32], stride: usize, add: [f32; C], dst: &mut [f32]) {
-        let n = interleave_len::<C>(src, stride, dst);
-        if !(2..=8).contains(&C) {
-            return interleave_scalar::<C>(src, stride, add, dst);
-        }
-        let t = &Pairs512::<C>::INTERLEAVED;
-        for p0 in (0..n).step_by(16) {
-            let r = (n - p0).min(16);
-            // SAFETY: as in `deinterleave` with src and dst swapped: masked loads of src[c·stride + p0 .. + r],
-            // masked stores of dst[p0·C .. (p0 + r)·C] (sizes checked by interleave_len).
-            unsafe {
-                let mut v = [_mm512_setzero_ps(); C];
-                for (c, vc) in v.iter_mut().enumerate() {
-                    let x = _mm512_maskz_loadu_ps(lanes16(r), src.as_ptr().add(c * stride + p0));
-                    *vc = _mm512_add_ps(x, _mm512_set1_ps(add[c]));
+}
+
+/// The block loop of [`Avx512`]'s `interleave_rows` (and, with one row, `interleave`); see
+/// [`deinterleave_blocks512`].
+#[inline(always)]
+fn interleave_blocks512<const C: usize>(
+    _: Avx512,
+    src: &[f32],
+    row_stride: usize,
+    stride: usize,
+    add: [f32; C],
+    width: usize,
+    dst: &mut [f32],
+) {
+    let rows = rows_len::<C>(dst.len(), width, src.len(), row_stride, stride);
+    assert!(width >= 16 || rows <= 1, "a block spans at most two rows");
+    let t = &Pairs512::<C>::INTERLEAVED;
+    let n = rows * width;
+    for p0 in (0..n).step_by(16) {
+        let r = (n - p0).min(16);
+        let (row, col) = (p0 / width, p0 % width);
+        let k = r.min(width - col);
+        // SAFETY: as in `deinterleave_blocks512` with loads and stores swapped: masked loads of row `row`
+        // (columns col..col + k) and of row + 1 (columns 0..r − k, through its address minus k, in bounds),
+        // masked stores of dst[p0·C .. (p0 + r)·C] (sizes checked by rows_len).
+        unsafe {
+            let mut v = [_mm512_setzero_ps(); C];
+            for (c, vc) in v.iter_mut().enumerate() {
+                let base = src.as_ptr().add(c * stride + row * row_stride);
+                let mut x = _mm512_maskz_loadu_ps(lanes16(k), base.add(col));
+                if k < r {
+                    x = _mm512_mask_loadu_ps(x, lanes16(r) & !lanes16(k), base.add(row_stride - k));
                 }
-                let out = route512(&v, t);
-                for (k, o) in out.iter().enumerate() {
-                    let live = (r * C).saturating_sub(k * 16).min(16);
-                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(p0 * C + k * 16), lanes16(live), *o);
-                }
+                *vc = _mm512_add_ps(x, _mm512_set1_ps(add[c]));
+            }
+            let out = route512(&v, t);
+            for (j, o) in out.iter().enumerate() {
+                let live = (r * C).saturating_sub(j * 16).min(16);
+                _mm512_mask_storeu_ps(dst.as_mut_ptr().add(p0 * C + j * 16), lanes16(live), *o);
             }
         }
     }
