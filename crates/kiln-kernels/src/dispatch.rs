@@ -30,7 +30,7 @@ pub struct Kernels {
     pub(crate) igemm_tile: (usize, usize),
     pub(crate) igemm: unsafe fn(&mut crate::conv::igemm::Igemm<'_>),
     pub(crate) igemm_wgrad: unsafe fn(&mut crate::conv::igemm::IgemmWgrad<'_>),
-    pub(crate) winograd_transform: unsafe fn(crate::conv::winograd::Transform<'_>),
+    pub(crate) winograd_transform: unsafe fn(crate::conv::winograd::Transform<'_, '_>),
 }
 
 impl fmt::Debug for Kernels {

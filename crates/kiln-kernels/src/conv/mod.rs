@@ -375,7 +375,7 @@ macro_rules! conv_entries {
         /// # Safety
         /// The CPU supports this ISA.
         $(#[$attr])*
-        pub(crate) unsafe fn winograd_transform(job: $crate::conv::winograd::Transform<'_>) {
+        pub(crate) unsafe fn winograd_transform(job: $crate::conv::winograd::Transform<'_, '_>) {
             // SAFETY: the caller guarantees the ISA.
             let s = unsafe { $token };
             $crate::conv::winograd::transform(s, job)
