@@ -153,3 +153,57 @@ fn cached_winograd_weights_match_the_per_call_transform() {
     let err = k.conv2d_forward_winograd(&other, Threads::Single, &x2, &cached, None, &mut y2).unwrap_err();
     assert!(matches!(err, KernelError::Unsupported { .. }), "{err}");
 }
+
+/// Winograd on images that some kernel taps or dy pixels never meet (found by the property at 200–500 cases): a
+/// 1×1 image under `same` padding meets only the centre tap, and padding wider than `r − 1` leaves outer dy pixels
+/// that meet no input. Those terms are exactly absent from every result, so with a zero centre weight (or dy zero
+/// where it meets data) the results are exact zeros, and otherwise within the bound — not the rounding of weights
+/// or dy values that take no part. Unmasked, each case below is off by far more than K·eps·B (B = 0 in three).
+#[test]
+fn winograd_ignores_taps_and_dy_pixels_that_meet_no_data() {
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
+        let k = Kernels::for_isa(isa).unwrap();
+        for tile in [WinogradTile::F2x2K3x3, WinogradTile::F4x4K3x3, WinogradTile::F2x2K5x5] {
+            let r = if tile == WinogradTile::F2x2K5x5 { 5 } else { 3 };
+            let algo = ConvAlgo::Winograd(tile);
+            let opts = ConvOptions::algo(algo).threads(Threads::Single);
+            // Large weights everywhere except the centre tap.
+            let (c, (ci, co)) = (r / 2, (3, 2));
+            let w: Vec<f32> =
+                (0..r * r * ci * co).map(|i| if i / (ci * co) == c * r + c { 0.0 } else { 100.0 + i as f32 }).collect();
+            let same = Conv2dGeometry::spec(2, [1, 1, ci], [r, r], co).padding(Padding::Same).build().unwrap();
+            let x: Vec<f32> = (0..same.input_len()).map(|i| 1.0 + i as f32).collect();
+            let mut y = vec![f32::NAN; same.output_len()];
+            k.conv2d_forward(&same, opts, &x, &w, None, &mut y).unwrap();
+            assert!(y.iter().all(|&v| v == 0.0), "{isa} {algo} fwd: {y:?}");
+            let dy: Vec<f32> = (0..same.output_len()).map(|i| 0.5 + i as f32).collect();
+            let mut dx = vec![f32::NAN; same.input_len()];
+            k.conv2d_backward_data(&same, opts, &dy, &w, &mut dx).unwrap();
+            assert!(dx.iter().all(|&v| v == 0.0), "{isa} {algo} bwd_data: {dx:?}");
+            // Only the centre tap has a gradient; the others are exactly zero.
+            let mut dw = vec![f32::NAN; same.weight_len()];
+            k.conv2d_backward_filter(&same, opts, &x, &dy, &mut dw).unwrap();
+            let centre = |i: &usize| i / (ci * co) == c * r + c;
+            assert!(dw.iter().enumerate().all(|(i, &v)| (v == 0.0) != centre(&i)), "{isa} {algo} bwd_filter: {dw:?}");
+            // Padding r on every side: dy row a meets input rows a − r + u (u < r), so rows 1 ..= r + 1 meet the
+            // 2-row image and the border (row 0, row r + 2, columns alike) meets none. Make the border large and
+            // the dy that does meet data zero: both backward results are exactly zero.
+            let wide = Conv2dGeometry::spec(1, [2, 2, ci], [r, r], co).padding(Padding::uniform(r)).build().unwrap();
+            let (oh, ow) = (wide.out_h(), wide.out_w());
+            let live = |a: usize, n: usize| (1..r + n).contains(&a);
+            let dy: Vec<f32> = (0..wide.output_len())
+                .map(|i| {
+                    let (a, b) = (i / co / ow % oh, i / co % ow);
+                    if live(a, 2) && live(b, 2) { 0.0 } else { 1e3 }
+                })
+                .collect();
+            let mut dx = vec![f32::NAN; wide.input_len()];
+            k.conv2d_backward_data(&wide, opts, &dy, &w, &mut dx).unwrap();
+            assert!(dx.iter().all(|&v| v == 0.0), "{isa} {algo} bwd_data, wide padding: {dx:?}");
+            let x: Vec<f32> = (0..wide.input_len()).map(|i| 1.0 + i as f32).collect();
+            let mut dw = vec![f32::NAN; wide.weight_len()];
+            k.conv2d_backward_filter(&wide, opts, &x, &dy, &mut dw).unwrap();
+            assert!(dw.iter().all(|&v| v == 0.0), "{isa} {algo} bwd_filter, wide padding: {dw:?}");
+        }
+    }
+}

@@ -25,6 +25,7 @@ use crate::error::Result;
 use crate::gemm::Threads;
 use crate::geometry::{Conv2dGeometry, GemmGeometry};
 use crate::simd::Simd;
+use std::ops::Range;
 
 const S2: f64 = std::f64::consts::SQRT_2;
 
@@ -604,10 +605,44 @@ pub(crate) fn rows_of(y: &mut [f32], n: usize, row: usize) -> [&mut [f32]; 6] {
     rows
 }
 
+/// The kernel rows and columns that meet the image for at least one output (stride 1, dilation 1): tap row `u`
+/// reads input row `o − pad_top + u`, which must lie in `0..in_h` for some output row `o`. On an image smaller than
+/// the kernel (a 1×1 image under `same` padding meets only the centre tap) the others contribute exactly nothing,
+/// but the Winograd transforms mix every weight of the tile into every output, so their rounding would be error on
+/// a result that does not involve them (KERNELS.md §1.5 (c)): they are left out of the filter transform.
+fn live_taps(g: &Conv2dGeometry) -> [Range<usize>; 2] {
+    let axis = |pad: usize, input: usize, out: usize, r: usize| {
+        let lo = (pad + 1).saturating_sub(out);
+        let hi = (pad + input).min(r);
+        lo.min(hi)..hi
+    };
+    [axis(g.pad_top(), g.in_h(), g.out_h(), g.kernel_h()), axis(g.pad_left(), g.in_w(), g.out_w(), g.kernel_w())]
+}
+
+/// The dy rows and columns that meet an input pixel through some tap (stride 1, dilation 1): dy row `a` pairs with
+/// input row `a − pad_top + u` for `u < r`. Under padding wider than `r − 1` the outer dy rows meet none: they
+/// contribute exactly nothing to either backward pass, but left in, the transforms would pair them with every
+/// pixel of their tile and their rounding would land on results that do not involve them.
+fn live_dy(g: &Conv2dGeometry) -> [Range<usize>; 2] {
+    let axis = |pad: usize, input: usize, out: usize, r: usize| {
+        let hi = (pad + input).min(out);
+        (pad + 1).saturating_sub(r).min(hi)..hi
+    };
+    [axis(g.pad_top(), g.in_h(), g.out_h(), g.kernel_h()), axis(g.pad_left(), g.in_w(), g.out_w(), g.kernel_w())]
+}
+
 /// Filter transform `U[ξ][i][o] = (G g Gᵀ)[ξ]` in f64 of HWIO weights `w` (`r×r×cin×cout`), rounded once; with
 /// `rotated`, of the kernel turned by 180° and with its channels swapped (`g'[a][b][o][i] = w[r−1−a][r−1−b][i][o]`,
-/// backward-data), giving `U[ξ][o][i]`. The loops run along `cout`, contiguous in both `w` and `U`.
-fn filter_transform(set: &WinogradSet, cin: usize, cout: usize, w: &[f32], rotated: bool) -> Vec<f32> {
+/// backward-data), giving `U[ξ][o][i]`. Taps outside `live` (rows, columns of `w`) are taken as zero. The loops
+/// run along `cout`, contiguous in both `w` and `U`.
+fn filter_transform(
+    set: &WinogradSet,
+    cin: usize,
+    cout: usize,
+    w: &[f32],
+    rotated: bool,
+    live: &[Range<usize>; 2],
+) -> Vec<f32> {
     let (al, r) = (set.alpha, set.r);
     let mut u = vec![0.0f32; al * al * cin * cout];
     // gt[x][b][o] = Σ_a G[x][a] g[a][b][o], then U[x][y][o] = Σ_b gt[x][b][o] G[y][b], for one input channel.
@@ -616,7 +651,7 @@ fn filter_transform(set: &WinogradSet, cin: usize, cout: usize, w: &[f32], rotat
     for i in 0..cin {
         let tap = |a: usize, b: usize| {
             let (a, b) = if rotated { (r - 1 - a, r - 1 - b) } else { (a, b) };
-            &w[((a * r + b) * cin + i) * cout..][..cout]
+            (live[0].contains(&a) && live[1].contains(&b)).then(|| &w[((a * r + b) * cin + i) * cout..][..cout])
         };
         gt.fill(0.0);
         for x in 0..al {
@@ -626,7 +661,8 @@ fn filter_transform(set: &WinogradSet, cin: usize, cout: usize, w: &[f32], rotat
                     continue;
                 }
                 for b in 0..r {
-                    for (g, &v) in gt[(x * r + b) * cout..][..cout].iter_mut().zip(tap(a, b)) {
+                    let Some(tap) = tap(a, b) else { continue };
+                    for (g, &v) in gt[(x * r + b) * cout..][..cout].iter_mut().zip(tap) {
                         *g += c * f64::from(v);
                     }
                 }
@@ -683,12 +719,13 @@ impl WinogradWeights {
 }
 
 /// The source placement of one Winograd pass: a `sh × sw × sc` NHWC image read at signed offset `(top, left)`
-/// for an `oh × ow` output.
+/// for an `oh × ow` output; source rows and columns outside `live` (`[lo, hi)` each) are read as zero.
 #[derive(Clone, Copy)]
 struct Layout {
     sh: usize,
     sw: usize,
     sc: usize,
+    live: [(usize, usize); 2],
     top: isize,
     left: isize,
     oh: usize,
@@ -740,11 +777,13 @@ fn run(
                 // A patch inside the image is transformed in place (rows `sw·sc` apart); one that meets the
                 // padding is gathered with zeros first.
                 let (py, px) = ((ty * m) as isize - lay.top, (tx * m) as isize - lay.left);
-                let inside = py >= 0 && px >= 0 && py as usize + al <= lay.sh && px as usize + al <= lay.sw;
+                let [(r0, r1), (c0, c1)] = lay.live;
+                let inside = py >= r0 as isize && px >= c0 as isize && py as usize + al <= r1 && px as usize + al <= c1;
                 let (src_d, d_row) = if inside {
                     (&src[((n * lay.sh + py as usize) * lay.sw + px as usize) * lay.sc..], lay.sw * lay.sc)
                 } else {
-                    gather_patch(src, [lay.sh, lay.sw, lay.sc], n, (ty * m, lay.top), (tx * m, lay.left), al, &mut d);
+                    let at = [(ty * m, lay.top), (tx * m, lay.left)];
+                    gather_patch(src, [lay.sh, lay.sw, lay.sc], lay.live, n, at, al, &mut d);
                     (&d[..], al * lay.sc)
                 };
                 let job = Transform::Input {
@@ -815,21 +854,22 @@ fn run(
 }
 
 /// Copies the α×α patch of image `n` of the NHWC `src` (`[h, w, c]`) whose corner is at row `r.0 − r.1`,
-/// column `c.0 − c.1` into `d` (pixel-major, `c` floats each), zero outside the image.
+/// column `c.0 − c.1` into `d` (pixel-major, `c` floats each), zero outside the `live` rows and columns (`[lo, hi)`
+/// within the image).
 fn gather_patch(
     src: &[f32],
     [sh, sw, sc]: [usize; 3],
+    [(r0, r1), (c0, c1)]: [(usize, usize); 2],
     n: usize,
-    r: (usize, isize),
-    c: (usize, isize),
+    [r, c]: [(usize, isize); 2],
     al: usize,
     d: &mut [f32],
 ) {
     for i in 0..al {
-        let ih = (r.0 + i).checked_add_signed(-r.1).filter(|&h| h < sh);
+        let ih = (r.0 + i).checked_add_signed(-r.1).filter(|&h| (r0..r1).contains(&h));
         for j in 0..al {
             let dst = &mut d[(i * al + j) * sc..][..sc];
-            match (ih, (c.0 + j).checked_add_signed(-c.1).filter(|&w| w < sw)) {
+            match (ih, (c.0 + j).checked_add_signed(-c.1).filter(|&w| (c0..c1).contains(&w))) {
                 (Some(h), Some(w)) => dst.copy_from_slice(&src[((n * sh + h) * sw + w) * sc..][..sc]),
                 _ => dst.fill(0.0),
             }
@@ -851,7 +891,8 @@ impl Kernels {
         let super::ConvAlgo::Winograd(tile) = algo else { unreachable!("resolve keeps the family") };
         let set = set_for(tile, g);
         let (ci, co) = (g.in_c(), g.out_c());
-        let u = filter_transform(set, ci, co, w, false);
+        // Every tap, so the weights serve any image size of this channel geometry.
+        let u = filter_transform(set, ci, co, w, false, &[0..set.r, 0..set.r]);
         Ok(WinogradWeights { tile, cin: ci, cout: co, u })
     }
 
@@ -896,6 +937,8 @@ fn run_forward(
         sh: g.in_h(),
         sw: g.in_w(),
         sc: g.in_c(),
+        // Every input pixel meets some output through some tap (out = in + pads − r + 1).
+        live: [(0, g.in_h()), (0, g.in_w())],
         top: g.pad_top() as isize,
         left: g.pad_left() as isize,
         oh: g.out_h(),
@@ -918,7 +961,7 @@ pub(crate) fn forward(
 ) -> Result<()> {
     let set = set_for(tile, g);
     let (ci, co) = (g.in_c(), g.out_c());
-    let u = filter_transform(set, ci, co, w, false);
+    let u = filter_transform(set, ci, co, w, false, &live_taps(g));
     run_forward(k, g, set, threads, &u, x, bias, y)
 }
 
@@ -934,11 +977,13 @@ pub(crate) fn backward_data(
     let set = set_for(tile, g);
     let (ci, co, r) = (g.in_c(), g.out_c(), set.r);
     // Rotated by 180°, channels swapped: g'[a][b][o][i] = w[r−1−a][r−1−b][i][o].
-    let u = filter_transform(set, ci, co, w, true);
+    let u = filter_transform(set, ci, co, w, true, &live_taps(g));
+    let dy_live = live_dy(g);
     let lay = Layout {
         sh: g.out_h(),
         sw: g.out_w(),
         sc: co,
+        live: [(dy_live[0].start, dy_live[0].end), (dy_live[1].start, dy_live[1].end)],
         top: (r - 1) as isize - g.pad_top() as isize,
         left: (r - 1) as isize - g.pad_left() as isize,
         oh: g.in_h(),
@@ -1059,6 +1104,7 @@ pub(crate) fn backward_filter(
     let mut tmp = Scratch::take(xi * ci.max(co).max(ci * co));
     let gemm = |rows: usize| GemmGeometry::spec(ci, co, rows).trans_a(crate::geometry::Transpose::Yes).build();
     let (top, left) = (g.pad_top() as isize, g.pad_left() as isize);
+    let live_dy = live_dy(g);
     for (bi, t0) in (0..tiles).step_by(block).enumerate() {
         let nt = block.min(tiles - t0);
         for b in 0..nt {
@@ -1066,7 +1112,8 @@ pub(crate) fn backward_filter(
             let (n, rest) = (t / (th * tw), t % (th * tw));
             let (ty, tx) = (rest / tw, rest % tw);
             // Input patch α×α×ci at (ty·m − top, tx·m − left), zero outside.
-            gather_patch(x, [g.in_h(), g.in_w(), ci], n, (ty * mt, top), (tx * mt, left), al, &mut d);
+            let image = [(0, g.in_h()), (0, g.in_w())];
+            gather_patch(x, [g.in_h(), g.in_w(), ci], image, n, [(ty * mt, top), (tx * mt, left)], al, &mut d);
             let job = Transform::Input {
                 bt,
                 d: &d,
@@ -1078,12 +1125,12 @@ pub(crate) fn backward_filter(
             };
             // SAFETY: supported ISA (a `&Kernels` exists); the transform indexes through checked slices.
             unsafe { (k.winograd_transform)(job) };
-            // dy tile m×m×co, zero beyond the output.
+            // dy tile m×m×co, zero beyond the output and where dy meets no input pixel.
             for i in 0..mt {
                 for j in 0..mt {
                     let dst = &mut d[(i * mt + j) * co..][..co];
                     let (a, c) = (ty * mt + i, tx * mt + j);
-                    if a < oh && c < ow {
+                    if live_dy[0].contains(&a) && live_dy[1].contains(&c) {
                         dst.copy_from_slice(&dy[g.output_index(n, a, c, 0)..][..co]);
                     } else {
                         dst.fill(0.0);
@@ -1130,6 +1177,13 @@ pub(crate) fn backward_filter(
     };
     // SAFETY: as above.
     unsafe { (k.winograd_transform)(job) };
+    // A tap that meets no input pixel has an exactly zero gradient (see `live_taps`).
+    let live = live_taps(g);
+    for (t, px) in dw.chunks_exact_mut(ci * co).enumerate() {
+        if !(live[0].contains(&(t / r)) && live[1].contains(&(t % r))) {
+            px.fill(0.0);
+        }
+    }
     Ok(())
 }
 
@@ -1311,7 +1365,7 @@ mod tests {
             let r = set.r;
             let g = vals(r * r, 5);
             let g32: Vec<f32> = g.iter().map(|&v| v as f32).collect();
-            let u = filter_transform(set, 1, 1, &g32, false);
+            let u = filter_transform(set, 1, 1, &g32, false, &[0..r, 0..r]);
             let g64: Vec<f64> = g.iter().map(|&v| f64::from(v as f32)).collect();
             // U = G g Gᵀ with G (α × r).
             let al = set.alpha;
