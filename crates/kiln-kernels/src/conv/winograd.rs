@@ -276,12 +276,8 @@ impl<'a> Mat1d<'a> {
 trait Lanes: Copy {
     type V: Copy;
     fn c(self, x: f32) -> Self::V;
-    /// # Safety
-    /// One vector (one float for [`One`]) is readable at `p`.
-    unsafe fn ld(self, p: *const f32) -> Self::V;
-    /// # Safety
-    /// One vector (one float for [`One`]) is writable at `p`.
-    unsafe fn st(self, p: *mut f32, v: Self::V);
+    fn ld(self, s: &[f32]) -> Self::V;
+    fn st(self, s: &mut [f32], v: Self::V);
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
@@ -299,14 +295,12 @@ impl<S: Simd> Lanes for Wide<S> {
         self.0.splat(x)
     }
     #[inline(always)]
-    unsafe fn ld(self, p: *const f32) -> S::V {
-        // SAFETY: forwarded contract.
-        unsafe { self.0.load_ptr(p) }
+    fn ld(self, s: &[f32]) -> S::V {
+        self.0.load(s)
     }
     #[inline(always)]
-    unsafe fn st(self, p: *mut f32, v: S::V) {
-        // SAFETY: forwarded contract.
-        unsafe { self.0.store_ptr(p, v) }
+    fn st(self, s: &mut [f32], v: S::V) {
+        self.0.store(s, v)
     }
     #[inline(always)]
     fn add(self, a: S::V, b: S::V) -> S::V {
@@ -336,14 +330,12 @@ impl Lanes for One {
         x
     }
     #[inline(always)]
-    unsafe fn ld(self, p: *const f32) -> f32 {
-        // SAFETY: forwarded contract.
-        unsafe { *p }
+    fn ld(self, s: &[f32]) -> f32 {
+        s[0]
     }
     #[inline(always)]
-    unsafe fn st(self, p: *mut f32, v: f32) {
-        // SAFETY: forwarded contract.
-        unsafe { *p = v }
+    fn st(self, s: &mut [f32], v: f32) {
+        s[0] = v;
     }
     #[inline(always)]
     fn add(self, a: f32, b: f32) -> f32 {
@@ -363,29 +355,23 @@ impl Lanes for One {
     }
 }
 
-/// The factored forms on one channel vector (one channel for [`One`]): `out[i·os] = Σ_k mat[i][k]·inp[k·is]`
-/// (+ `bias[0]`).
-///
-/// # Safety
-/// For every row `k` of the form's input and `i` of its output, one vector is readable at `inp + k·is` (and at
-/// `bias`) and writable at `out + i·os`.
+/// The factored forms on the channels at offset `c`: `out[i·os + c] = Σ_k mat[i][k]·inp[k·is + c]` (+ `bias[c]`).
 #[inline(always)]
-unsafe fn factored<L: Lanes>(
+#[allow(clippy::too_many_arguments)]
+fn factored<L: Lanes>(
     l: L,
     form: Mat1d<'_>,
-    inp: *const f32,
+    inp: &[f32],
     is: usize,
-    out: *mut f32,
+    out: &mut [f32],
     os: usize,
-    bias: Option<*const f32>,
+    c: usize,
+    bias: Option<&[f32]>,
 ) {
     const R2: f32 = std::f32::consts::SQRT_2;
-    // SAFETY: called for input rows of the form's shape only, covered by the caller's contract.
-    let x = |k: usize| unsafe { l.ld(inp.add(k * is)) };
-    // SAFETY: the caller's contract covers the bias vector.
-    let b = bias.map(|b| unsafe { l.ld(b) });
-    // SAFETY: called for output rows of the form's shape only, covered by the caller's contract.
-    let put = |i: usize, v: L::V| unsafe { l.st(out.add(i * os), b.map_or(v, |b| l.add(v, b))) };
+    let x = |k: usize| l.ld(&inp[k * is + c..]);
+    let b = bias.map(|b| l.ld(&b[c..]));
+    let mut put = |i: usize, v: L::V| l.st(&mut out[i * os + c..], b.map_or(v, |b| l.add(v, b)));
     match form {
         Mat1d::Bt6 => {
             let (d0, d1, d2, d3, d4, d5) = (x(0), x(1), x(2), x(3), x(4), x(5));
@@ -444,27 +430,12 @@ fn apply1d<S: Simd>(
     bias: Option<&[f32]>,
 ) {
     let Mat1d::Dense { mat, rows, cols } = mat else {
-        let (rows, cols) = mat.shape();
-        if ch == 0 {
-            return;
-        }
-        // The one bounds check of the factored loops.
-        assert!(
-            inp.len() >= (cols - 1) * is + ch
-                && out.len() >= (rows - 1) * os + ch
-                && bias.is_none_or(|b| b.len() >= ch),
-            "Winograd transform rows outside their slices"
-        );
-        let (ip, op, bp) = (inp.as_ptr(), out.as_mut_ptr(), bias.map(<[f32]>::as_ptr));
         let full = ch - ch % S::LANES;
         for c in (0..full).step_by(S::LANES) {
-            // SAFETY: c + LANES ≤ ch, so input row k < cols ends by (cols − 1)·is + ch ≤ inp.len(), output row
-            // i < rows by (rows − 1)·os + ch ≤ out.len(), and the bias by ch (asserted above).
-            unsafe { factored(Wide(s), mat, ip.add(c), is, op.add(c), os, bp.map(|b| b.add(c))) };
+            factored(Wide(s), mat, inp, is, out, os, c, bias);
         }
         for c in full..ch {
-            // SAFETY: as above with one float at c < ch.
-            unsafe { factored(One, mat, ip.add(c), is, op.add(c), os, bp.map(|b| b.add(c))) };
+            factored(One, mat, inp, is, out, os, c, bias);
         }
         return;
     };

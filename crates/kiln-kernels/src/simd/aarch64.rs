@@ -43,11 +43,6 @@ impl Simd for Neon {
         unsafe { vst1q_f32(s.as_mut_ptr(), v) }
     }
     #[inline(always)]
-    unsafe fn store_ptr(self, p: *mut f32, v: float32x4_t) {
-        // SAFETY: the caller guarantees 4 writable floats; the token proves NEON.
-        unsafe { vst1q_f32(p, v) }
-    }
-    #[inline(always)]
     fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         // SAFETY: NEON.
         unsafe { vaddq_f32(a, b) }

@@ -22,11 +22,6 @@ pub(crate) trait Simd: Copy {
     unsafe fn load_ptr(self, p: *const f32) -> Self::V;
     /// Stores `LANES` floats to `s[..LANES]`.
     fn store(self, s: &mut [f32], v: Self::V);
-    /// Stores `LANES` floats to `p` without a bounds check (for kernels that checked a whole window once).
-    ///
-    /// # Safety
-    /// `p .. p + LANES` is writable.
-    unsafe fn store_ptr(self, p: *mut f32, v: Self::V);
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
@@ -324,11 +319,6 @@ impl Simd for Portable {
     #[inline(always)]
     fn store(self, s: &mut [f32], v: Self::V) {
         s[..8].copy_from_slice(&v.to_array());
-    }
-    #[inline(always)]
-    unsafe fn store_ptr(self, p: *mut f32, v: Self::V) {
-        // SAFETY: the caller guarantees 8 writable floats.
-        unsafe { p.cast::<[f32; 8]>().write_unaligned(v.to_array()) }
     }
     #[inline(always)]
     fn add(self, a: Self::V, b: Self::V) -> Self::V {

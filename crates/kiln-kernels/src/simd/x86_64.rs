@@ -64,11 +64,6 @@ impl Simd for Avx512 {
         unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
     }
     #[inline(always)]
-    unsafe fn store_ptr(self, p: *mut f32, v: __m512) {
-        // SAFETY: the caller guarantees 16 writable floats; the token proves AVX-512F.
-        unsafe { _mm512_storeu_ps(p, v) }
-    }
-    #[inline(always)]
     fn add(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: AVX-512F.
         unsafe { _mm512_add_ps(a, b) }
@@ -310,11 +305,6 @@ impl Simd for Avx2 {
         let s = &mut s[..8];
         // SAFETY: 8 writable floats; AVX.
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
-    }
-    #[inline(always)]
-    unsafe fn store_ptr(self, p: *mut f32, v: __m256) {
-        // SAFETY: the caller guarantees 8 writable floats; the token proves AVX.
-        unsafe { _mm256_storeu_ps(p, v) }
     }
     #[inline(always)]
     fn add(self, a: __m256, b: __m256) -> __m256 {
