@@ -605,30 +605,27 @@ pub(crate) fn rows_of(y: &mut [f32], n: usize, row: usize) -> [&mut [f32]; 6] {
     rows
 }
 
-/// The kernel rows and columns that meet the image for at least one output (stride 1, dilation 1): tap row `u`
-/// reads input row `o − pad_top + u`, which must lie in `0..in_h` for some output row `o`. On an image smaller than
-/// the kernel (a 1×1 image under `same` padding meets only the centre tap) the others contribute exactly nothing,
-/// but the Winograd transforms mix every weight of the tile into every output, so their rounding would be error on
-/// a result that does not involve them (KERNELS.md §1.5 (c)): they are left out of the filter transform.
-fn live_taps(g: &Conv2dGeometry) -> [Range<usize>; 2] {
-    let axis = |pad: usize, input: usize, out: usize, r: usize| {
-        let lo = (pad + 1).saturating_sub(out);
-        let hi = (pad + input).min(r);
-        lo.min(hi)..hi
-    };
-    [axis(g.pad_top(), g.in_h(), g.out_h(), g.kernel_h()), axis(g.pad_left(), g.in_w(), g.out_w(), g.kernel_w())]
+/// Tap `u < r` and dy row `a < out` meet when input row `a − pad + u` lies in `0..input` (stride 1, dilation 1):
+/// the `own` indices (of `own` in all) that meet some index of the `other` side (`other` in all) — the relation is
+/// symmetric in taps and dy rows, so one rule serves both.
+fn meeting(pad: usize, input: usize, own: usize, other: usize) -> Range<usize> {
+    let hi = (pad + input).min(own);
+    (pad + 1).saturating_sub(other).min(hi)..hi
 }
 
-/// The dy rows and columns that meet an input pixel through some tap (stride 1, dilation 1): dy row `a` pairs with
-/// input row `a − pad_top + u` for `u < r`. Under padding wider than `r − 1` the outer dy rows meet none: they
-/// contribute exactly nothing to either backward pass, but left in, the transforms would pair them with every
-/// pixel of their tile and their rounding would land on results that do not involve them.
+/// The kernel rows and columns that meet the image for at least one output. On an image smaller than the kernel
+/// (a 1×1 image under `same` padding meets only the centre tap) the others contribute exactly nothing, but the
+/// Winograd transforms mix every weight of the tile into every output, so their rounding would be error on a result
+/// that does not involve them (KERNELS.md §1.5 (c)): they are left out of the filter transform.
+fn live_taps(g: &Conv2dGeometry) -> [Range<usize>; 2] {
+    [meeting(g.pad_top(), g.in_h(), g.kernel_h(), g.out_h()), meeting(g.pad_left(), g.in_w(), g.kernel_w(), g.out_w())]
+}
+
+/// The dy rows and columns that meet an input pixel through some tap. Under padding wider than `r − 1` the outer dy
+/// rows meet none: they contribute exactly nothing to either backward pass, but left in, the transforms would pair
+/// them with every pixel of their tile and their rounding would land on results that do not involve them.
 fn live_dy(g: &Conv2dGeometry) -> [Range<usize>; 2] {
-    let axis = |pad: usize, input: usize, out: usize, r: usize| {
-        let hi = (pad + input).min(out);
-        (pad + 1).saturating_sub(r).min(hi)..hi
-    };
-    [axis(g.pad_top(), g.in_h(), g.out_h(), g.kernel_h()), axis(g.pad_left(), g.in_w(), g.out_w(), g.kernel_w())]
+    [meeting(g.pad_top(), g.in_h(), g.out_h(), g.kernel_h()), meeting(g.pad_left(), g.in_w(), g.out_w(), g.kernel_w())]
 }
 
 /// Filter transform `U[ξ][i][o] = (G g Gᵀ)[ξ]` in f64 of HWIO weights `w` (`r×r×cin×cout`), rounded once; with
