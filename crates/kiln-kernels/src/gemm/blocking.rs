@@ -32,6 +32,10 @@ pub(crate) trait MicroKernel {
     /// Whether the kernel can read B in place (`ldb != NR`) with fault-free masked loads at the right edge, which
     /// the loop nest then uses for small `m` (see [`DIRECT_B_MAX_M`]).
     const DIRECT_B: bool = false;
+    /// Whether the kernel reads A through [`Tile::lda`] (`a[p·lda + i]`), so that the loop nest can hand it a
+    /// stored Aᵀ in place instead of packing it (see [`DIRECT_A_MAX_N`]). Kernels without it are only given
+    /// packed panels (`lda` = the panel height).
+    const DIRECT_A: bool = false;
     /// Rows of an optional short microkernel ([`MicroKernel::kernel_small`]) used for a last tile of at most this
     /// many rows (0: none). A product with one row (batch-1 inference through a Dense layer), or the 4-row tail of
     /// a 16-row product, would otherwise pay for `MR` rows of broadcasts and FMAs per depth step.
@@ -70,7 +74,8 @@ pub(crate) trait MicroKernel {
 
 /// One microkernel call: `C[0..mr, 0..nr] = alpha·(A_panel · B_panel) + beta·C`.
 ///
-/// Contract: `a` holds `MR·k` floats (`a[p·MR + i]`); `b[p·ldb + j]` is readable for `p < k`, `j < NR` when
+/// Contract: `a[p·lda + i]` is readable for `p < k`, `i < MR` (`lda == MR`: a packed, zero-padded panel; a larger
+/// `lda`: a stored Aᵀ read in place, whole `MR`-row tiles only, `DIRECT_A` kernels only); `b[p·ldb + j]` is readable for `p < k`, `j < NR` when
 /// `ldb == NR` (a packed, zero-padded panel), and for `j < nr` otherwise (B read in place; only `DIRECT_B` kernels
 /// are called so); `c` is valid for reads and writes of rows `0..mr` (stride `ldc`) and columns `0..nr`;
 /// `mr <= MR`, `nr <= NR`.
@@ -78,6 +83,7 @@ pub(crate) trait MicroKernel {
 pub(crate) struct Tile {
     pub k: usize,
     pub a: *const f32,
+    pub lda: usize,
     pub b: *const f32,
     pub ldb: usize,
     pub c: *mut f32,
@@ -144,6 +150,12 @@ pub(crate) unsafe fn store_edge(tile: &[f32], stride: usize, t: &Tile) {
 /// costs O(k·n) per call and is amortised over only ⌈m / MR⌉ tiles. The flagship Dense forward (M = 32, K = 2400,
 /// N = 84) spent about half its time packing B.
 pub(crate) const DIRECT_B_MAX_M: usize = 64;
+
+/// Largest `n` for which a `DIRECT_A` kernel reads a stored Aᵀ (`op(A)` with unit row stride) in place instead of
+/// packing it: a packed A panel is reused by ⌈n / NR⌉ B panels, too few to pay for the pack when `n` is small. The
+/// flagship Dense weight gradient `Xᵀ·dY` (M = 2400, N = 84, K = batch) spent a third of its time copying 12-float
+/// runs of X into panels.
+pub(crate) const DIRECT_A_MAX_N: usize = 128;
 
 thread_local! {
     /// Packing buffers, reused across calls on each thread (no allocation after the first call of a size).
@@ -293,10 +305,17 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
                     // SAFETY: rows pc..pc+kc and columns jc..jc+nc of op(B) are inside the task's B.
                     unsafe { pack_b::<K>(K::NR, kc, nc, t.b.add(pc * t.rsb + jc * t.csb), t.rsb, t.csb, &mut pb) };
                 }
+                // A stored transposed (unit row stride) and few B panels: whole MR-row tiles read A in place.
+                let direct_a = K::DIRECT_A && t.rsa == 1 && t.n <= DIRECT_A_MAX_N;
                 for ic in (0..t.m).step_by(K::MC) {
                     let mc = (t.m - ic).min(K::MC);
-                    // SAFETY: rows ic..ic+mc and depth pc..pc+kc of op(A) are inside the task's A.
-                    unsafe { pack_a::<K>(K::MR, mc, kc, t.a.add(ic * t.rsa + pc * t.csa), t.rsa, t.csa, &mut pa) };
+                    // Rows 0..in_place of this block are read in place; the rest (all rows unless direct_a) are
+                    // packed from the start of `pa`.
+                    let in_place = if direct_a { mc / K::MR * K::MR } else { 0 };
+                    // SAFETY: rows ic+in_place..ic+mc and depth pc..pc+kc of op(A) are inside the task's A.
+                    let a0 = unsafe { t.a.add((ic + in_place) * t.rsa + pc * t.csa) };
+                    // SAFETY: as above.
+                    unsafe { pack_a::<K>(K::MR, mc - in_place, kc, a0, t.rsa, t.csa, &mut pa) };
                     for jr in (0..nc).step_by(K::NR) {
                         let nr = (nc - jr).min(K::NR);
                         if per_panel {
@@ -318,10 +337,20 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
                             } else {
                                 (pb.as_ptr().wrapping_add(jr * kc), K::NR)
                             };
+                            let (a, lda) = if ir < in_place {
+                                // A in place: rows ic+ir.., depth pc.. of op(A) (a whole MR-row tile).
+                                (t.a.wrapping_add((ic + ir) * t.rsa + pc * t.csa), t.csa)
+                            } else {
+                                // The panel of rows ir.. starts at (ir − in_place)·kc inside the packed A block.
+                                (
+                                    pa.as_ptr().wrapping_add((ir - in_place) * kc),
+                                    if small { K::SMALL_MR } else { K::MR },
+                                )
+                            };
                             let tile = Tile {
                                 k: kc,
-                                // SAFETY: the panel of rows ir.. starts at ir·kc inside the packed A block.
-                                a: unsafe { pa.as_ptr().add(ir * kc) },
+                                a,
+                                lda,
                                 b,
                                 ldb,
                                 // SAFETY: the C tile at (ic+ir, jc+jr) is inside C.
@@ -332,7 +361,8 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
                                 mr,
                                 nr,
                             };
-                            // SAFETY: the packed A panel holds MR·kc floats (SMALL_MR·kc for the short kernel);
+                            // SAFETY: the packed A panel holds MR·kc floats (SMALL_MR·kc for the short kernel), or
+                            // A is read in place (direct_a: a whole MR-row tile of op(A), DIRECT_A kernel);
                             // B is a packed NR·kc panel or, in direct mode, kc rows of op(B) with nr readable
                             // columns from jc+jr; the C tile of size mr × nr is inside C; the entry point checked
                             // the ISA.

@@ -18,7 +18,7 @@ impl MicroKernel for Portable {
 
     #[inline(always)]
     unsafe fn kernel(t: &Tile) {
-        debug_assert_eq!(t.ldb, 16, "the portable kernel reads packed B only");
+        debug_assert_eq!((t.lda, t.ldb), (4, 16), "the portable kernel reads packed panels only");
         // SAFETY: a and b hold 4·k and 16·k floats (packed panels).
         let (a, b) = unsafe { (std::slice::from_raw_parts(t.a, 4 * t.k), std::slice::from_raw_parts(t.b, 16 * t.k)) };
         let mut acc = [[f32x8::ZERO; 2]; 4];

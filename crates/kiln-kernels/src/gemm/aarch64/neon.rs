@@ -20,7 +20,7 @@ impl MicroKernel for Neon {
 
     #[inline(always)]
     unsafe fn kernel(t: &Tile) {
-        debug_assert_eq!(t.ldb, 12, "the NEON kernel reads packed B only");
+        debug_assert_eq!((t.lda, t.ldb), (8, 12), "the NEON kernel reads packed panels only");
         // SAFETY: forwarded contract; the entry point checked NEON support.
         unsafe { ukernel_8x12(t) }
     }

@@ -17,6 +17,7 @@ impl MicroKernel for Avx2 {
     const KC: usize = 256;
     const NC: usize = 4080;
     const DIRECT_B: bool = true;
+    const DIRECT_A: bool = true;
 
     // Batch-1 inference (Dense 1×2400·2400×84): a 2-row tile instead of paying for 6 rows of broadcasts and FMAs:
     // `predict/flagship/batch1/avx2` 78.3 → 44.2 µs (criterion medians, `cargo bench -p kiln-benches --bench
@@ -43,7 +44,7 @@ impl MicroKernel for Avx2 {
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn ukernel_x16<const MR: usize>(t: &Tile) {
-    let Tile { k, a, b, ldb, c, ldc, alpha, beta, mr, nr } = *t;
+    let Tile { k, a, lda, b, ldb, c, ldc, alpha, beta, mr, nr } = *t;
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     // One rank-1 update of the 6×16 tile (a macro, not a closure taking `&mut acc`: that kept the accumulators in
     // memory and cost ~25 % at 256³).
@@ -51,8 +52,8 @@ unsafe fn ukernel_x16<const MR: usize>(t: &Tile) {
         ($p:expr, $b0:expr, $b1:expr) => {
             let (b0, b1) = ($b0, $b1);
             for (i, row) in acc.iter_mut().enumerate() {
-                // SAFETY: p·MR + i < MR·k.
-                let ai = _mm256_set1_ps(unsafe { *a.add($p * MR + i) });
+                // SAFETY: a[p·lda + i] is readable for p < k, i < MR (the tile's contract).
+                let ai = _mm256_set1_ps(unsafe { *a.add($p * lda + i) });
                 row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
                 row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
             }

@@ -28,6 +28,7 @@ impl MicroKernel for Avx512 {
     const KC: usize = 256;
     const NC: usize = 4096;
     const DIRECT_B: bool = true;
+    const DIRECT_A: bool = true;
     // Batch-1 inference through the flagship Dense layer (1×2400·2400×84): the 4-row tile does a third of the
     // 12-row tile's broadcasts and FMAs: `predict/flagship/batch1/avx512` 61.3 → 34.6 µs (criterion medians,
     // same machine, `cargo bench -p kiln-benches --bench train_step -- predict`).
@@ -72,7 +73,7 @@ fn lanes(n: usize) -> __mmask16 {
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
 #[inline]
 unsafe fn ukernel<const MR: usize, const NV: usize>(t: &Tile) {
-    let Tile { k, a, b, ldb, c, ldc, alpha, beta, mr, nr } = *t;
+    let Tile { k, a, lda, b, ldb, c, ldc, alpha, beta, mr, nr } = *t;
     let mut acc = [[_mm512_setzero_ps(); NV]; MR];
     // Packed panels are zero-padded to NR columns; B read in place has only `nr` readable columns. A masked load
     // with all lanes set costs the same as a plain one, and masked-off lanes are never accessed (no fault).
@@ -89,8 +90,8 @@ unsafe fn ukernel<const MR: usize, const NV: usize>(t: &Tile) {
             *x = unsafe { _mm512_maskz_loadu_ps(load_mask[v], b.add(p * ldb + v * 16)) };
         }
         for (i, row) in acc.iter_mut().enumerate() {
-            // SAFETY: p·MR + i < MR·k.
-            let ai = _mm512_set1_ps(unsafe { *a.add(p * MR + i) });
+            // SAFETY: a[p·lda + i] is readable for p < k, i < MR (the tile's contract).
+            let ai = _mm512_set1_ps(unsafe { *a.add(p * lda + i) });
             for (r, &bx) in row.iter_mut().zip(&bv) {
                 *r = _mm512_fmadd_ps(ai, bx, *r);
             }
