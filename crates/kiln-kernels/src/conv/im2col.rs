@@ -15,12 +15,6 @@ use crate::geometry::{Conv2dGeometry, GemmGeometry, Transpose};
 /// Largest column tile, in floats (512 KiB: half of this Zen 5's L2).
 pub(crate) const COL_BUDGET: usize = 1 << 17;
 
-/// Longest chain of the forward reduction (taps × input channels) that one GEMM call sums in one register: the
-/// microkernel accumulates a whole depth block (256) in one f32 chain, and an all-positive chain of 255 terms
-/// reached K = 8.2 in the property test (sequential error grows about as 0.35·√L, KERNELS.md §1.6); longer
-/// reductions are split and the slices accumulated onto C.
-const CHAIN: usize = 128;
-
 /// Output pixels per tile: whole images' rows, at least one pixel, at most [`COL_BUDGET`] column elements.
 fn tile_rows(g: &Conv2dGeometry) -> usize {
     let kc = g.kernel_h() * g.kernel_w() * g.in_c();
@@ -89,17 +83,10 @@ pub(crate) fn forward(
                 let r = rows.min(pix - p0);
                 fill_col(g, n, p0, r, x, &mut col);
                 let yt = &mut yn[p0 * co..(p0 + r) * co];
-                // The reduction in slices of at most CHAIN taps × channels, each accumulated onto the last.
-                let mut res = Ok(());
-                for k0 in (0..kc).step_by(CHAIN) {
-                    let kk = CHAIN.min(kc - k0);
-                    let beta = if k0 == 0 { 0.0 } else { 1.0 };
-                    let a = &col[k0..(r - 1) * kc + k0 + kk];
-                    res = res.and_then(|()| GemmGeometry::spec(r, co, kk).lda(kc).build()).and_then(|gg| {
-                        k.sgemm_with(Threads::Single, &gg, 1.0, a, &w[k0 * co..(k0 + kk) * co], beta, yt)
-                    });
-                }
-                let res = res.and_then(|()| bias.map_or(Ok(()), |b| k.bias_add(yt, b)));
+                // (The GEMM bounds each accumulator's chain itself: `gemm::blocking::CHAIN`.)
+                let res = GemmGeometry::new(r, co, kc)
+                    .and_then(|gg| k.sgemm_with(Threads::Single, &gg, 1.0, &col[..r * kc], w, 0.0, yt))
+                    .and_then(|()| bias.map_or(Ok(()), |b| k.bias_add(yt, b)));
                 if !errors.record(res) {
                     return;
                 }

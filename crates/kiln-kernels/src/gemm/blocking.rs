@@ -157,6 +157,13 @@ pub(crate) const DIRECT_B_MAX_M: usize = 64;
 /// runs of X into panels.
 pub(crate) const DIRECT_A_MAX_N: usize = 128;
 
+/// Longest chain of products one accumulator sums before the partial result goes to C (the microkernel is called
+/// on depth slices of at most this many steps, the later ones with `beta = 1`). With one f32 chain over a whole
+/// KC = 256 block, all-positive data reached 8.14·eps32·B at k = 258 (above the K = 8 of KERNELS.md §1.6;
+/// `KILN_PROPTEST_SEED=2 PROPTEST_CASES=3000 cargo test --release -p kiln-kernels --test gemm`, every ISA). The
+/// cache blocking (KC) is unchanged; the cost is one more load and store of the C tile per 128 depth steps.
+pub(crate) const CHAIN: usize = 128;
+
 thread_local! {
     /// Packing buffers, reused across calls on each thread (no allocation after the first call of a size).
     static PACK: RefCell<(AlignedVec, AlignedVec)> = const { RefCell::new((AlignedVec::new(), AlignedVec::new())) };
@@ -347,26 +354,29 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
                                     if small { K::SMALL_MR } else { K::MR },
                                 )
                             };
-                            let tile = Tile {
-                                k: kc,
-                                a,
-                                lda,
-                                b,
-                                ldb,
-                                // SAFETY: the C tile at (ic+ir, jc+jr) is inside C.
-                                c: unsafe { t.c.add((ic + ir) * t.ldc + jc + jr) },
-                                ldc: t.ldc,
-                                alpha: t.alpha,
-                                beta,
-                                mr,
-                                nr,
-                            };
-                            // SAFETY: the packed A panel holds MR·kc floats (SMALL_MR·kc for the short kernel), or
-                            // A is read in place (direct_a: a whole MR-row tile of op(A), DIRECT_A kernel);
-                            // B is a packed NR·kc panel or, in direct mode, kc rows of op(B) with nr readable
-                            // columns from jc+jr; the C tile of size mr × nr is inside C; the entry point checked
-                            // the ISA.
-                            unsafe { if small { K::kernel_small(&tile) } else { K::kernel(&tile) } };
+                            // The depth block in slices of at most CHAIN products, each accumulated onto C.
+                            for p0 in (0..kc).step_by(CHAIN) {
+                                let tile = Tile {
+                                    k: CHAIN.min(kc - p0),
+                                    a: a.wrapping_add(p0 * lda),
+                                    lda,
+                                    b: b.wrapping_add(p0 * ldb),
+                                    ldb,
+                                    // SAFETY: the C tile at (ic+ir, jc+jr) is inside C.
+                                    c: unsafe { t.c.add((ic + ir) * t.ldc + jc + jr) },
+                                    ldc: t.ldc,
+                                    alpha: t.alpha,
+                                    beta: if p0 == 0 { beta } else { 1.0 },
+                                    mr,
+                                    nr,
+                                };
+                                // SAFETY: the packed A panel holds MR·kc floats (SMALL_MR·kc for the short kernel),
+                                // or A is read in place (direct_a: a whole MR-row tile of op(A), DIRECT_A kernel);
+                                // B is a packed NR·kc panel or, in direct mode, kc rows of op(B) with nr readable
+                                // columns from jc+jr; depth p0.. of either starts p0 strides in; the C tile of size
+                                // mr × nr is inside C; the entry point checked the ISA.
+                                unsafe { if small { K::kernel_small(&tile) } else { K::kernel(&tile) } };
+                            }
                         }
                     }
                 }
