@@ -287,7 +287,7 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
     // `LocalKey::with`'s closure: a closure gets the target features of the function it is written in (this one,
     // which has none), not those of the entry point `run` is inlined into. That left the loop nest and packing
     // without AVX and the microkernel out of line (AVX-512 1024³: 117 → 131 GFLOP/s when fixed, same run).
-    let (mut pa, mut pb) = PACK.with(|bufs| std::mem::take(&mut *bufs.borrow_mut()));
+    let (mut pa, mut pb) = take_pack();
     {
         let kc_max = K::KC.min(t.k);
         let a_len = K::MC.min(t.m).div_ceil(K::MR) * K::MR * kc_max;
@@ -383,5 +383,18 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
             }
         }
     }
+    put_pack(pa, pb);
+}
+
+/// Moves this thread's packing buffers out (empty the first time), for a loop nest that packs; give them back with
+/// [`put_pack`] so that later calls reuse them.
+#[inline(always)]
+pub(crate) fn take_pack() -> (AlignedVec, AlignedVec) {
+    PACK.with(|bufs| std::mem::take(&mut *bufs.borrow_mut()))
+}
+
+/// Returns buffers taken by [`take_pack`].
+#[inline(always)]
+pub(crate) fn put_pack(pa: AlignedVec, pb: AlignedVec) {
     PACK.with(|bufs| *bufs.borrow_mut() = (pa, pb));
 }
