@@ -7,7 +7,8 @@
 //!   for pc in 0..k step KC          beta for the first pc block, 1 after
 //!     for ic in 0..m step MC        A block  MC×KC  packed into MR-tall panels  (L2)
 //!       for jr in 0..nc step NR
-//!         for ir in 0..mc step MR   microkernel: C[ir.., jr..] (MR×NR in registers)
+//!         for ir in 0..mc step MR   microkernel: C[ir.., jr..] (MR×NR in registers), called on depth slices
+//!                                   of ≤ CHAIN steps (each accumulator sums at most CHAIN products)
 //! ```
 //! The K blocking depends only on `k`, and each C element is produced by the same sequence of operations whatever
 //! tile (full or edge) or thread computes it, so results do not depend on how C is split across threads.
