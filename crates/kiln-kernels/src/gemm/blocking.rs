@@ -76,10 +76,10 @@ pub(crate) trait MicroKernel {
 /// One microkernel call: `C[0..mr, 0..nr] = alpha·(A_panel · B_panel) + beta·C`.
 ///
 /// Contract: `a[p·lda + i]` is readable for `p < k`, `i < MR` (`lda == MR`: a packed, zero-padded panel; a larger
-/// `lda`: a stored Aᵀ read in place, whole `MR`-row tiles only, `DIRECT_A` kernels only); `b[p·ldb + j]` is readable for `p < k`, `j < NR` when
-/// `ldb == NR` (a packed, zero-padded panel), and for `j < nr` otherwise (B read in place; only `DIRECT_B` kernels
-/// are called so); `c` is valid for reads and writes of rows `0..mr` (stride `ldc`) and columns `0..nr`;
-/// `mr <= MR`, `nr <= NR`.
+/// `lda`: a stored Aᵀ read in place, whole `MR`-row tiles only, `DIRECT_A` kernels only); `b[p·ldb + j]` is
+/// readable for `p < k`, `j < NR` when `ldb == NR` (a packed, zero-padded panel), and for `j < nr` otherwise (B read
+/// in place; only `DIRECT_B` kernels are called so); `c` is valid for reads and writes of rows `0..mr` (stride
+/// `ldc`) and columns `0..nr`; `mr <= MR`, `nr <= NR`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tile {
     pub k: usize,
