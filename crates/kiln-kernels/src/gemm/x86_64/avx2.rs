@@ -114,6 +114,126 @@ unsafe fn ukernel_x16<const MR: usize>(t: &Tile) {
 /// The task is valid (see [`GemmTask`]) and the CPU supports AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn gemm(t: &GemmTask) {
+    if t.m <= 16 && t.rsb == 1 && t.csb != 1 && t.n > 0 && t.k > 0 {
+        // SAFETY: forwarded; the shape condition was just checked (m ≤ 8: one vector of rows, else two).
+        return unsafe { if t.m <= 8 { gemm_short_bt::<1, 8>(t) } else { gemm_short_bt::<2, 6>(t) } };
+    }
     // SAFETY: forwarded.
     unsafe { blocking::run::<Avx2>(t) }
+}
+
+/// The AVX2 form of the AVX-512 `gemm_short_bt` (see there): a product of at most `8·NV` rows with a stored Bᵀ
+/// (the flagship Dense backward-data `dY·Wᵀ` of a data-parallel half batch), with the rows of C in the lanes of `NV`
+/// vectors and B read in place, instead of the loop nest's transpose of all of B into panels. `acc[j][h]` holds
+/// `C[8h..8h + 8][j0 + j]` for `JB` columns (`NV·JB + NV + 1 ≤ 16` registers); 8×8 register transposes turn them
+/// into rows of C. Each element is the loop nest's FMA chain (ascending depth, restarted every `CHAIN` steps onto
+/// C, then `alpha·acc + beta·C`), so results do not depend on the path.
+///
+/// # Safety
+/// The task is valid (see [`GemmTask`]), `1 ≤ m ≤ 8·NV`, `n, k ≥ 1`, `rsb == 1`, `JB ≤ 8`; the CPU supports AVX2 and
+/// FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_short_bt<const NV: usize, const JB: usize>(t: &GemmTask) {
+    const CHAIN: usize = blocking::CHAIN;
+    let (m, n, k) = (t.m, t.n, t.k);
+    let rows_a = 8 * NV;
+    let (mut at, pb) = blocking::take_pack();
+    if at.len() < rows_a * CHAIN {
+        at.resize(rows_a * CHAIN, 0.0);
+    }
+    let lane = |j: usize, n: usize| if j < n { -1 } else { 0 };
+    let (va, vb) = (_mm256_set1_ps(t.alpha), _mm256_set1_ps(t.beta));
+    for p0 in (0..k).step_by(CHAIN) {
+        let kk = CHAIN.min(k - p0);
+        // op(A)ᵀ for depth p0..p0 + kk: at[q·8NV + i] = op(A)[i][p0 + q], zeros in lanes m..8NV.
+        for q in 0..kk {
+            for i in 0..rows_a {
+                // SAFETY: i < m and p0 + q < k address op(A) inside the task's A.
+                at[q * rows_a + i] = if i < m { unsafe { *t.a.add(i * t.rsa + (p0 + q) * t.csa) } } else { 0.0 };
+            }
+        }
+        // The first slice applies the caller's beta; later ones accumulate onto C.
+        let (beta, vbeta) = if p0 == 0 { (t.beta, vb) } else { (1.0, _mm256_set1_ps(1.0)) };
+        for j0 in (0..n).step_by(JB) {
+            let nj = (n - j0).min(JB);
+            // Stored Bᵀ rows for columns j0..j0 + JB from depth p0; columns past n reuse column j0 (dropped).
+            let mut rows = [t.b; JB];
+            for (j, r) in rows.iter_mut().enumerate() {
+                *r = t.b.wrapping_add((j0 + if j < nj { j } else { 0 }) * t.csb + p0);
+            }
+            let mut acc = [[_mm256_setzero_ps(); NV]; JB];
+            for q in 0..kk {
+                let mut av = [_mm256_setzero_ps(); NV];
+                for (h, x) in av.iter_mut().enumerate() {
+                    // SAFETY: at holds 8·NV·CHAIN floats.
+                    *x = unsafe { _mm256_loadu_ps(at.as_ptr().add(q * rows_a + 8 * h)) };
+                }
+                for (row, r) in acc.iter_mut().zip(&rows) {
+                    // SAFETY: column j0 + j < n (or j0) of op(B) at depth p0 + q < k: inside the task's B.
+                    let w = _mm256_set1_ps(unsafe { *r.add(q) });
+                    for (x, &a) in row.iter_mut().zip(&av) {
+                        *x = _mm256_fmadd_ps(w, a, *x);
+                    }
+                }
+            }
+            let mask = _mm256_setr_epi32(
+                lane(0, nj),
+                lane(1, nj),
+                lane(2, nj),
+                lane(3, nj),
+                lane(4, nj),
+                lane(5, nj),
+                lane(6, nj),
+                lane(7, nj),
+            );
+            for h in 0..NV {
+                let mut r = [_mm256_setzero_ps(); 8];
+                for (x, row) in r.iter_mut().zip(&acc) {
+                    *x = row[h];
+                }
+                transpose8(&mut r);
+                for (i2, &x) in r.iter().enumerate() {
+                    let i = 8 * h + i2;
+                    if i >= m {
+                        break;
+                    }
+                    // SAFETY: row i < m, columns j0..j0 + nj of C (masked-off lanes are not accessed).
+                    unsafe {
+                        let dst = t.c.add(i * t.ldc + j0);
+                        let mut y = _mm256_mul_ps(x, va);
+                        if beta != 0.0 {
+                            y = _mm256_fmadd_ps(vbeta, _mm256_maskload_ps(dst, mask), y);
+                        }
+                        _mm256_maskstore_ps(dst, mask, y);
+                    }
+                }
+            }
+        }
+    }
+    blocking::put_pack(at, pb);
+}
+
+/// Transposes 8 vectors in registers: `r[j][i]` becomes `r[i][j]` (unpack within 128-bit lanes, 4-float shuffles,
+/// then 128-bit lane permutes; 24 shuffles).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn transpose8(r: &mut [__m256; 8]) {
+    let mut t = [_mm256_setzero_ps(); 8];
+    for g in 0..4 {
+        t[2 * g] = _mm256_unpacklo_ps(r[2 * g], r[2 * g + 1]);
+        t[2 * g + 1] = _mm256_unpackhi_ps(r[2 * g], r[2 * g + 1]);
+    }
+    // s[4h + c]: the 128-bit lane L holds column 4L + c of rows 4h..4h + 4.
+    let mut s = [_mm256_setzero_ps(); 8];
+    for h in 0..2 {
+        let (lo0, hi0, lo1, hi1) = (t[4 * h], t[4 * h + 1], t[4 * h + 2], t[4 * h + 3]);
+        s[4 * h] = _mm256_shuffle_ps::<0x44>(lo0, lo1);
+        s[4 * h + 1] = _mm256_shuffle_ps::<0xEE>(lo0, lo1);
+        s[4 * h + 2] = _mm256_shuffle_ps::<0x44>(hi0, hi1);
+        s[4 * h + 3] = _mm256_shuffle_ps::<0xEE>(hi0, hi1);
+    }
+    for c in 0..4 {
+        r[c] = _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c]);
+        r[4 + c] = _mm256_permute2f128_ps::<0x31>(s[c], s[4 + c]);
+    }
 }
