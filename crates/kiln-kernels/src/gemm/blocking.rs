@@ -191,27 +191,52 @@ unsafe fn pack_a<K: MicroKernel>(
     for i0 in (0..mc).step_by(mr_tile) {
         let rows = (mc - i0).min(mr_tile);
         let mr_tile = if rows <= K::SMALL_MR { K::SMALL_MR } else { mr_tile };
-        let out = &mut dst[i0 * kc..(i0 + mr_tile) * kc];
-        if rows < mr_tile {
-            out.fill(0.0);
+        // SAFETY: rows i0..i0 + rows, depth 0..kc of the block are inside op(A); the panel at i0·kc holds
+        // mr_tile·kc floats of dst; the ISA was checked by the entry point.
+        unsafe {
+            pack_a_panel::<K>(mr_tile, rows, kc, a.add(i0 * rsa), rsa, csa, &mut dst[i0 * kc..(i0 + mr_tile) * kc])
+        };
+    }
+}
+
+/// Packs rows `0..rows` × depth `0..kc` of op(A) into one `tile`-tall panel (`out[p·tile + i]`), lanes
+/// `rows..tile` zero. Contiguous runs are read along whichever stride is 1; row-major A goes through the kernel's
+/// transposing pack.
+///
+/// # Safety
+/// `a` addresses a `rows × kc` block of op(A) within its slice; `rows <= tile`; `out` holds `tile·kc` floats; the
+/// CPU supports `K`'s ISA.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn pack_a_panel<K: MicroKernel>(
+    tile: usize,
+    rows: usize,
+    kc: usize,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    out: &mut [f32],
+) {
+    let out = &mut out[..tile * kc];
+    if rows < tile {
+        out.fill(0.0);
+    }
+    if csa == 1 {
+        // SAFETY: rows 0..rows, columns 0..kc of the block are readable with stride rsa; out holds tile·kc
+        // floats; forwarded ISA contract.
+        unsafe { K::pack_transposed(tile, rows, kc, a, rsa, out) };
+    } else if rsa == 1 {
+        // Aᵀ stored: the values of one depth index are contiguous.
+        for p in 0..kc {
+            // SAFETY: depth p < kc, rows 0..rows: inside the block.
+            let src = unsafe { std::slice::from_raw_parts(a.add(p * csa), rows) };
+            out[p * tile..p * tile + rows].copy_from_slice(src);
         }
-        if csa == 1 {
-            // SAFETY: rows i0..i0 + rows, columns 0..kc of the block are readable with stride rsa; out holds
-            // mr_tile·kc floats; the ISA was checked by the entry point.
-            unsafe { K::pack_transposed(mr_tile, rows, kc, a.add(i0 * rsa), rsa, out) };
-        } else if rsa == 1 {
-            // Aᵀ stored: the mr_tile values of one depth index are contiguous.
+    } else {
+        for i in 0..rows {
             for p in 0..kc {
-                // SAFETY: depth p < kc, rows i0..i0 + rows: inside the block.
-                let src = unsafe { std::slice::from_raw_parts(a.add(i0 + p * csa), rows) };
-                out[p * mr_tile..p * mr_tile + rows].copy_from_slice(src);
-            }
-        } else {
-            for i in 0..rows {
-                for p in 0..kc {
-                    // SAFETY: i0 + i < mc and p < kc.
-                    out[p * mr_tile + i] = unsafe { *a.add((i0 + i) * rsa + p * csa) };
-                }
+                // SAFETY: i < rows and p < kc.
+                out[p * tile + i] = unsafe { *a.add(i * rsa + p * csa) };
             }
         }
     }

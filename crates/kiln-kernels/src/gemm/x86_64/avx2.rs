@@ -145,13 +145,10 @@ unsafe fn gemm_short_bt<const NV: usize, const JB: usize>(t: &GemmTask) {
     let (va, vb) = (_mm256_set1_ps(t.alpha), _mm256_set1_ps(t.beta));
     for p0 in (0..k).step_by(CHAIN) {
         let kk = CHAIN.min(k - p0);
-        // op(A)ᵀ for depth p0..p0 + kk: at[q·8NV + i] = op(A)[i][p0 + q], zeros in lanes m..8NV.
-        for q in 0..kk {
-            for i in 0..rows_a {
-                // SAFETY: i < m and p0 + q < k address op(A) inside the task's A.
-                at[q * rows_a + i] = if i < m { unsafe { *t.a.add(i * t.rsa + (p0 + q) * t.csa) } } else { 0.0 };
-            }
-        }
+        // op(A)ᵀ for depth p0..p0 + kk: at[q·8NV + i] = op(A)[i][p0 + q], zeros in lanes m..8NV (one A panel).
+        // SAFETY: rows 0..m, depth p0..p0 + kk of op(A) are inside the task's A; at holds 8·NV·CHAIN floats; the
+        // caller guarantees AVX2 and FMA.
+        unsafe { blocking::pack_a_panel::<Avx2>(rows_a, m, kk, t.a.add(p0 * t.csa), t.rsa, t.csa, &mut at) };
         // The first slice applies the caller's beta; later ones accumulate onto C.
         let (beta, vbeta) = if p0 == 0 { (t.beta, vb) } else { (1.0, _mm256_set1_ps(1.0)) };
         for j0 in (0..n).step_by(JB) {

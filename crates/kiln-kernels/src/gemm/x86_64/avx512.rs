@@ -225,13 +225,10 @@ unsafe fn gemm_short_bt(t: &GemmTask) {
     let (va, vb) = (_mm512_set1_ps(t.alpha), _mm512_set1_ps(t.beta));
     for p0 in (0..k).step_by(CHAIN) {
         let kk = CHAIN.min(k - p0);
-        // op(A)ᵀ for depth p0..p0 + kk: at[q·16 + i] = op(A)[i][p0 + q], zeros in lanes m..16.
-        for q in 0..kk {
-            for i in 0..16 {
-                // SAFETY: i < m and p0 + q < k address op(A) inside the task's A.
-                at[q * 16 + i] = if i < m { unsafe { *t.a.add(i * t.rsa + (p0 + q) * t.csa) } } else { 0.0 };
-            }
-        }
+        // op(A)ᵀ for depth p0..p0 + kk: at[q·16 + i] = op(A)[i][p0 + q], zeros in lanes m..16 (one 16-tall A panel).
+        // SAFETY: rows 0..m, depth p0..p0 + kk of op(A) are inside the task's A; at holds 16·CHAIN floats; the
+        // caller guarantees AVX-512.
+        unsafe { blocking::pack_a_panel::<Avx512>(16, m, kk, t.a.add(p0 * t.csa), t.rsa, t.csa, &mut at) };
         // The first slice applies the caller's beta; later ones accumulate onto C.
         let (beta, vbeta) = if p0 == 0 { (t.beta, vb) } else { (1.0, _mm512_set1_ps(1.0)) };
         for j0 in (0..n).step_by(JB) {
