@@ -1,5 +1,6 @@
 //! SGEMM throughput (FLOP/s): every ISA this CPU supports, with the `matrixmultiply` and `gemm` crates as
-//! baselines in the same group, on square sizes and the flagship Dense products, 1 and 2 threads.
+//! baselines in the same group, on square sizes and the flagship Dense products (batch 32 and the data-parallel
+//! half batch of 16), 1 and 2 threads.
 //!
 //! `cargo bench -p kiln-benches --bench gemm` (ids `gemm/<isa|baseline>/<shape>/<threads>t`)
 
@@ -33,6 +34,17 @@ fn shapes() -> Vec<Shape> {
         geometry: GemmGeometry::spec(2400, 84, 32).trans_a(Transpose::Yes).build().expect("valid"),
     });
     v.push(Shape { name: "dense2_fwd_32x10x84", geometry: GemmGeometry::new(32, 10, 84).expect("valid") });
+    // The same three products on a data-parallel half batch (16 rows each, what `train-mnist` runs on 2 threads):
+    // backward-data goes through the short stored-Bᵀ path, backward-weight reads Xᵀ in place.
+    v.push(Shape { name: "dense1_fwd_16x84x2400", geometry: GemmGeometry::new(16, 84, 2400).expect("valid") });
+    v.push(Shape {
+        name: "dense1_bwd_data_16x2400x84",
+        geometry: GemmGeometry::spec(16, 2400, 84).trans_b(Transpose::Yes).build().expect("valid"),
+    });
+    v.push(Shape {
+        name: "dense1_bwd_weight_2400x84x16",
+        geometry: GemmGeometry::spec(2400, 84, 16).trans_a(Transpose::Yes).build().expect("valid"),
+    });
     v
 }
 
