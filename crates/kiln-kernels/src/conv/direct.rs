@@ -212,50 +212,70 @@ pub(crate) fn planar<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut P
 
 #[inline(always)]
 fn wgrad_block<S: Simd, const C: usize, const T: usize>(s: S, job: &mut Wgrad<'_>, cb: usize) {
-    let l = S::LANES;
     let nt = job.taps.len();
     for ci in 0..job.cin {
-        let plane = &job.inp[ci * job.in_plane..][..job.in_plane];
-        let dyw = &job.dyw[..job.cout * job.len];
-        for t0 in (0..nt).step_by(T) {
-            // A short last group repeats its last tap (in bounds, result discarded).
-            let mut offs = [0usize; T];
-            for (i, o) in offs.iter_mut().enumerate() {
-                *o = job.taps[(t0 + i).min(nt - 1)];
+        let mut t0 = 0;
+        while t0 + T <= nt {
+            wgrad_taps::<S, C, T>(s, job, cb, ci, t0);
+            t0 += T;
+        }
+        // The last, short group of taps with exactly the taps left (repeating a tap to fill `T` registers would
+        // compute 27 taps for conv2's 25 at T = 3).
+        match nt - t0 {
+            0 => {}
+            1 => wgrad_taps::<S, C, 1>(s, job, cb, ci, t0),
+            2 => wgrad_taps::<S, C, 2>(s, job, cb, ci, t0),
+            3 => wgrad_taps::<S, C, 3>(s, job, cb, ci, t0),
+            4 => wgrad_taps::<S, C, 4>(s, job, cb, ci, t0),
+            5 => wgrad_taps::<S, C, 5>(s, job, cb, ci, t0),
+            6 => wgrad_taps::<S, C, 6>(s, job, cb, ci, t0),
+            _ => {
+                for t in t0..nt {
+                    wgrad_taps::<S, C, 1>(s, job, cb, ci, t);
+                }
             }
-            let mut acc = [[s.splat(0.0); T]; C];
-            // Every window the loop reads, checked once: T input windows and C dy rows of `len` floats.
-            let len = job.len - job.len % l;
-            let mut xp = [plane.as_ptr(); T];
+        }
+    }
+}
+
+/// Taps `t0 .. t0 + T` of input channel `ci` against the `C` dy planes of block `cb`: `C × T` vector
+/// accumulators over every wide-row position, added into `vacc`.
+#[inline(always)]
+fn wgrad_taps<S: Simd, const C: usize, const T: usize>(s: S, job: &mut Wgrad<'_>, cb: usize, ci: usize, t0: usize) {
+    let l = S::LANES;
+    let plane = &job.inp[ci * job.in_plane..][..job.in_plane];
+    let dyw = &job.dyw[..job.cout * job.len];
+    let mut acc = [[s.splat(0.0); T]; C];
+    // Every window the loop reads, checked once: T input windows and C dy rows of `len` floats.
+    let len = job.len - job.len % l;
+    let mut xp = [plane.as_ptr(); T];
+    for i in 0..T {
+        xp[i] = plane[job.taps[t0 + i]..][..len].as_ptr();
+    }
+    let mut dp = [dyw.as_ptr(); C];
+    for c in 0..C {
+        dp[c] = dyw[(cb + c) * job.len..][..len].as_ptr();
+    }
+    let mut p = 0;
+    while p + l <= len {
+        let mut x = [s.splat(0.0); T];
+        for i in 0..T {
+            // SAFETY: p + LANES <= len, and each window holds len floats (sliced above).
+            x[i] = unsafe { s.load_ptr(xp[i].add(p)) };
+        }
+        for c in 0..C {
+            // SAFETY: as above, for the dy rows.
+            let d = unsafe { s.load_ptr(dp[c].add(p)) };
             for i in 0..T {
-                xp[i] = plane[offs[i]..][..len].as_ptr();
+                acc[c][i] = s.mul_add(d, x[i], acc[c][i]);
             }
-            let mut dp = [dyw.as_ptr(); C];
-            for c in 0..C {
-                dp[c] = dyw[(cb + c) * job.len..][..len].as_ptr();
-            }
-            let mut p = 0;
-            while p + l <= len {
-                let mut x = [s.splat(0.0); T];
-                for i in 0..T {
-                    // SAFETY: p + LANES <= len, and each window holds len floats (sliced above).
-                    x[i] = unsafe { s.load_ptr(xp[i].add(p)) };
-                }
-                for c in 0..C {
-                    // SAFETY: as above, for the dy rows.
-                    let d = unsafe { s.load_ptr(dp[c].add(p)) };
-                    for i in 0..T {
-                        acc[c][i] = s.mul_add(d, x[i], acc[c][i]);
-                    }
-                }
-                p += l;
-            }
-            for i in 0..T.min(nt - t0) {
-                for c in 0..C {
-                    let slot = &mut job.vacc[(((t0 + i) * job.cin + ci) * job.cout + cb + c) * ROUND..][..l];
-                    s.store(slot, s.add(s.load(slot), acc[c][i]));
-                }
-            }
+        }
+        p += l;
+    }
+    for i in 0..T {
+        for c in 0..C {
+            let slot = &mut job.vacc[(((t0 + i) * job.cin + ci) * job.cout + cb + c) * ROUND..][..l];
+            s.store(slot, s.add(s.load(slot), acc[c][i]));
         }
     }
 }
