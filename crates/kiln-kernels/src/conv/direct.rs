@@ -419,9 +419,22 @@ impl Plane {
         let width = cols.len();
         // The whole image lands uncropped (every forward and flagship case): one multi-row conversion.
         let top = usize::try_from(self.top).ok().filter(|&t| t + self.sh <= self.hp);
-        if let Some(top) = top.filter(|_| C > 1 && width == self.sw) {
-            s.deinterleave_rows::<C>(image, width, &mut planes[top * self.wp + c0..], self.wp, ip);
-            return;
+        if let Some(top) = top.filter(|_| width == self.sw) {
+            let at = top * self.wp + c0;
+            if self.wp == width {
+                // No padding columns (valid geometry): the rows are contiguous on both sides, so the image is one
+                // run — one copy for a single channel (not one per row), one deinterleave without row ends.
+                if C == 1 {
+                    planes[at..][..image.len()].copy_from_slice(image);
+                } else {
+                    s.deinterleave::<C>(image, &mut planes[at..], ip);
+                }
+                return;
+            }
+            if C > 1 {
+                s.deinterleave_rows::<C>(image, width, &mut planes[at..], self.wp, ip);
+                return;
+            }
         }
         for (h, row) in image.chunks_exact(self.sw * C).enumerate() {
             let Some(r) = offset(h, self.top).filter(|&r| r < self.hp) else { continue };
@@ -469,7 +482,12 @@ fn store_c<S: Simd, const C: usize>(
     if let Some(bias) = bias {
         b.copy_from_slice(&bias[..C]);
     }
-    s.interleave_rows::<C>(wide, wp, len, b, ow, image);
+    if wp == ow {
+        // Every wide-row position is an output (backward-data's narrowed rows): one contiguous run of pixels.
+        s.interleave::<C>(wide, len, b, image);
+    } else {
+        s.interleave_rows::<C>(wide, wp, len, b, ow, image);
+    }
 }
 
 #[inline(always)]
