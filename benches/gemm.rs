@@ -23,28 +23,25 @@ fn shapes() -> Vec<Shape> {
             geometry: GemmGeometry::new(s, s, s).expect("valid"),
         })
         .collect();
-    // The flagship Dense layers at batch 32: forward X·W, backward-data dY·Wᵀ, backward-weight Xᵀ·dY, and Dense2.
-    v.push(Shape { name: "dense1_fwd_32x84x2400", geometry: GemmGeometry::new(32, 84, 2400).expect("valid") });
-    v.push(Shape {
-        name: "dense1_bwd_data_32x2400x84",
-        geometry: GemmGeometry::spec(32, 2400, 84).trans_b(Transpose::Yes).build().expect("valid"),
-    });
-    v.push(Shape {
-        name: "dense1_bwd_weight_2400x84x32",
-        geometry: GemmGeometry::spec(2400, 84, 32).trans_a(Transpose::Yes).build().expect("valid"),
-    });
+    // The flagship Dense layers at batch 32 and on a data-parallel half batch (16 rows, what `train-mnist` runs on
+    // 2 threads): forward X·W, backward-data dY·Wᵀ (at 16 rows the short stored-Bᵀ path), backward-weight Xᵀ·dY
+    // (Xᵀ read in place); and Dense2's forward at batch 32.
+    for m in [32usize, 16] {
+        let name = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        v.push(Shape {
+            name: name(format!("dense1_fwd_{m}x84x2400")),
+            geometry: GemmGeometry::new(m, 84, 2400).expect("valid"),
+        });
+        v.push(Shape {
+            name: name(format!("dense1_bwd_data_{m}x2400x84")),
+            geometry: GemmGeometry::spec(m, 2400, 84).trans_b(Transpose::Yes).build().expect("valid"),
+        });
+        v.push(Shape {
+            name: name(format!("dense1_bwd_weight_2400x84x{m}")),
+            geometry: GemmGeometry::spec(2400, 84, m).trans_a(Transpose::Yes).build().expect("valid"),
+        });
+    }
     v.push(Shape { name: "dense2_fwd_32x10x84", geometry: GemmGeometry::new(32, 10, 84).expect("valid") });
-    // The same three products on a data-parallel half batch (16 rows each, what `train-mnist` runs on 2 threads):
-    // backward-data goes through the short stored-Bᵀ path, backward-weight reads Xᵀ in place.
-    v.push(Shape { name: "dense1_fwd_16x84x2400", geometry: GemmGeometry::new(16, 84, 2400).expect("valid") });
-    v.push(Shape {
-        name: "dense1_bwd_data_16x2400x84",
-        geometry: GemmGeometry::spec(16, 2400, 84).trans_b(Transpose::Yes).build().expect("valid"),
-    });
-    v.push(Shape {
-        name: "dense1_bwd_weight_2400x84x16",
-        geometry: GemmGeometry::spec(2400, 84, 16).trans_a(Transpose::Yes).build().expect("valid"),
-    });
     v
 }
 
