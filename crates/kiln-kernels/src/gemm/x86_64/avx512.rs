@@ -190,32 +190,90 @@ unsafe fn pack_transposed(tile: usize, rows: usize, kc: usize, src: *const f32, 
 /// The task is valid (see [`GemmTask`]) and the CPU supports AVX-512 F/BW/DQ/VL and FMA.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
 pub(crate) unsafe fn gemm(t: &GemmTask) {
-    if t.m <= 16 && t.rsb == 1 && t.csb != 1 && t.n > 0 && t.k > 0 {
-        // SAFETY: forwarded; the shape condition was just checked.
-        return unsafe { gemm_short_bt(t) };
+    if t.n > 0 && t.k > 0 && takes_short(t) {
+        let bt = t.rsb == 1 && t.csb != 1;
+        for r0 in (0..t.m).step_by(16) {
+            let slab = t.rows(r0, 16.min(t.m - r0));
+            // SAFETY: forwarded (a row slab of a valid task is valid); `takes_short` checked the strides.
+            unsafe {
+                if bt {
+                    gemm_short::<true, 12>(&slab)
+                } else if slab.m > SHORT_MIN_M {
+                    gemm_short::<false, 12>(&slab)
+                } else {
+                    blocking::run::<Avx512>(&slab)
+                }
+            }
+        }
+        return;
     }
     // SAFETY: forwarded.
     unsafe { blocking::run::<Avx512>(t) }
 }
 
-/// A product of at most 16 rows with a stored Bᵀ (`op(B)[p][j] = b[j·csb + p]`): the flagship Dense backward-data
-/// `dY·Wᵀ` of a data-parallel half batch (16×2400, depth 84). The loop nest transposes all of W into B panels on
-/// every call (40 % of that product's time under perf); here the rows of C are the lanes of one vector instead.
+/// Largest `m` whose product with a cache-resident B ([`SHORT_MAX_B`]) runs as 16-row slabs of [`gemm_short`].
+const SHORT_MAX_M: usize = 64;
+/// Largest op(B), in floats, that the 16-row slabs re-read per slab (1 MiB, the L2 of the Zen 5 the project targets;
+/// the flagship Dense1 weight is 2400×84). Beyond it the loop nest's packed, cache-blocked B wins: 32×1024×1024 took
+/// 1036 µs through the nest and 1313 µs through slabs (B stored as is), 747 and 890 µs (Bᵀ stored).
+const SHORT_MAX_B: usize = 1 << 18;
+/// A row-contiguous B takes the slabs only for more rows than this (the 12-row tile of the nest is as fast up to
+/// 12: 12×84×2400 42 µs through the nest, 53 µs as one slab)…
+const SHORT_MIN_M: usize = 12;
+/// …and at least this depth (each slab transposes its accumulators once per column block and depth chain:
+/// 32×84×10 0.9 µs through the nest, 1.0–1.1 µs through slabs).
+const SHORT_MIN_K: usize = 32;
+
+/// Whether [`gemm`] runs the task as 16-row slabs of [`gemm_short`]: a stored Bᵀ with at most 16 rows (the loop
+/// nest would transpose all of B into panels for one short sweep of A), or with at most [`SHORT_MAX_M`] rows and a
+/// cache-resident B; a row-contiguous, cache-resident B whose width is not a multiple of the 32-column tile (the
+/// nest's last column tile computes padding lanes, and rows 13–16 take a second, 4-row tile), with 13 to
+/// [`SHORT_MAX_M`] rows. Both paths compute every element with the same operations (see [`gemm_short`]), so this
+/// choice never changes results; it was measured (minima of 1000–3000 calls, one thread, this machine's harness):
+///
+/// | shape (m×n×k) | loop nest | 16-row slabs |
+/// |---|---|---|
+/// | 16×84×2400 (Dense1 forward, half batch) | 62 µs | 52 µs |
+/// | 32×84×2400 (Dense1 forward, batch 32) | 127 µs | 103 µs |
+/// | 32×2400×84, Bᵀ (Dense1 backward-data) | 124 µs | 92 µs |
+/// | 64×84×2400 | 227–236 µs | 204–212 µs |
+/// | 16×10×84 (Dense2 forward) | 0.9 µs | 0.5 µs |
+/// | 32×512×512 (n a multiple of 32: stays in the nest) | 137 µs | 163 µs |
+fn takes_short(t: &GemmTask) -> bool {
+    let cached_b = t.k.saturating_mul(t.n) <= SHORT_MAX_B;
+    if t.rsb == 1 && t.csb != 1 {
+        t.m <= 16 || (t.m <= SHORT_MAX_M && cached_b)
+    } else {
+        t.csb == 1
+            && t.m > SHORT_MIN_M
+            && t.m <= SHORT_MAX_M
+            && cached_b
+            && t.k >= SHORT_MIN_K
+            && !t.n.is_multiple_of(<Avx512 as MicroKernel>::NR)
+    }
+}
+
+/// A product of at most 16 rows, the rows of C in the lanes of one vector. With `BT`, B is a stored Bᵀ
+/// (`op(B)[p][j] = b[j·csb + p]`): the flagship Dense backward-data `dY·Wᵀ` (16×2400, depth 84 per data-parallel
+/// half batch), for which the loop nest transposes all of W into B panels on every call (40 % of that product's
+/// time under perf). Without it, B is row-contiguous (`csb == 1`): the Dense forward `X·W` (16×84, depth 2400),
+/// where the nest needs a 12-row and a 4-row tile and three 32-column tiles for 84 columns.
 /// For `JB` columns at a time, `acc[j]` holds `C[0..16][j]`: per depth step one load of op(A)ᵀ (packed per
-/// `CHAIN`-step slice, 16·CHAIN floats) and `JB` broadcasts of W read in place; a 16×16 register transpose then turns the accumulators
-/// into rows of C. `JB` = 12 keeps the twelve row pointers in registers (16 spilled them to the stack; 16×2400×84:
-/// 48 µs with 16, 49.6 with 8, 46.1 with 12, against 70.1 through the loop nest — minima of 3000 calls, a
-/// throwaway harness).
+/// `CHAIN`-step slice, 16·CHAIN floats) and `JB` broadcasts of B read in place; a 16×16 register transpose then
+/// turns the accumulators into rows of C. `JB` = 12 keeps the twelve row pointers of a stored Bᵀ in registers (16
+/// spilled them to the stack; 16×2400×84: 48 µs with 16, 49.6 with 8, 46.1 with 12, against 70.1 through the loop
+/// nest — minima of 3000 calls, a throwaway harness); a row-contiguous B addresses its `JB` columns from one
+/// pointer, and 12 (84 = 7·12) beat 14 there too (16×84×2400: 51–52 against 54–55 µs).
 ///
 /// Every element is the same FMA chain as in the loop nest (ascending depth, restarted every `CHAIN` steps and
 /// accumulated onto C with `beta = 1`, then `alpha·acc + beta·C`), so the result does not depend on which path or
 /// which column block computes it.
 ///
 /// # Safety
-/// The task is valid (see [`GemmTask`]), `1 ≤ m ≤ 16`, `n, k ≥ 1`, `rsb == 1`; the CPU supports AVX-512F.
+/// The task is valid (see [`GemmTask`]), `1 ≤ m ≤ 16`, `n, k ≥ 1`, and `rsb == 1` if `BT`, `csb == 1` if not; the
+/// CPU supports AVX-512F.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-unsafe fn gemm_short_bt(t: &GemmTask) {
-    const JB: usize = 12;
+unsafe fn gemm_short<const BT: bool, const JB: usize>(t: &GemmTask) {
     const CHAIN: usize = blocking::CHAIN;
     let (m, n, k) = (t.m, t.n, t.k);
     let (mut at, pb) = blocking::take_pack();
@@ -233,19 +291,21 @@ unsafe fn gemm_short_bt(t: &GemmTask) {
         let (beta, vbeta) = if p0 == 0 { (t.beta, vb) } else { (1.0, _mm512_set1_ps(1.0)) };
         for j0 in (0..n).step_by(JB) {
             let nj = (n - j0).min(JB);
-            // Stored Bᵀ rows for columns j0..j0 + JB from depth p0; columns past n reuse column j0 (their lanes are
-            // dropped).
+            // Columns j0..j0 + JB of op(B) from depth p0 (a stored Bᵀ: one pointer per column; a row-contiguous B
+            // uses the first only); columns past n reuse column j0 (their lanes are dropped).
             let mut rows = [t.b; JB];
             for (j, r) in rows.iter_mut().enumerate() {
-                *r = t.b.wrapping_add((j0 + if j < nj { j } else { 0 }) * t.csb + p0);
+                *r = t.b.wrapping_add((j0 + if j < nj { j } else { 0 }) * t.csb + p0 * t.rsb);
             }
             let mut acc = [_mm512_setzero_ps(); 16];
             for q in 0..kk {
                 // SAFETY: at holds 16·CHAIN floats.
                 let av = unsafe { _mm512_loadu_ps(at.as_ptr().add(q * 16)) };
                 for (j, r) in rows.iter().enumerate() {
-                    // SAFETY: column j0 + j < n (or j0) of op(B) at depth p0 + q < k: inside the task's B.
-                    acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(unsafe { *r.add(q) }), av, acc[j]);
+                    // SAFETY: column j0 + j < n (or j0) of op(B) at depth p0 + q < k: inside the task's B. A
+                    // row-contiguous B addresses all JB columns from the first pointer (one register).
+                    let bj = unsafe { if BT { *r.add(q) } else { *rows[0].add(q * t.rsb + j * usize::from(j < nj)) } };
+                    acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(bj), av, acc[j]);
                 }
             }
             transpose16(&mut acc);
