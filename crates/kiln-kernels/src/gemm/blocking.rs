@@ -147,6 +147,39 @@ pub(crate) unsafe fn store_edge(tile: &[f32], stride: usize, t: &Tile) {
     }
 }
 
+/// Largest `m` whose product with a cache-resident B ([`SHORT_MAX_B`]) runs as 16-row slabs of an ISA's short
+/// path (rows of C in vector lanes, B read in place by broadcasts; see [`takes_short`]).
+#[cfg(target_arch = "x86_64")]
+pub(crate) const SHORT_MAX_M: usize = 64;
+/// Largest op(B), in floats, that the 16-row slabs re-read per slab (1 MiB, the L2 of the Zen 5 the project
+/// targets; the flagship Dense1 weight is 2400×84). Beyond it the loop nest's packed, cache-blocked B wins.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const SHORT_MAX_B: usize = 1 << 18;
+/// Smallest depth for which a row-contiguous B takes the slabs (each slab transposes its accumulators once per
+/// column block and depth chain, which a short reduction does not repay).
+#[cfg(target_arch = "x86_64")]
+pub(crate) const SHORT_MIN_K: usize = 32;
+
+/// Whether an ISA with a short path runs the task as 16-row slabs of it: a stored Bᵀ with at most 16 rows (the loop
+/// nest would transpose all of B into panels for one short sweep of A), or with at most [`SHORT_MAX_M`] rows and a
+/// cache-resident B; a row-contiguous, cache-resident B whose width is not a multiple of the kernel's `nr`-column
+/// tile (whose last column tile then computes padding lanes), with more than `min_m` and at most [`SHORT_MAX_M`]
+/// rows and a depth of at least [`SHORT_MIN_K`]. Both paths compute every element with the same operations, so the
+/// choice never changes results (`tests/determinism.rs`); the ISA files give the measurements.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn takes_short(t: &GemmTask, nr: usize, min_m: usize) -> bool {
+    if t.n == 0 || t.k == 0 {
+        return false;
+    }
+    let cached_b = t.k.saturating_mul(t.n) <= SHORT_MAX_B;
+    if t.rsb == 1 && t.csb != 1 {
+        t.m <= 16 || (t.m <= SHORT_MAX_M && cached_b)
+    } else {
+        t.csb == 1 && t.m > min_m && t.m <= SHORT_MAX_M && cached_b && t.k >= SHORT_MIN_K && !t.n.is_multiple_of(nr)
+    }
+}
+
 /// Largest `m` for which a `DIRECT_B` kernel reads a row-contiguous B in place instead of packing it: packing B
 /// costs O(k·n) per call and is amortised over only ⌈m / MR⌉ tiles. The flagship Dense forward (M = 32, K = 2400,
 /// N = 84) spent about half its time packing B.

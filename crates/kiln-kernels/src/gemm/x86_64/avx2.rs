@@ -114,26 +114,56 @@ unsafe fn ukernel_x16<const MR: usize>(t: &Tile) {
 /// The task is valid (see [`GemmTask`]) and the CPU supports AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn gemm(t: &GemmTask) {
-    if t.m <= 16 && t.rsb == 1 && t.csb != 1 && t.n > 0 && t.k > 0 {
-        // SAFETY: forwarded; the shape condition was just checked (m ≤ 8: one vector of rows, else two).
-        return unsafe { if t.m <= 8 { gemm_short_bt::<1, 8>(t) } else { gemm_short_bt::<2, 6>(t) } };
+    if blocking::takes_short(t, Avx2::NR, SHORT_MIN_M) {
+        let bt = t.rsb == 1 && t.csb != 1;
+        for r0 in (0..t.m).step_by(16) {
+            let slab = t.rows(r0, 16.min(t.m - r0));
+            // SAFETY: forwarded (a row slab of a valid task is valid); `takes_short` checked the strides; m ≤ 8:
+            // one vector of rows, else two.
+            unsafe {
+                match (bt, slab.m) {
+                    (true, ..=8) => gemm_short::<true, 1, 8>(&slab),
+                    (true, _) => gemm_short::<true, 2, 6>(&slab),
+                    (false, ..=SHORT_MIN_M) => blocking::run::<Avx2>(&slab),
+                    (false, ..=8) => gemm_short::<false, 1, 8>(&slab),
+                    (false, _) => gemm_short::<false, 2, 6>(&slab),
+                }
+            }
+        }
+        return;
     }
     // SAFETY: forwarded.
     unsafe { blocking::run::<Avx2>(t) }
 }
 
-/// The AVX2 form of the AVX-512 `gemm_short_bt` (see there): a product of at most `8·NV` rows with a stored Bᵀ
-/// (the flagship Dense backward-data `dY·Wᵀ` of a data-parallel half batch), with the rows of C in the lanes of `NV`
-/// vectors and B read in place, instead of the loop nest's transpose of all of B into panels. `acc[j][h]` holds
-/// `C[8h..8h + 8][j0 + j]` for `JB` columns (`NV·JB + NV + 1 ≤ 16` registers); 8×8 register transposes turn them
-/// into rows of C. Each element is the loop nest's FMA chain (ascending depth, restarted every `CHAIN` steps onto
-/// C, then `alpha·acc + beta·C`), so results do not depend on the path.
+/// A row-contiguous B takes the 16-row slabs only for more rows than this. Measured for [`blocking::takes_short`]
+/// (minima of 2000 calls, one thread, a throwaway harness; both paths give the same bits):
+///
+/// | shape (m×n×k) | loop nest | 16-row slabs |
+/// |---|---|---|
+/// | 1×84×2400 (batch-1 inference: stays in the nest) | 24–29 µs | 50–67 µs |
+/// | 4×84×2400 (stays in the nest) | 42–59 µs | 50–69 µs |
+/// | 8×84×2400 | 69–90 µs | 54–78 µs |
+/// | 12×84×2400 | 100–104 µs | 95 µs |
+/// | 16×84×2400 (Dense1 forward, half batch) | 151 µs | 96 µs |
+/// | 32×84×2400 (Dense1 forward, batch 32) | 248 µs | 173 µs |
+/// | 32×2400×84, Bᵀ (Dense1 backward-data) | 205 µs | 162 µs |
+/// | 16×10×84 (Dense2 forward) | 2.0 µs | 0.8 µs |
+const SHORT_MIN_M: usize = 7;
+
+/// The AVX2 form of the AVX-512 `gemm_short` (see there): a product of at most `8·NV` rows with a stored Bᵀ (`BT`:
+/// the flagship Dense backward-data `dY·Wᵀ`, for which the loop nest transposes all of B into panels) or a
+/// row-contiguous B (the Dense forward `X·W`, 84 columns in 16-column tiles), with the rows of C in the lanes of
+/// `NV` vectors and B read in place. `acc[j][h]` holds `C[8h..8h + 8][j0 + j]` for `JB` columns
+/// (`NV·JB + NV + 1 ≤ 16` registers); 8×8 register transposes turn them into rows of C. Each element is the loop
+/// nest's FMA chain (ascending depth, restarted every `CHAIN` steps onto C, then `alpha·acc + beta·C`), so results
+/// do not depend on the path.
 ///
 /// # Safety
-/// The task is valid (see [`GemmTask`]), `1 ≤ m ≤ 8·NV`, `n, k ≥ 1`, `rsb == 1`, `JB ≤ 8`; the CPU supports AVX2 and
-/// FMA.
+/// The task is valid (see [`GemmTask`]), `1 ≤ m ≤ 8·NV`, `n, k ≥ 1`, `rsb == 1` if `BT` and `csb == 1` if not,
+/// `JB ≤ 8`; the CPU supports AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_short_bt<const NV: usize, const JB: usize>(t: &GemmTask) {
+unsafe fn gemm_short<const BT: bool, const NV: usize, const JB: usize>(t: &GemmTask) {
     const CHAIN: usize = blocking::CHAIN;
     let (m, n, k) = (t.m, t.n, t.k);
     let rows_a = 8 * NV;
@@ -153,10 +183,11 @@ unsafe fn gemm_short_bt<const NV: usize, const JB: usize>(t: &GemmTask) {
         let (beta, vbeta) = if p0 == 0 { (t.beta, vb) } else { (1.0, _mm256_set1_ps(1.0)) };
         for j0 in (0..n).step_by(JB) {
             let nj = (n - j0).min(JB);
-            // Stored Bᵀ rows for columns j0..j0 + JB from depth p0; columns past n reuse column j0 (dropped).
+            // Columns j0..j0 + JB of op(B) from depth p0 (a stored Bᵀ: one pointer per column; a row-contiguous B
+            // uses the first only); columns past n reuse column j0 (dropped).
             let mut rows = [t.b; JB];
             for (j, r) in rows.iter_mut().enumerate() {
-                *r = t.b.wrapping_add((j0 + if j < nj { j } else { 0 }) * t.csb + p0);
+                *r = t.b.wrapping_add((j0 + if j < nj { j } else { 0 }) * t.csb + p0 * t.rsb);
             }
             let mut acc = [[_mm256_setzero_ps(); NV]; JB];
             for q in 0..kk {
@@ -165,9 +196,12 @@ unsafe fn gemm_short_bt<const NV: usize, const JB: usize>(t: &GemmTask) {
                     // SAFETY: at holds 8·NV·CHAIN floats.
                     *x = unsafe { _mm256_loadu_ps(at.as_ptr().add(q * rows_a + 8 * h)) };
                 }
-                for (row, r) in acc.iter_mut().zip(&rows) {
-                    // SAFETY: column j0 + j < n (or j0) of op(B) at depth p0 + q < k: inside the task's B.
-                    let w = _mm256_set1_ps(unsafe { *r.add(q) });
+                for (j, (row, r)) in acc.iter_mut().zip(&rows).enumerate() {
+                    // SAFETY: column j0 + j < n (or j0) of op(B) at depth p0 + q < k: inside the task's B. A
+                    // row-contiguous B addresses all JB columns from the first pointer.
+                    let w = _mm256_set1_ps(unsafe {
+                        if BT { *r.add(q) } else { *rows[0].add(q * t.rsb + j * usize::from(j < nj)) }
+                    });
                     for (x, &a) in row.iter_mut().zip(&av) {
                         *x = _mm256_fmadd_ps(w, a, *x);
                     }

@@ -190,7 +190,7 @@ unsafe fn pack_transposed(tile: usize, rows: usize, kc: usize, src: *const f32, 
 /// The task is valid (see [`GemmTask`]) and the CPU supports AVX-512 F/BW/DQ/VL and FMA.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
 pub(crate) unsafe fn gemm(t: &GemmTask) {
-    if t.n > 0 && t.k > 0 && takes_short(t) {
+    if blocking::takes_short(t, Avx512::NR, SHORT_MIN_M) {
         let bt = t.rsb == 1 && t.csb != 1;
         for r0 in (0..t.m).step_by(16) {
             let slab = t.rows(r0, 16.min(t.m - r0));
@@ -211,25 +211,9 @@ pub(crate) unsafe fn gemm(t: &GemmTask) {
     unsafe { blocking::run::<Avx512>(t) }
 }
 
-/// Largest `m` whose product with a cache-resident B ([`SHORT_MAX_B`]) runs as 16-row slabs of [`gemm_short`].
-const SHORT_MAX_M: usize = 64;
-/// Largest op(B), in floats, that the 16-row slabs re-read per slab (1 MiB, the L2 of the Zen 5 the project targets;
-/// the flagship Dense1 weight is 2400×84). Beyond it the loop nest's packed, cache-blocked B wins: 32×1024×1024 took
-/// 1036 µs through the nest and 1313 µs through slabs (B stored as is), 747 and 890 µs (Bᵀ stored).
-const SHORT_MAX_B: usize = 1 << 18;
-/// A row-contiguous B takes the slabs only for more rows than this (the 12-row tile of the nest is as fast up to
-/// 12: 12×84×2400 42 µs through the nest, 53 µs as one slab)…
-const SHORT_MIN_M: usize = 12;
-/// …and at least this depth (each slab transposes its accumulators once per column block and depth chain:
-/// 32×84×10 0.9 µs through the nest, 1.0–1.1 µs through slabs).
-const SHORT_MIN_K: usize = 32;
-
-/// Whether [`gemm`] runs the task as 16-row slabs of [`gemm_short`]: a stored Bᵀ with at most 16 rows (the loop
-/// nest would transpose all of B into panels for one short sweep of A), or with at most [`SHORT_MAX_M`] rows and a
-/// cache-resident B; a row-contiguous, cache-resident B whose width is not a multiple of the 32-column tile (the
-/// nest's last column tile computes padding lanes, and rows 13–16 take a second, 4-row tile), with 13 to
-/// [`SHORT_MAX_M`] rows. Both paths compute every element with the same operations (see [`gemm_short`]), so this
-/// choice never changes results; it was measured (minima of 1000–3000 calls, one thread, this machine's harness):
+/// A row-contiguous B takes the 16-row slabs only for more rows than this (the 12-row tile of the nest is as fast up
+/// to 12: 12×84×2400 42 µs through the nest, 53 µs as one slab). Measured for [`blocking::takes_short`]
+/// (minima of 1000–3000 calls, one thread, a throwaway harness; both paths give the same bits):
 ///
 /// | shape (m×n×k) | loop nest | 16-row slabs |
 /// |---|---|---|
@@ -238,20 +222,11 @@ const SHORT_MIN_K: usize = 32;
 /// | 32×2400×84, Bᵀ (Dense1 backward-data) | 124 µs | 92 µs |
 /// | 64×84×2400 | 227–236 µs | 204–212 µs |
 /// | 16×10×84 (Dense2 forward) | 0.9 µs | 0.5 µs |
+/// | 32×84×10 (k below `SHORT_MIN_K`: stays in the nest) | 0.9 µs | 1.0–1.1 µs |
 /// | 32×512×512 (n a multiple of 32: stays in the nest) | 137 µs | 163 µs |
-fn takes_short(t: &GemmTask) -> bool {
-    let cached_b = t.k.saturating_mul(t.n) <= SHORT_MAX_B;
-    if t.rsb == 1 && t.csb != 1 {
-        t.m <= 16 || (t.m <= SHORT_MAX_M && cached_b)
-    } else {
-        t.csb == 1
-            && t.m > SHORT_MIN_M
-            && t.m <= SHORT_MAX_M
-            && cached_b
-            && t.k >= SHORT_MIN_K
-            && !t.n.is_multiple_of(<Avx512 as MicroKernel>::NR)
-    }
-}
+/// | 32×1024×1024 (B of 4 MiB: stays in the nest) | 1036 µs | 1313 µs |
+/// | 32×1024×1024, Bᵀ (stays in the nest) | 747 µs | 890 µs |
+const SHORT_MIN_M: usize = 12;
 
 /// A product of at most 16 rows, the rows of C in the lanes of one vector. With `BT`, B is a stored Bᵀ
 /// (`op(B)[p][j] = b[j·csb + p]`): the flagship Dense backward-data `dY·Wᵀ` (16×2400, depth 84 per data-parallel
