@@ -166,17 +166,20 @@ pub(crate) const SHORT_MIN_K: usize = 32;
 /// tile (whose last column tile then computes padding lanes), with more than `min_m` and at most [`SHORT_MAX_M`]
 /// rows and a depth of at least [`SHORT_MIN_K`]. Both paths compute every element with the same operations, so the
 /// choice never changes results (`tests/determinism.rs`); the ISA files give the measurements.
+///
+/// Returns `None` for the loop nest, else `Some(bt)`: whether B is a stored Bᵀ (`rsb == 1`; otherwise `csb == 1`).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) fn takes_short(t: &GemmTask, nr: usize, min_m: usize) -> bool {
+pub(crate) fn takes_short(t: &GemmTask, nr: usize, min_m: usize) -> Option<bool> {
     if t.n == 0 || t.k == 0 {
-        return false;
+        return None;
     }
     let cached_b = t.k.saturating_mul(t.n) <= SHORT_MAX_B;
     if t.rsb == 1 && t.csb != 1 {
-        t.m <= 16 || (t.m <= SHORT_MAX_M && cached_b)
+        (t.m <= 16 || (t.m <= SHORT_MAX_M && cached_b)).then_some(true)
     } else {
-        t.csb == 1 && t.m > min_m && t.m <= SHORT_MAX_M && cached_b && t.k >= SHORT_MIN_K && !t.n.is_multiple_of(nr)
+        let row_b = t.csb == 1 && t.m > min_m && t.m <= SHORT_MAX_M && cached_b && t.k >= SHORT_MIN_K;
+        (row_b && !t.n.is_multiple_of(nr)).then_some(false)
     }
 }
 

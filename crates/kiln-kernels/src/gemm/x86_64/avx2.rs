@@ -114,8 +114,7 @@ unsafe fn ukernel_x16<const MR: usize>(t: &Tile) {
 /// The task is valid (see [`GemmTask`]) and the CPU supports AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn gemm(t: &GemmTask) {
-    if blocking::takes_short(t, Avx2::NR, SHORT_MIN_M) {
-        let bt = t.rsb == 1 && t.csb != 1;
+    if let Some(bt) = blocking::takes_short(t, Avx2::NR, SHORT_MIN_M) {
         for r0 in (0..t.m).step_by(16) {
             let slab = t.rows(r0, 16.min(t.m - r0));
             // SAFETY: forwarded (a row slab of a valid task is valid); `takes_short` checked the strides; m ≤ 8:

@@ -190,8 +190,7 @@ unsafe fn pack_transposed(tile: usize, rows: usize, kc: usize, src: *const f32, 
 /// The task is valid (see [`GemmTask`]) and the CPU supports AVX-512 F/BW/DQ/VL and FMA.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
 pub(crate) unsafe fn gemm(t: &GemmTask) {
-    if blocking::takes_short(t, Avx512::NR, SHORT_MIN_M) {
-        let bt = t.rsb == 1 && t.csb != 1;
+    if let Some(bt) = blocking::takes_short(t, Avx512::NR, SHORT_MIN_M) {
         for r0 in (0..t.m).step_by(16) {
             let slab = t.rows(r0, 16.min(t.m - r0));
             // SAFETY: forwarded (a row slab of a valid task is valid); `takes_short` checked the strides.
