@@ -32,6 +32,26 @@ impl MicroKernel for Portable {
             }
         }
         let va = f32x8::splat(t.alpha);
+        // A whole tile with beta 0 or 1 (every tile but the edges) is stored by vectors; the values are those
+        // `store_edge` would store (`alpha·acc`, plus `c` — exactly its FMA with beta 1). Through the scalar
+        // `store_edge` the stores took ~1/5 of a depth-16 product (the Dense weight gradient): minima of 600 calls,
+        // old → new, 2 rounds: 2400×84×16 Aᵀ 397/390 → 318/317 µs, 32×84×2400 849/700 → 617/615, 16×2400×84 Bᵀ
+        // 309/309 → 271/271.
+        if t.mr == 4 && t.nr == 16 && (t.beta == 0.0 || t.beta == 1.0) {
+            for (i, row) in acc.iter().enumerate() {
+                // SAFETY: a whole tile: row i of C has 16 valid columns at c + i·ldc (the tile contract), and no
+                // other reference to them exists during the call.
+                let dst = unsafe { std::slice::from_raw_parts_mut(t.c.add(i * t.ldc), 16) };
+                for (half, v) in dst.chunks_exact_mut(8).zip(row) {
+                    let mut r = *v * va;
+                    if t.beta == 1.0 {
+                        r += f32x8::new([half[0], half[1], half[2], half[3], half[4], half[5], half[6], half[7]]);
+                    }
+                    half.copy_from_slice(&r.to_array());
+                }
+            }
+            return;
+        }
         let mut tile = [0.0f32; 4 * 16];
         for (i, row) in acc.iter().enumerate() {
             tile[i * 16..i * 16 + 8].copy_from_slice(&(row[0] * va).to_array());
