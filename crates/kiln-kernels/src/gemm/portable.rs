@@ -37,7 +37,7 @@ impl MicroKernel for Portable {
         // `store_edge` the stores took ~1/5 of a depth-16 product (the Dense weight gradient): minima of 600 calls,
         // old → new, 2 rounds: 2400×84×16 Aᵀ 397/390 → 318/317 µs, 32×84×2400 849/700 → 617/615, 16×2400×84 Bᵀ
         // 309/309 → 271/271.
-        if t.mr == 4 && t.nr == 16 && (t.beta == 0.0 || t.beta == 1.0) {
+        if t.mr == Self::MR && t.nr == Self::NR && (t.beta == 0.0 || t.beta == 1.0) {
             for (i, row) in acc.iter().enumerate() {
                 // SAFETY: a whole tile: row i of C has 16 valid columns at c + i·ldc (the tile contract), and no
                 // other reference to them exists during the call.
