@@ -207,3 +207,82 @@ fn winograd_ignores_taps_and_dy_pixels_that_meet_no_data() {
         }
     }
 }
+
+/// The direct kernel skips kernel rows whose inputs are all zero padding (backward-data's full padding, `same`
+/// forward). Skipped products are exact zeros, so the results must equal, bit for bit, the same correlation on an
+/// input padded explicitly (a valid geometry, where nothing is skipped) — forward with explicit padding, and
+/// backward-data against the forward pass on the fully padded `dy` with the rotated, transposed filter.
+#[test]
+fn direct_padding_row_skips_change_no_bits() {
+    use proptest::prelude::*;
+    // Both channel counts ≤ 8: the backward-data comparison runs the direct forward pass with them swapped.
+    let strategy =
+        (1usize..3, 1usize..13, 1usize..13, 1usize..9, 1usize..9, 1usize..7, 1usize..7, 0usize..7, 0usize..7)
+            .prop_flat_map(|(n, h, w, ci, co, kh, kw, pt, pb)| {
+                (Just((n, h, w, ci, co, kh, kw)), Just((pt.min(kh - 1), pb.min(kh - 1))), 0..kw, 0..kw, any::<u64>())
+            });
+    let pad_image = |x: &[f32], n: usize, [h, w, c]: [usize; 3], [t, b, l, r]: [usize; 4]| {
+        let (hp, wp) = (h + t + b, w + l + r);
+        let mut out = vec![0.0f32; n * hp * wp * c];
+        for (i, px) in x.chunks_exact(c).enumerate() {
+            let (img, y, xx) = (i / (h * w), i / w % h, i % w);
+            out[((img * hp + y + t) * wp + xx + l) * c..][..c].copy_from_slice(px);
+        }
+        out
+    };
+    for isa in Isa::ALL {
+        let Some(k) = testable_kernels(isa) else { continue };
+        let direct = ConvOptions::algo(ConvAlgo::Direct).threads(Threads::Single);
+        runner(cases(64))
+            .run(&strategy, |((n, h, w, ci, co, kh, kw), (pt, pb), pl, pr, seed)| {
+                let (pl, pr) = (pl.min(kw - 1), pr.min(kw - 1));
+                let vals = |len: usize, salt: u64| -> Vec<f32> {
+                    (0..len as u64)
+                        .map(|i| {
+                            let z = (i ^ seed.rotate_left(17)).wrapping_add(salt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+                        })
+                        .collect()
+                };
+                let pad = Padding::Explicit { top: pt, bottom: pb, left: pl, right: pr };
+                let padded = Conv2dGeometry::spec(n, [h, w, ci], [kh, kw], co).padding(pad).build();
+                let Ok(g) = padded else { return Ok(()) };
+                let (x, wt, b) = (vals(g.input_len(), 1), vals(g.weight_len(), 2), vals(co, 3));
+                // Forward with explicit padding vs valid on the explicitly padded input.
+                let mut y1 = vec![0.0; g.output_len()];
+                k.conv2d_forward(&g, direct, &x, &wt, Some(&b), &mut y1).unwrap();
+                let xp = pad_image(&x, n, [h, w, ci], [pt, pb, pl, pr]);
+                let gv = Conv2dGeometry::spec(n, [h + pt + pb, w + pl + pr, ci], [kh, kw], co).build().unwrap();
+                let mut y2 = vec![0.0; gv.output_len()];
+                k.conv2d_forward(&gv, direct, &xp, &wt, Some(&b), &mut y2).unwrap();
+                prop_assert!(y1.iter().zip(&y2).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa} forward {g:?}");
+                // Backward-data vs forward on dy padded by the kernel minus one minus the padding.
+                let dy = vals(g.output_len(), 4);
+                let mut dx1 = vec![0.0; g.input_len()];
+                k.conv2d_backward_data(&g, direct, &dy, &wt, &mut dx1).unwrap();
+                let (oh, ow) = (g.out_h(), g.out_w());
+                let full = [kh - 1 - pt, kh - 1 - pb, kw - 1 - pl, kw - 1 - pr];
+                let dyp = pad_image(&dy, n, [oh, ow, co], full);
+                let nt = kh * kw;
+                // Rotated by 180° and transposed: w'[t][o][i] = w[nt − 1 − t][i][o].
+                let wr: Vec<f32> = (0..nt * co * ci)
+                    .map(|j| {
+                        let (t, o, i) = (j / (co * ci), j / ci % co, j % ci);
+                        wt[((nt - 1 - t) * ci + i) * co + o]
+                    })
+                    .collect();
+                let gb = Conv2dGeometry::spec(n, [oh + full[0] + full[1], ow + full[2] + full[3], co], [kh, kw], ci)
+                    .build()
+                    .unwrap();
+                let mut dx2 = vec![0.0; gb.output_len()];
+                k.conv2d_forward(&gb, direct, &dyp, &wr, None, &mut dx2).unwrap();
+                prop_assert_eq!(dx1.len(), dx2.len());
+                prop_assert!(
+                    dx1.iter().zip(&dx2).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{isa} backward-data {g:?}"
+                );
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{isa}: {e}"));
+    }
+}

@@ -5,10 +5,11 @@
 //! columns are dropped at the store). A register block holds up to [`BLOCK`] output channels × `V` vectors.
 //!
 //! Backward-data is the same kernel on `dy` placed `(kh − 1 − pad_top, kw − 1 − pad_left)` into a planar image of
-//! `(in_h + kh − 1) × (in_w + kw − 1)` with the weights rotated by 180° and in/out channels swapped. Backward-filter
-//! reduces `dW[t][ci][co] = Σ_p dy[co][p] · x[ci][p + off_t]` with `dy` in the same wide-row layout (garbage
-//! columns zeroed): `BLOCK` channels × `T` taps of vector accumulators, one horizontal sum per image, images
-//! summed in fixed chunks of [`WGRAD_CHUNK`] so that any thread count gives the same bits.
+//! `(in_h + kh − 1) × (in_w + kw − 1)` with the weights rotated by 180° and in/out channels swapped; a register
+//! tile skips the kernel rows that meet only zero-padding rows for all its positions (exact zeros: the sums keep
+//! their bits). Backward-filter reduces `dW[t][ci][co] = Σ_p dy[co][p] · x[ci][p + off_t]` with `dy` in the same
+//! wide-row layout (garbage columns zeroed): `BLOCK` channels × `T` taps of vector accumulators, one horizontal
+//! sum per image, images summed in fixed chunks of [`WGRAD_CHUNK`] so that any thread count gives the same bits.
 
 // Register arrays are indexed by small constant-bound loops on purpose (they unroll into named registers).
 #![allow(clippy::needless_range_loop)]
@@ -115,17 +116,17 @@ fn tile<S: Simd, const C: usize, const V: usize>(
     out: &mut [f32],
     len: usize,
     p: usize,
+    nt: usize,
 ) {
     let l = S::LANES;
     let mut acc = [[s.splat(0.0); V]; C];
-    let nt = taps.len();
     // Block summation: the register chains cover `group` input channels (at most CHAIN terms, or one channel's
     // taps), then are added into the output plane; the first flush stores. conv2 forward (3 × 25 terms) is one
     // chain; its backward-data (6 × 25) is two.
     let group = (CHAIN / nt).max(1);
     for ci in 0..cin {
         let plane = &inp[ci * in_plane..][..in_plane];
-        let wci = &w[ci * nt * C..][..nt * C];
+        let wci = &w[ci * nt * C..][..taps.len() * C];
         for (t, &off) in taps.iter().enumerate() {
             let wt = &wci[t * C..][..C];
             let src = &plane[p + off..][..V * l];
@@ -174,19 +175,29 @@ fn planar_block<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<
     let (l, nt) = (S::LANES, job.taps.len());
     let w = &job.w[cb * job.cin * nt..][..C * job.cin * nt];
     let out = &mut job.out[cb * job.len..][..C * job.len];
+    // Only planes with zero-padding rows skip taps (forward "valid" has none: no per-tile divisions then).
+    let plane = job.plane;
+    let skips = plane.pads_rows();
+    let live = |p: usize, n: usize| if skips { plane.live_taps(p, n) } else { 0..nt };
     let mut p = 0;
     while p + V * l <= job.len {
-        tile::<S, C, V>(s, &*job.inp, job.in_plane, job.cin, job.taps, w, out, job.len, p);
+        let live = live(p, V * l);
+        let (taps, w) = (&job.taps[live.clone()], &w[live.start * C..]);
+        tile::<S, C, V>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, p, nt);
         p += V * l;
     }
     // Remainder in pairs, then singles: a one-vector tile does one FMA per broadcast weight (conv2 forward: 30
     // vectors = 7 × 4 + 2).
     while V > 2 && p + 2 * l <= job.len {
-        tile::<S, C, 2>(s, &*job.inp, job.in_plane, job.cin, job.taps, w, out, job.len, p);
+        let live = live(p, 2 * l);
+        let (taps, w) = (&job.taps[live.clone()], &w[live.start * C..]);
+        tile::<S, C, 2>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, p, nt);
         p += 2 * l;
     }
     while p + l <= job.len {
-        tile::<S, C, 1>(s, &*job.inp, job.in_plane, job.cin, job.taps, w, out, job.len, p);
+        let live = live(p, l);
+        let (taps, w) = (&job.taps[live.clone()], &w[live.start * C..]);
+        tile::<S, C, 1>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, p, nt);
         p += l;
     }
 }
@@ -351,6 +362,25 @@ impl Plane {
             self.wp = (self.sw + left.max(right)).max(self.ow);
         }
         self
+    }
+    /// Whether some output row's kernel window reaches a row of zero padding.
+    fn pads_rows(&self) -> bool {
+        self.top > 0 || self.top + (self.sh as isize) < self.hp as isize
+    }
+    /// The taps (a contiguous range, kernel rows being the outer index) that can meet a nonzero input for the
+    /// `n` wide-row positions from `p`: a kernel row whose input rows are all zero padding for every output row of
+    /// the run is skipped, since its products are exact zeros that leave the sums unchanged bit for bit.
+    /// Backward-data's full padding makes these `(kh − 1)·kh` of the `kh·out_h` row pairs (conv2: 20 of 120).
+    #[inline(always)]
+    fn live_taps(&self, p: usize, n: usize) -> std::ops::Range<usize> {
+        // Plane rows that can hold data: the source rows placed at `top` (clipped to the plane).
+        let d0 = usize::try_from(self.top).unwrap_or(0).min(self.hp);
+        let d1 = usize::try_from(self.top + self.sh as isize).unwrap_or(0).min(self.hp);
+        let (r0, r1) = (p / self.wp, (p + n - 1) / self.wp);
+        // Kernel row k is live if r + k ∈ [d0, d1) for some output row r ∈ [r0, r1].
+        let k0 = d0.saturating_sub(r1).min(self.kh);
+        let k1 = d1.saturating_sub(r0).min(self.kh).max(k0);
+        k0 * self.kw..k1 * self.kw
     }
     fn out_h(&self) -> usize {
         self.hp - self.kh + 1
