@@ -125,7 +125,10 @@ fn swish<S: Simd>(s: S, x: S::V) -> S::V {
 #[inline(always)]
 fn swish_parts<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
     let (zero, one) = (s.splat(0.0), s.splat(1.0));
-    // One exponential, of −|x| (never overflows): e = y·2ⁿ, q = x / (1 + e).
+    // One exponential, of −|x| (never overflows): e = y·2ⁿ, q = x · inv with inv = 1 / (1 + e), the reciprocal σ
+    // needs too — one division per element instead of two (`x / (1 + e)` and `1 / (1 + e)`): swish_with_derivative
+    // on 32×24×24×3, best of 4 × 4000 calls alternating old/new, AVX-512 35.3 → 31.3 µs (a zmm division is the
+    // bottleneck there), AVX2 unchanged (82 µs); max error 2.63 → 2.92 ulp.
     // x ≥ 0: x·σ(x) = x / (1 + e^−x) = q.
     // x < 0: x·σ(x) = x·e^x / (1 + e^x) = (q·y)·2ⁿ, with 2ⁿ applied last so that for x ≲ −87 (e^x subnormal) the
     // product with x is formed at full precision and rounded once (x·σ(x) with a subnormal σ(x) was 46 ulp off).
@@ -134,7 +137,8 @@ fn swish_parts<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
     // On AVX-512 each `scale2` is one vscalefps (same single rounding): 36.5 → 25.3 µs, median of 4 interleaved runs.
     let (y, n) = exp_parts(s, s.sub(zero, s.abs(x)));
     let e = scale2(s, y, n);
-    let q = s.div(x, s.add(one, e));
+    let inv = s.div(one, s.add(one, e));
+    let q = s.mul(x, inv);
     let out = s.select_lt(x, zero, scale2(s, s.mul(q, y), n), q);
     // −∞ → −0 (its limit); NaN propagates through `q`.
     let value = s.select_lt(x, s.splat(-150.0), s.splat(-0.0), out);
@@ -142,7 +146,6 @@ fn swish_parts<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
     // clamped at −120, where e rounds to 0 anyway, so `exp`'s overflow/underflow selects are not needed); guarded
     // at ±∞ where the limits are 1 and 0 (∞·0 would be NaN); NaN is restored at the end (the clamps would turn it
     // into a number).
-    let inv = s.div(one, s.add(one, e));
     let ei = s.mul(e, inv);
     let (sig, rest) = (s.select_lt(x, zero, ei, inv), s.select_lt(x, zero, inv, ei));
     let d = s.mul(sig, s.mul_add(x, rest, one));
