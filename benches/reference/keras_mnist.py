@@ -6,17 +6,13 @@ raw 0..255 pixels; epoch wall time from a callback (loading excluded).
     pip install tensorflow-cpu
     python3 benches/reference/keras_mnist.py --mnist-dir ../shared/mnist --epochs 3 --threads 2
 """
-import argparse
-import gzip
 import os
 import statistics
 import time
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR", "."))
-ap.add_argument("--epochs", type=int, default=3)
-ap.add_argument("--threads", type=int, default=2)
-args = ap.parse_args()
+from common import load_mnist, parse_args
+
+args = parse_args(__doc__)
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
 import keras  # noqa: E402
@@ -29,15 +25,11 @@ tf.config.threading.set_inter_op_parallelism_threads(1)
 keras.utils.set_random_seed(0)
 
 
-def idx(name, offset):
-    with gzip.open(os.path.join(args.mnist_dir, name)) as f:
-        return np.frombuffer(f.read(), np.uint8, offset=offset)
-
-
-x_train = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1).astype("float32")
-y_train = keras.utils.to_categorical(idx("train-labels-idx1-ubyte.gz", 8), 10)
-x_test = idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1).astype("float32")
-y_test = keras.utils.to_categorical(idx("t10k-labels-idx1-ubyte.gz", 8), 10)
+train_x, train_y, test_x, test_y = load_mnist(args.mnist_dir)
+x_train = train_x.reshape(-1, 28, 28, 1).astype("float32")
+y_train = keras.utils.to_categorical(train_y, 10)
+x_test = test_x.reshape(-1, 28, 28, 1).astype("float32")
+y_test = keras.utils.to_categorical(test_y, 10)
 
 model = keras.Sequential([
     keras.Input((28, 28, 1)),

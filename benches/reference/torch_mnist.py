@@ -8,17 +8,13 @@ pixels, shuffled every epoch. Epoch wall time excludes loading.
     pip install torch numpy
     python3 benches/reference/torch_mnist.py --mnist-dir ../shared/mnist --epochs 3 --threads 2
 """
-import argparse
-import gzip
 import os
 import statistics
 import time
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR", "."))
-ap.add_argument("--epochs", type=int, default=3)
-ap.add_argument("--threads", type=int, default=2)
-args = ap.parse_args()
+from common import load_mnist, parse_args
+
+args = parse_args(__doc__)
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
 import numpy as np  # noqa: E402
@@ -31,15 +27,11 @@ torch.set_num_interop_threads(1)
 torch.manual_seed(0)
 
 
-def idx(name, offset):
-    with gzip.open(os.path.join(args.mnist_dir, name)) as f:
-        return np.frombuffer(f.read(), np.uint8, offset=offset)
-
-
-x_train = torch.tensor(idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28).astype(np.float32))
-y_train = torch.tensor(idx("train-labels-idx1-ubyte.gz", 8).astype(np.int64))
-x_test = torch.tensor(idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28).astype(np.float32))
-y_test = torch.tensor(idx("t10k-labels-idx1-ubyte.gz", 8).astype(np.int64))
+train_x, train_y, test_x, test_y = load_mnist(args.mnist_dir)
+x_train = torch.tensor(train_x.reshape(-1, 1, 28, 28).astype(np.float32))
+y_train = torch.tensor(train_y.astype(np.int64))
+x_test = torch.tensor(test_x.reshape(-1, 1, 28, 28).astype(np.float32))
+y_test = torch.tensor(test_y.astype(np.int64))
 
 
 class Net(nn.Module):
