@@ -236,14 +236,7 @@ fn direct_padding_row_skips_change_no_bits() {
         runner(cases(64))
             .run(&strategy, |((n, h, w, ci, co, kh, kw), (pt, pb), pl, pr, seed)| {
                 let (pl, pr) = (pl.min(kw - 1), pr.min(kw - 1));
-                let vals = |len: usize, salt: u64| -> Vec<f32> {
-                    (0..len as u64)
-                        .map(|i| {
-                            let z = (i ^ seed.rotate_left(17)).wrapping_add(salt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-                        })
-                        .collect()
-                };
+                let vals = |len: usize, salt: u64| common::gemm::values(len, 0, seed ^ salt);
                 let pad = Padding::Explicit { top: pt, bottom: pb, left: pl, right: pr };
                 let padded = Conv2dGeometry::spec(n, [h, w, ci], [kh, kw], co).padding(pad).build();
                 let Ok(g) = padded else { return Ok(()) };
