@@ -27,6 +27,9 @@ pub struct Kernels {
     pub(crate) optim: unsafe fn(crate::optim::Step<'_>),
     pub(crate) direct_planar: unsafe fn(&mut crate::conv::direct::Planar<'_>),
     pub(crate) direct_wgrad: unsafe fn(&mut crate::conv::direct::Wgrad<'_>),
+    /// Images per lane-batched direct forward group (the f32 lanes of a vector; 1: wide rows only).
+    pub(crate) lanes: usize,
+    pub(crate) direct_lanes: unsafe fn(&mut crate::conv::direct::Planar<'_>),
     /// Implicit-GEMM register tile: (pixels, channels).
     pub(crate) igemm_tile: (usize, usize),
     pub(crate) igemm: unsafe fn(&mut crate::conv::igemm::Igemm<'_>),
@@ -54,6 +57,10 @@ static PORTABLE: Kernels = Kernels {
     optim: activation::portable::optim,
     direct_planar: conv::portable::direct_planar,
     direct_wgrad: conv::portable::direct_wgrad,
+    // wide's 8×8 transpose goes element by element without AVX: lane-batched conv2 forward took 608 µs against
+    // the wide rows' 566 (harness minima, batch 32), so the portable path keeps wide rows.
+    lanes: 1,
+    direct_lanes: conv::portable::direct_lanes,
     igemm_tile: (4, 16),
     igemm: conv::portable::igemm,
     igemm_wgrad: conv::portable::igemm_wgrad,
@@ -75,6 +82,8 @@ static AVX2: Kernels = Kernels {
     optim: activation::avx2::optim,
     direct_planar: conv::avx2::direct_planar,
     direct_wgrad: conv::avx2::direct_wgrad,
+    lanes: 8,
+    direct_lanes: conv::avx2::direct_lanes,
     igemm_tile: (6, 16),
     igemm: conv::avx2::igemm,
     igemm_wgrad: conv::avx2::igemm_wgrad,
@@ -96,6 +105,8 @@ static AVX512: Kernels = Kernels {
     optim: activation::avx512::optim,
     direct_planar: conv::avx512::direct_planar,
     direct_wgrad: conv::avx512::direct_wgrad,
+    lanes: 16,
+    direct_lanes: conv::avx512::direct_lanes,
     igemm_tile: (12, 32),
     igemm: conv::avx512::igemm,
     igemm_wgrad: conv::avx512::igemm_wgrad,
@@ -117,6 +128,8 @@ static NEON: Kernels = Kernels {
     optim: activation::neon::optim,
     direct_planar: conv::neon::direct_planar,
     direct_wgrad: conv::neon::direct_wgrad,
+    lanes: 4,
+    direct_lanes: conv::neon::direct_lanes,
     igemm_tile: (8, 12),
     igemm: conv::neon::igemm,
     igemm_wgrad: conv::neon::igemm_wgrad,

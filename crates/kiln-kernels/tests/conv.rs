@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::conv::{ConvCase, algos, check_conv, conv_case};
+use common::conv::{ConvCase, algos, check_batching, check_conv, conv_case, lane_batched_geometries};
 use common::{Coverage, cases, runner, testable_kernels};
 use kiln_kernels::{
     Conv2dGeometry, ConvAlgo, ConvOptions, ConvPass, Isa, KernelError, Kernels, Padding, Threads, WinogradTile,
@@ -63,6 +63,20 @@ fn flagship_layers_auto() {
         for pass in [ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter] {
             assert_eq!(ConvAlgo::Auto.resolve(&case.g, pass).unwrap(), ConvAlgo::Direct);
             check_conv(k, ConvAlgo::Auto, pass, &case, Threads::Rayon).unwrap();
+        }
+    }
+}
+
+/// The direct forward's lane-batched groups (images in the vector lanes) pass the reference check and give each
+/// image the bits of its own batch-1 run, on every ISA here, with one thread and with the pool.
+#[test]
+fn direct_lane_batches_match_single_images() {
+    for isa in [Isa::Portable, Isa::Avx2Fma, Isa::Avx512] {
+        let Some(k) = testable_kernels(isa) else { continue };
+        for g in lane_batched_geometries() {
+            for threads in [Threads::Single, Threads::Rayon] {
+                check_batching(k, &g, threads).unwrap_or_else(|e| panic!("{isa}: {e}"));
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::process::ExitCode;
 
 use common::activation::{check_backward, check_bias, check_fused_swish, check_optim, check_softmax, max_ulps, sweep};
-use common::conv::{algos, check_conv, conv_case};
+use common::conv::{algos, check_batching, check_conv, conv_case, lane_batched_geometries};
 use common::gemm::{check_gemm, gemm_case, values};
 use common::{cases, runner};
 use kiln_kernels::activation::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
@@ -57,6 +57,17 @@ fn main() -> ExitCode {
                     println!("test conv/{algo}/{isa}/{pass}: FAILED: {e}");
                     failed += 1;
                 }
+            }
+        }
+        let batching = lane_batched_geometries().iter().try_for_each(|g| check_batching(kernels, g, Threads::Single));
+        match batching {
+            Ok(()) => {
+                println!("test conv/direct/{isa}/lane-batches: ok");
+                passed += 1;
+            }
+            Err(e) => {
+                println!("test conv/direct/{isa}/lane-batches: FAILED: {e}");
+                failed += 1;
             }
         }
         match activations(kernels) {

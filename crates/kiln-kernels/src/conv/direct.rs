@@ -104,6 +104,9 @@ fn pack_blocks(cout: usize, cin: usize, taps: usize, out: &mut [f32], get: impl 
     }
 }
 
+/// `C` output channels × `V` consecutive positions in registers: input planes `in_plane` floats apart, read from
+/// position `p` (positions one vector apart); output channels `len` floats apart, written from position `q`
+/// (positions `ys` apart).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn tile<S: Simd, const C: usize, const V: usize>(
@@ -115,7 +118,9 @@ fn tile<S: Simd, const C: usize, const V: usize>(
     w: &[f32],
     out: &mut [f32],
     len: usize,
+    ys: usize,
     p: usize,
+    q: usize,
     nt: usize,
 ) {
     let l = S::LANES;
@@ -125,17 +130,19 @@ fn tile<S: Simd, const C: usize, const V: usize>(
     // chain; its backward-data (6 × 25) is two.
     let group = (CHAIN / nt).max(1);
     for ci in 0..cin {
-        let plane = &inp[ci * in_plane..][..in_plane];
+        // Every tap's V vectors lie in `src` (checked once per tile, not per tap: the per-tap slice checks were
+        // a third of the inner loop's instructions).
+        let reach = taps.iter().copied().max().unwrap_or(0) + V * l;
+        let src = &inp[ci * in_plane..][..in_plane][p..][..reach];
         let wci = &w[ci * nt * C..][..taps.len() * C];
-        for (t, &off) in taps.iter().enumerate() {
-            let wt = &wci[t * C..][..C];
-            let src = &plane[p + off..][..V * l];
+        for (wt, &off) in wci.chunks_exact(C).zip(taps) {
             // Keep whichever operand set is smaller live across the inner loop: V input vectors or C
             // broadcast weights (C·V accumulators + that set + 1 must fit the register file; 33 spilled).
             if V <= C {
                 let mut x = [s.splat(0.0); V];
                 for v in 0..V {
-                    x[v] = s.load(&src[v * l..]);
+                    // SAFETY: off + v·l + LANES ≤ reach = src.len().
+                    x[v] = unsafe { s.load_ptr(src.as_ptr().add(off + v * l)) };
                 }
                 for c in 0..C {
                     let wv = s.splat(wt[c]);
@@ -149,7 +156,8 @@ fn tile<S: Simd, const C: usize, const V: usize>(
                     wv[c] = s.splat(wt[c]);
                 }
                 for v in 0..V {
-                    let x = s.load(&src[v * l..]);
+                    // SAFETY: as above.
+                    let x = unsafe { s.load_ptr(src.as_ptr().add(off + v * l)) };
                     for c in 0..C {
                         acc[c][v] = s.mul_add(x, wv[c], acc[c][v]);
                     }
@@ -159,10 +167,10 @@ fn tile<S: Simd, const C: usize, const V: usize>(
         if (ci + 1) % group == 0 || ci + 1 == cin {
             let first = ci < group;
             for c in 0..C {
-                let o = &mut out[c * len + p..][..V * l];
+                let o = &mut out[c * len + q..][..(V - 1) * ys + l];
                 for v in 0..V {
-                    let sum = if first { acc[c][v] } else { s.add(s.load(&o[v * l..]), acc[c][v]) };
-                    s.store(&mut o[v * l..], sum);
+                    let sum = if first { acc[c][v] } else { s.add(s.load(&o[v * ys..]), acc[c][v]) };
+                    s.store(&mut o[v * ys..], sum);
                     acc[c][v] = s.splat(0.0);
                 }
             }
@@ -183,7 +191,7 @@ fn planar_block<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<
     while p + V * l <= job.len {
         let live = live(p, V * l);
         let (taps, w) = (&job.taps[live.clone()], &w[live.start * C..]);
-        tile::<S, C, V>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, p, nt);
+        tile::<S, C, V>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, l, p, p, nt);
         p += V * l;
     }
     // Remainder in pairs, then singles: a one-vector tile does one FMA per broadcast weight (conv2 forward: 30
@@ -191,13 +199,13 @@ fn planar_block<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<
     while V > 2 && p + 2 * l <= job.len {
         let live = live(p, 2 * l);
         let (taps, w) = (&job.taps[live.clone()], &w[live.start * C..]);
-        tile::<S, C, 2>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, p, nt);
+        tile::<S, C, 2>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, l, p, p, nt);
         p += 2 * l;
     }
     while p + l <= job.len {
         let live = live(p, l);
         let (taps, w) = (&job.taps[live.clone()], &w[live.start * C..]);
-        tile::<S, C, 1>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, p, nt);
+        tile::<S, C, 1>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, l, p, p, nt);
         p += l;
     }
 }
@@ -219,6 +227,195 @@ pub(crate) fn planar<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut P
         }
     }
     store(s, job.out, job.len, job.plane.wp, job.plane.out_w(), job.cout, job.bias, job.dst);
+}
+
+/// The lane-batched form of [`planar`] (forward geometry, every image landing whole in its plane): the
+/// `S::LANES` images `job.n ..` sit one per vector lane, so a planar position is a vector of `LANES` floats
+/// (planes `[C][hp][wp][LANES]`, tap offsets scaled by `LANES`). The register tiles then run along each output
+/// row's `out_w` valid columns only — the wide rows' `wp − out_w` garbage columns (conv2: 80 of 480 positions)
+/// are not computed — and each position gets the same FMA chain as in [`planar`], so the same bits. The layout
+/// costs a `LANES × LANES` transpose per `LANES` floats in and out (see [`lane_groups`]); both are done a row at
+/// a time, just ahead of and just behind the tiles, so that the planes (conv2: 110 KB in, 154 KB out) are
+/// touched while they are in L1 rather than streamed through L2 three times.
+#[inline(always)]
+pub(crate) fn lanes<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut Planar<'_>) {
+    let plane = job.plane;
+    let (rows, per_row) = (plane.out_h(), plane.out_w() * job.cout);
+    let mut fill = LaneFill::new::<S>(&plane, job.in_plane);
+    let mut store = LaneStore::new(job.bias, job.cout);
+    for r in 0..rows {
+        // Output row r reads plane rows r .. r + kh, i.e. source rows up to r + kh − top.
+        let need = (r + plane.kh).saturating_sub(fill.top).min(plane.sh);
+        fill.to(s, &plane, job.src, job.n, job.inp, need * plane.sw * plane.sc);
+        for (cb, c) in blocks(job.cout) {
+            match c {
+                1 => lanes_row::<S, 1, VW>(s, job, cb, r),
+                2 => lanes_row::<S, 2, VW>(s, job, cb, r),
+                3 => lanes_row::<S, 3, VW>(s, job, cb, r),
+                4 => lanes_row::<S, 4, V>(s, job, cb, r),
+                5 => lanes_row::<S, 5, V>(s, job, cb, r),
+                _ => lanes_row::<S, BLOCK, V>(s, job, cb, r),
+            }
+        }
+        store.to(s, job, (r + 1) * per_row);
+    }
+}
+
+/// Output row `r` of one channel block of [`lanes`]: `V`-column tiles, then pairs and singles (input position
+/// `(r·wp + x)·LANES` of the planes, output pixel `r·out_w + x` of `cout` vectors).
+#[inline(always)]
+fn lanes_row<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>, cb: usize, r: usize) {
+    let (l, nt, cin, cout) = (S::LANES, job.taps.len(), job.cin, job.cout);
+    let w = &job.w[cb * cin * nt..][..C * cin * nt];
+    let out = &mut job.out[cb * l..];
+    let (inp, ip, taps, ys) = (&*job.inp, job.in_plane, job.taps, cout * l);
+    let (cols, wp) = (job.plane.out_w(), job.plane.wp);
+    let (p, q) = (r * wp * l, r * cols * ys);
+    let mut x = 0;
+    while x + V <= cols {
+        tile::<S, C, V>(s, inp, ip, cin, taps, w, out, l, ys, p + x * l, q + x * ys, nt);
+        x += V;
+    }
+    while V > 2 && x + 2 <= cols {
+        tile::<S, C, 2>(s, inp, ip, cin, taps, w, out, l, ys, p + x * l, q + x * ys, nt);
+        x += 2;
+    }
+    while x < cols {
+        tile::<S, C, 1>(s, inp, ip, cin, taps, w, out, l, ys, p + x * l, q + x * ys, nt);
+        x += 1;
+    }
+}
+
+/// Progress of [`lanes`]' input transpose: NHWC float `m` of every image goes to channel plane `c` (at `cip`),
+/// position `pos`, column `x` of its row.
+struct LaneFill {
+    m: usize,
+    c: usize,
+    x: usize,
+    cip: usize,
+    pos: usize,
+    top: usize,
+    left: usize,
+    ip: usize,
+}
+
+impl LaneFill {
+    /// # Panics
+    /// If the source does not land whole ([`Plane::whole`]; the caller checked it once per convolution).
+    #[inline(always)]
+    fn new<S: Simd>(plane: &Plane, ip: usize) -> Self {
+        let (top, left) = plane.whole().expect("lane-batched planes hold whole images");
+        LaneFill { m: 0, c: 0, x: 0, cip: 0, pos: (top * plane.wp + left) * S::LANES, top, left, ip }
+    }
+
+    #[inline(always)]
+    fn next<S: Simd>(&mut self, plane: &Plane) {
+        self.m += 1;
+        self.c += 1;
+        self.cip += self.ip;
+        if self.c == plane.sc {
+            (self.c, self.cip) = (0, 0);
+            self.pos += S::LANES;
+            self.x += 1;
+            if self.x == plane.sw {
+                self.x = 0;
+                self.pos += (plane.wp - plane.sw) * S::LANES;
+            }
+        }
+    }
+
+    /// Transposes images `n0 .. n0 + LANES` of `src` into the planes (`sc` planes of `ip` floats, lane `i` = image
+    /// `n0 + i`) up to NHWC float `upto` at least (whole runs of `LANES` floats, the last run partial). As in
+    /// [`Plane::fill`], only the images' own positions are written (the padding stays zero from the first use of
+    /// the buffer).
+    ///
+    /// # Panics
+    /// If the planes are too short for the plane geometry.
+    #[inline(always)]
+    fn to<S: Simd>(&mut self, s: S, plane: &Plane, src: &[f32], n0: usize, planes: &mut [f32], upto: usize) {
+        let l = S::LANES;
+        let size = plane.sh * plane.sw * plane.sc;
+        let images = &src[n0 * size..][..l * size];
+        // The last position written, (top + sh − 1, left + sw − 1), ends inside every plane.
+        let end = ((self.top + plane.sh - 1) * plane.wp + self.left + plane.sw) * l;
+        assert!(end <= self.ip && plane.sc * self.ip <= planes.len(), "lane-batched plane sizes");
+        let mut v = [s.splat(0.0); 16];
+        while self.m < upto && self.m + l <= size {
+            for (i, vi) in v[..l].iter_mut().enumerate() {
+                // SAFETY: i < LANES and m + LANES ≤ size: inside `images` (LANES · size floats).
+                *vi = unsafe { s.load_ptr(images.as_ptr().add(i * size + self.m)) };
+            }
+            s.transpose(&mut v);
+            for vj in &v[..l] {
+                // SAFETY: cip ≤ (sc − 1)·ip and pos + LANES ≤ end ≤ ip (asserted above): inside `planes`.
+                unsafe { s.store_ptr(planes.as_mut_ptr().add(self.cip + self.pos), *vj) };
+                self.next::<S>(plane);
+            }
+        }
+        while self.m < upto && self.m < size {
+            let m = self.m;
+            for (i, d) in planes[self.cip + self.pos..][..l].iter_mut().enumerate() {
+                *d = images[i * size + m];
+            }
+            self.next::<S>(plane);
+        }
+    }
+}
+
+/// Progress of [`lanes`]' output transpose: NHWC float `m` of every image, of channel `c`; and the biases of
+/// floats `c, c + 1, …` for a run starting at channel `c` (`c < cout ≤ 16` in the direct kernel).
+struct LaneStore {
+    m: usize,
+    c: usize,
+    pattern: [f32; 32],
+}
+
+impl LaneStore {
+    fn new(bias: Option<&[f32]>, cout: usize) -> Self {
+        let mut pattern = [0.0f32; 32];
+        if let Some(b) = bias {
+            for (k, p) in pattern.iter_mut().enumerate() {
+                *p = b[k % cout];
+            }
+        }
+        LaneStore { m: 0, c: 0, pattern }
+    }
+
+    /// Writes the `LANES` images of a lane-batched result (`[out_h·out_w][cout][LANES]`: NHWC with a vector per
+    /// float) to `job.dst` (`LANES` NHWC images of `out_h × out_w × cout`) up to float `upto` (whole runs of
+    /// `LANES` floats transposed into one vector per image, and the last floats at the end), adding the bias.
+    #[inline(always)]
+    fn to<S: Simd>(&mut self, s: S, job: &mut Planar<'_>, upto: usize) {
+        let l = S::LANES;
+        let cout = job.cout;
+        let per = job.plane.out_h() * job.plane.out_w() * cout;
+        let (out, dst) = (&job.out[..per * l], &mut job.dst[..l * per]);
+        assert!(upto <= per, "lane-batched store range");
+        let mut v = [s.splat(0.0); 16];
+        while self.m + l <= upto {
+            let m = self.m;
+            for (j, vj) in v[..l].iter_mut().enumerate() {
+                *vj = s.load(&out[(m + j) * l..]);
+            }
+            s.transpose(&mut v);
+            let bias = s.load(&self.pattern[self.c..]);
+            self.c = (self.c + l) % cout;
+            for (i, vi) in v[..l].iter().enumerate() {
+                // SAFETY: i < LANES and m + LANES ≤ upto ≤ per: inside `dst` (LANES · per floats).
+                unsafe { s.store_ptr(dst.as_mut_ptr().add(i * per + m), s.add(*vi, bias)) };
+            }
+            self.m += l;
+        }
+        if upto == per {
+            for m in self.m..per {
+                for (i, &y) in out[m * l..][..l].iter().enumerate() {
+                    dst[i * per + m] = y + self.pattern[self.c];
+                }
+                self.c = if self.c + 1 == cout { 0 } else { self.c + 1 };
+            }
+            self.m = per;
+        }
+    }
 }
 
 #[inline(always)]
@@ -396,6 +593,14 @@ impl Plane {
     fn in_plane(&self) -> usize {
         (self.len() + (self.kh - 1) * self.wp + self.kw - 1).next_multiple_of(ROUND)
     }
+    /// [`Plane::taps`] for lane-batched planes: offsets times `lanes`.
+    fn taps_scaled(&self, lanes: usize) -> Taps {
+        let mut t = self.taps();
+        for o in t.inline.iter_mut().chain(t.heap.iter_mut()) {
+            *o *= lanes;
+        }
+        t
+    }
     fn taps(&self) -> Taps {
         let mut t = Taps { inline: [0; INLINE_TAPS], len: self.kh * self.kw, heap: Vec::new() };
         let offsets = (0..self.kh).flat_map(|a| (0..self.kw).map(move |b| a * self.wp + b));
@@ -478,6 +683,13 @@ impl Plane {
         }
     }
 
+    /// Where the whole source lands in the plane: `(top, left)` when no row or column is cropped (every forward
+    /// plane), the condition of [`Plane::fill_lanes`].
+    fn whole(&self) -> Option<(usize, usize)> {
+        let top = usize::try_from(self.top).ok()?;
+        let left = usize::try_from(self.left).ok()?;
+        (top + self.sh <= self.hp && left + self.sw <= self.wp).then_some((top, left))
+    }
     #[inline(always)]
     fn fill_any(&self, src: &[f32], n: usize, planes: &mut [f32], ip: usize) {
         let sc = self.sc;
@@ -580,7 +792,8 @@ fn offset(i: usize, by: isize) -> Option<usize> {
 }
 
 /// Runs the planar correlation for every image: `dst[n]` (NHWC, `out_h × out_w × cout`) = wide-row result
-/// (+ bias), split over images.
+/// (+ bias), split over images — the first `groups · LANES` images in lane-batched groups ([`lanes`]), the rest one
+/// by one ([`planar`]).
 #[allow(clippy::too_many_arguments)]
 fn run_planar(
     k: &Kernels,
@@ -592,38 +805,74 @@ fn run_planar(
     cout: usize,
     bias: Option<&[f32]>,
     dst: &mut [f32],
+    groups: usize,
 ) {
     let (len, ip) = (plane.len(), plane.in_plane());
-    let taps = plane.taps();
+    let (taps, ltaps) = (plane.taps(), plane.taps_scaled(k.lanes));
     let (oh, ow) = (plane.out_h(), plane.out_w());
     let per = oh * ow * cout;
+    let lip = ip * k.lanes;
     let out = SharedOut::new(dst);
-    split(parts(threads, batch), batch, |n0, nn| {
-        let mut inp = Scratch::zeroed(plane.sc * ip);
-        let mut wide = Scratch::take(cout * len);
-        for n in n0..n0 + nn {
-            // SAFETY: each part owns images n0 .. n0 + nn of dst; dst outlives the split.
-            let dst = unsafe { out.range(n * per, per) };
+    let batched = groups * k.lanes;
+    // Work units: the lane groups, then the single images.
+    let units = groups + (batch - batched);
+    split(parts(threads, units), units, |u0, nu| {
+        let (mut single, mut grouped) = (None, None);
+        for u in u0..u0 + nu {
+            let (n, images, bufs, ip, len, taps) = if u < groups {
+                // Input planes as the wide rows' with a vector per float (zeroed only if there is padding: a valid
+                // plane's positions are all written and its taps never reach past them), output pixels of cout vectors.
+                let b = grouped.get_or_insert_with(|| {
+                    let size = plane.sc * lip;
+                    let inp = if plane.hp * plane.wp > plane.sh * plane.sw {
+                        Scratch::zeroed(size)
+                    } else {
+                        Scratch::take(size)
+                    };
+                    (inp, Scratch::take(per * k.lanes))
+                });
+                (u * k.lanes, k.lanes, b, lip, 0, &ltaps[..])
+            } else {
+                let b = single.get_or_insert_with(|| (Scratch::zeroed(plane.sc * ip), Scratch::take(cout * len)));
+                (batched + u - groups, 1, b, ip, len, &taps[..])
+            };
+            // SAFETY: each part owns the images of its units in dst; dst outlives the split.
+            let dst = unsafe { out.range(n * per, images * per) };
             let mut job = Planar {
                 plane,
                 src,
                 n,
-                inp: &mut inp,
+                inp: &mut bufs.0,
                 in_plane: ip,
                 cin: plane.sc,
-                taps: &taps,
+                taps,
                 w: wpk,
                 cout,
-                out: &mut wide,
+                out: &mut bufs.1,
                 len,
                 bias,
                 dst,
             };
             // SAFETY: a `&Kernels` exists only for a supported ISA; the job's buffers were sized by `Plane` for
-            // every position and tap it touches (and the kernel indexes through checked slices).
-            unsafe { (k.direct_planar)(&mut job) };
+            // every position and tap it touches (times `LANES` for a group: whole images land, `groups` was
+            // chosen by `lane_groups`), and the kernel indexes through checked slices.
+            unsafe { if images > 1 { (k.direct_lanes)(&mut job) } else { (k.direct_planar)(&mut job) } };
         }
     });
+}
+
+/// How many groups of `lanes` images the forward pass of `g` runs lane-batched ([`lanes`]): all it can when that
+/// pays, none otherwise. It pays when the vector FMAs it saves per image (the wide rows' garbage positions,
+/// `cin·cout·taps·(len − out_h·out_w)/lanes`) exceed four times the vectors it transposes (`(in + out)/lanes`
+/// floats at ~4 shuffles per vector, shuffles issuing at half the FMA rate), and the input has more than one
+/// channel (one channel's wide-row planes are a plain copy). Flagship conv2 (3 → 6, 24² → 20²): 2,250 FMAs
+/// saved vs 258 vectors transposed — lane-batched; conv1 (1 → 3, 28² → 24²): 450 vs 157 — wide rows.
+fn lane_groups(g: &Conv2dGeometry, plane: &Plane, lanes: usize) -> usize {
+    let (cin, cout, taps) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
+    let saved = cin * cout * taps * (plane.len() - plane.out_h() * plane.out_w()) / lanes;
+    let moved = (plane.sh * plane.sw * cin + plane.out_h() * plane.out_w() * cout) / lanes;
+    let pays = lanes > 1 && cin > 1 && plane.whole().is_some() && saved > 4 * moved;
+    if pays { g.batch() / lanes } else { 0 }
 }
 
 pub(crate) fn forward(
@@ -635,11 +884,27 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> Result<()> {
+    let groups = lane_groups(g, &Plane::input(g), k.lanes);
+    forward_groups(k, g, threads, x, w, bias, y, groups)
+}
+
+/// [`forward`] with the first `groups · LANES` images lane-batched.
+#[allow(clippy::too_many_arguments)]
+fn forward_groups(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    threads: Threads,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    groups: usize,
+) -> Result<()> {
     let plane = Plane::input(g);
     let (ci, co, nt) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
     let mut wpk = Scratch::take(g.weight_len());
     pack_blocks(co, ci, nt, &mut wpk, |o, i, t| w[(t * ci + i) * co + o]);
-    run_planar(k, threads, g.batch(), plane, x, &wpk, co, bias, y);
+    run_planar(k, threads, g.batch(), plane, x, &wpk, co, bias, y, groups);
     Ok(())
 }
 
@@ -669,7 +934,7 @@ pub(crate) fn backward_data(
     let mut wpk = Scratch::take(g.weight_len());
     // Planar input channel = dy channel `o`, planar output channel = dx channel `i`, tap rotated by 180°.
     pack_blocks(ci, co, nt, &mut wpk, |i, o, t| w[((nt - 1 - t) * ci + i) * co + o]);
-    run_planar(k, threads, g.batch(), plane, dy, &wpk, ci, None, dx);
+    run_planar(k, threads, g.batch(), plane, dy, &wpk, ci, None, dx, 0);
     Ok(())
 }
 
@@ -722,4 +987,95 @@ pub(crate) fn backward_filter(
         *d = partials.chunks_exact(wlen).map(|c| f64::from(c[i])).sum::<f64>() as f32;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::Padding;
+    use crate::isa::Isa;
+    use proptest::prelude::*;
+
+    /// Deterministic values in [−1, 1) (raw pixels 0..255 when `pixels`).
+    fn values(len: usize, seed: u64, pixels: bool) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let u = (s >> 40) as f32 / (1u64 << 24) as f32;
+                if pixels { (u * 256.0).floor() } else { 2.0 * u - 1.0 }
+            })
+            .collect()
+    }
+
+    /// The ISAs this host runs that have a lane-batched direct forward.
+    fn lane_kernels() -> Vec<&'static Kernels> {
+        [Isa::Avx512, Isa::Avx2Fma, Isa::Neon, Isa::Portable]
+            .into_iter()
+            .filter_map(Kernels::for_isa)
+            .filter(|k| k.lanes > 1)
+            .collect()
+    }
+
+    #[test]
+    fn lane_groups_follow_the_cost_rule() {
+        let conv1 = Conv2dGeometry::spec(32, [28, 28, 1], [5, 5], 3).build().unwrap();
+        let conv2 = Conv2dGeometry::spec(32, [24, 24, 3], [5, 5], 6).build().unwrap();
+        for lanes in [4, 8, 16] {
+            assert_eq!(lane_groups(&conv1, &Plane::input(&conv1), lanes), 0, "conv1: one input channel");
+            assert_eq!(lane_groups(&conv2, &Plane::input(&conv2), lanes), 32 / lanes, "conv2");
+        }
+        assert_eq!(lane_groups(&conv2, &Plane::input(&conv2), 1), 0, "no lane-batched kernel");
+        let small = Conv2dGeometry::spec(15, [24, 24, 3], [5, 5], 6).build().unwrap();
+        assert_eq!(lane_groups(&small, &Plane::input(&small), 16), 0, "fewer images than lanes");
+    }
+
+    fn case() -> impl Strategy<Value = (Conv2dGeometry, bool, bool, u64)> {
+        let pad =
+            prop_oneof![
+                Just(Padding::Valid),
+                Just(Padding::Same),
+                (0..=2usize, 0..=2usize, 0..=2usize, 0..=2usize)
+                    .prop_map(|(top, bottom, left, right)| Padding::Explicit { top, bottom, left, right }),
+            ];
+        (
+            (4..=37usize, proptest::sample::select(vec![2usize, 3, 6, 7, 8])),
+            proptest::sample::select(vec![1usize, 3, 6, 7, 15, 16]),
+            (proptest::sample::select(vec![1usize, 3, 5]), proptest::sample::select(vec![1usize, 3, 5])),
+            (1..=12usize, 1..=12usize),
+            pad,
+            (any::<bool>(), any::<bool>(), any::<u64>()),
+        )
+            .prop_filter_map("valid geometry", |((n, ci), co, (kh, kw), (h, w), pad, (bias, pixels, seed))| {
+                let g = Conv2dGeometry::spec(n, [h, w, ci], [kh, kw], co).padding(pad).build().ok()?;
+                Some((g, bias, pixels, seed))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Lane-batched groups (forced, whatever the cost rule says) give the wide-row kernel's bits, which the
+        /// reference property (tests/conv.rs) checks: every batch size around the lane counts, padded and valid
+        /// planes, with and without bias, one and two threads.
+        #[test]
+        fn lane_batched_forward_matches_wide_rows_bitwise((g, bias, pixels, seed) in case()) {
+            for k in lane_kernels() {
+                let x = values(g.input_len(), seed, pixels);
+                let w = values(g.weight_len(), seed ^ 0x51, false);
+                let b = bias.then(|| values(g.bias_len(), seed ^ 0x3c, false));
+                let run = |groups: usize, threads: Threads| {
+                    let mut y = vec![f32::NAN; g.output_len()];
+                    forward_groups(k, &g, threads, &x, &w, b.as_deref(), &mut y, groups).unwrap();
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                let wide = run(0, Threads::Single);
+                let groups = g.batch() / k.lanes;
+                prop_assert_eq!(&run(groups, Threads::Single), &wide, "{} {} groups", k.isa(), groups);
+                prop_assert_eq!(&run(groups, Threads::Rayon), &wide, "{} {} groups, threads", k.isa(), groups);
+            }
+        }
+    }
 }

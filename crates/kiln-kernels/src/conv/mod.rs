@@ -351,6 +351,14 @@ macro_rules! conv_entries {
         /// # Safety
         /// The CPU supports this ISA.
         $(#[$attr])*
+        pub(crate) unsafe fn direct_lanes(job: &mut $crate::conv::direct::Planar<'_>) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::conv::direct::lanes::<_, $v, $vw>(s, job)
+        }
+        /// # Safety
+        /// The CPU supports this ISA.
+        $(#[$attr])*
         pub(crate) unsafe fn direct_wgrad(job: &mut $crate::conv::direct::Wgrad<'_>) {
             // SAFETY: the caller guarantees the ISA.
             let s = unsafe { $token };

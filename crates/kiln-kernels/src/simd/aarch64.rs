@@ -43,6 +43,11 @@ impl Simd for Neon {
         unsafe { vst1q_f32(s.as_mut_ptr(), v) }
     }
     #[inline(always)]
+    unsafe fn store_ptr(self, p: *mut f32, v: float32x4_t) {
+        // SAFETY: the caller guarantees 4 writable floats; the token proves NEON.
+        unsafe { vst1q_f32(p, v) }
+    }
+    #[inline(always)]
     fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         // SAFETY: NEON.
         unsafe { vaddq_f32(a, b) }
@@ -106,5 +111,19 @@ impl Simd for Neon {
     fn copysign(self, a: float32x4_t, s: float32x4_t) -> float32x4_t {
         // SAFETY: NEON.
         unsafe { vbslq_f32(vdupq_n_u32(0x8000_0000), s, a) }
+    }
+    #[inline(always)]
+    fn transpose(self, v: &mut [float32x4_t; 16]) {
+        // SAFETY: NEON.
+        unsafe {
+            // Lane pairs (rows 0/1 and 2/3), then 64-bit halves.
+            let (t0, t1) = (vtrn1q_f32(v[0], v[1]), vtrn2q_f32(v[0], v[1]));
+            let (t2, t3) = (vtrn1q_f32(v[2], v[3]), vtrn2q_f32(v[2], v[3]));
+            let d = |x: float32x4_t| vreinterpretq_f64_f32(x);
+            v[0] = vreinterpretq_f32_f64(vtrn1q_f64(d(t0), d(t2)));
+            v[1] = vreinterpretq_f32_f64(vtrn1q_f64(d(t1), d(t3)));
+            v[2] = vreinterpretq_f32_f64(vtrn2q_f64(d(t0), d(t2)));
+            v[3] = vreinterpretq_f32_f64(vtrn2q_f64(d(t1), d(t3)));
+        }
     }
 }

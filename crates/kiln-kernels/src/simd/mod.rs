@@ -22,6 +22,11 @@ pub(crate) trait Simd: Copy {
     unsafe fn load_ptr(self, p: *const f32) -> Self::V;
     /// Stores `LANES` floats to `s[..LANES]`.
     fn store(self, s: &mut [f32], v: Self::V);
+    /// Stores `LANES` floats to `p` without a bounds check (for kernels that checked a whole window once).
+    ///
+    /// # Safety
+    /// `p .. p + LANES` is writable.
+    unsafe fn store_ptr(self, p: *mut f32, v: Self::V);
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
@@ -47,6 +52,23 @@ pub(crate) trait Simd: Copy {
     fn scale2(self, y: Self::V, n: Self::V) -> Self::V {
         let n1 = self.min(self.max(n, self.splat(-126.0)), self.splat(127.0));
         self.mul(self.mul(y, self.pow2i(self.sub(n, n1))), self.pow2i(n1))
+    }
+    /// Transposes the `LANES × LANES` block in `v[..LANES]` (row `i` = vector `i`): afterwards vector `j` holds
+    /// lane `j` of every former row, in row order. The rest of `v` is left as it was.
+    #[inline(always)]
+    fn transpose(self, v: &mut [Self::V; 16]) {
+        let l = Self::LANES;
+        let mut rows = [[0.0f32; 16]; 16];
+        for i in 0..l {
+            self.store(&mut rows[i], v[i]);
+        }
+        for j in 0..l {
+            let mut col = [0.0f32; 16];
+            for i in 0..l {
+                col[i] = rows[i][j];
+            }
+            v[j] = self.load(&col);
+        }
     }
     /// Interleaved pixels → planar rows: `dst[c·stride + i] = src[i·C + c]` for every pixel `i < src.len() / C`.
     ///
@@ -321,6 +343,11 @@ impl Simd for Portable {
         s[..8].copy_from_slice(&v.to_array());
     }
     #[inline(always)]
+    unsafe fn store_ptr(self, p: *mut f32, v: Self::V) {
+        // SAFETY: the caller guarantees 8 writable floats.
+        unsafe { p.cast::<[f32; 8]>().write_unaligned(v.to_array()) }
+    }
+    #[inline(always)]
     fn add(self, a: Self::V, b: Self::V) -> Self::V {
         a + b
     }
@@ -372,6 +399,11 @@ impl Simd for Portable {
         // new: exp 205 → 100 µs, swish 239 → 130, swish with derivative 282 → 196, tanh 248 → 177).
         let e = n.fast_round_int() + wide::i32x8::splat(127);
         bytemuck::cast(e << 23)
+    }
+    #[inline(always)]
+    fn transpose(self, v: &mut [Self::V; 16]) {
+        let t = wide::f32x8::transpose([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]);
+        v[..8].copy_from_slice(&t);
     }
     #[inline(always)]
     fn copysign(self, a: Self::V, s: Self::V) -> Self::V {

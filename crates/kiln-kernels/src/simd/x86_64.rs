@@ -64,6 +64,11 @@ impl Simd for Avx512 {
         unsafe { _mm512_storeu_ps(s.as_mut_ptr(), v) }
     }
     #[inline(always)]
+    unsafe fn store_ptr(self, p: *mut f32, v: __m512) {
+        // SAFETY: the caller guarantees 16 writable floats; the token proves AVX-512F.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
     fn add(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: AVX-512F.
         unsafe { _mm512_add_ps(a, b) }
@@ -139,6 +144,41 @@ impl Simd for Avx512 {
         // vscalefps: y·2^⌊n⌋ with a single rounding, subnormal results included (no FTZ/DAZ in Rust code).
         // SAFETY: AVX-512F.
         unsafe { _mm512_scalef_ps(y, n) }
+    }
+    #[inline(always)]
+    fn transpose(self, v: &mut [__m512; 16]) {
+        // Four rounds of 16 shuffles: pairs of rows (ps), pairs of pairs (pd) — vector 4q + e then holds element
+        // e of each 128-bit quarter of rows 4(q mod 4) .. +4 — then two rounds of quarter shuffles.
+        // SAFETY: AVX-512F.
+        unsafe {
+            let mut t = [_mm512_setzero_ps(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+            }
+            let mut u = [_mm512_setzero_ps(); 16];
+            for q in 0..4 {
+                let (a0, a1, b0, b1) = (t[4 * q], t[4 * q + 1], t[4 * q + 2], t[4 * q + 3]);
+                let pd = |x: __m512| _mm512_castps_pd(x);
+                u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(a0), pd(b0)));
+                u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(a0), pd(b0)));
+                u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(a1), pd(b1)));
+                u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(a1), pd(b1)));
+            }
+            // u[4q + e], quarter k: element 4k + e of rows 4q .. 4q + 4.
+            for h in 0..2 {
+                for e in 0..4 {
+                    let (a, b) = (u[8 * h + e], u[8 * h + 4 + e]);
+                    // Quarters 0, 2 (elements e, 8 + e) and 1, 3 (4 + e, 12 + e) of rows 8h .. 8h + 8.
+                    t[8 * h + e] = _mm512_shuffle_f32x4::<0x88>(a, b);
+                    t[8 * h + 4 + e] = _mm512_shuffle_f32x4::<0xdd>(a, b);
+                }
+            }
+            for e in 0..8 {
+                v[e] = _mm512_shuffle_f32x4::<0x88>(t[e], t[8 + e]);
+                v[8 + e] = _mm512_shuffle_f32x4::<0xdd>(t[e], t[8 + e]);
+            }
+        }
     }
     #[inline(always)]
     fn deinterleave<const C: usize>(self, src: &[f32], dst: &mut [f32], stride: usize) {
@@ -329,6 +369,11 @@ impl Simd for Avx2 {
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), v) }
     }
     #[inline(always)]
+    unsafe fn store_ptr(self, p: *mut f32, v: __m256) {
+        // SAFETY: the caller guarantees 8 writable floats; the token proves AVX.
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
     fn add(self, a: __m256, b: __m256) -> __m256 {
         // SAFETY: AVX.
         unsafe { _mm256_add_ps(a, b) }
@@ -397,6 +442,29 @@ impl Simd for Avx2 {
         unsafe {
             let sign = _mm256_set1_ps(-0.0);
             _mm256_or_ps(_mm256_andnot_ps(sign, a), _mm256_and_ps(sign, s))
+        }
+    }
+    #[inline(always)]
+    fn transpose(self, v: &mut [__m256; 16]) {
+        // SAFETY: AVX.
+        unsafe {
+            let mut t = [_mm256_setzero_ps(); 8];
+            for i in 0..4 {
+                t[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+                t[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+            }
+            // u[4h + e], half k: element 4k + e of rows 4h .. 4h + 4.
+            let mut u = [_mm256_setzero_ps(); 8];
+            for h in 0..2 {
+                u[4 * h] = _mm256_shuffle_ps::<0x44>(t[4 * h], t[4 * h + 2]);
+                u[4 * h + 1] = _mm256_shuffle_ps::<0xee>(t[4 * h], t[4 * h + 2]);
+                u[4 * h + 2] = _mm256_shuffle_ps::<0x44>(t[4 * h + 1], t[4 * h + 3]);
+                u[4 * h + 3] = _mm256_shuffle_ps::<0xee>(t[4 * h + 1], t[4 * h + 3]);
+            }
+            for e in 0..4 {
+                v[e] = _mm256_permute2f128_ps::<0x20>(u[e], u[4 + e]);
+                v[4 + e] = _mm256_permute2f128_ps::<0x31>(u[e], u[4 + e]);
+            }
         }
     }
     #[inline(always)]
@@ -646,7 +714,23 @@ mod tests {
         }
     }
 
+    /// The shuffle transposes against the definition (lane i of vector j = lane j of row i); vectors past
+    /// `LANES` are left alone.
+    fn check_transpose<S: Simd>(s: S) {
+        let l = S::LANES;
+        let rows: Vec<[f32; 16]> = (0..16).map(|i| std::array::from_fn(|j| (i * 16 + j) as f32)).collect();
+        let mut v: [S::V; 16] = std::array::from_fn(|i| s.load(&rows[i]));
+        s.transpose(&mut v);
+        for (j, vj) in v.iter().enumerate() {
+            let mut got = [0.0f32; 16];
+            s.store(&mut got, *vj);
+            let want: Vec<f32> = (0..l).map(|i| if j < l { rows[i][j] } else { rows[j][i] }).collect();
+            assert_eq!(&got[..l], &want[..], "vector {j}");
+        }
+    }
+
     fn all<S: Simd>(s: S) {
+        check_transpose(s);
         check_rows::<S, 1>(s);
         check_rows::<S, 3>(s);
         check_rows::<S, 6>(s);

@@ -148,3 +148,37 @@ pub fn algos() -> Vec<(ConvAlgo, ConvPass)> {
     }
     v
 }
+
+/// Geometries whose direct forward runs lane-batched groups (several input channels, garbage columns in the wide
+/// rows): the flagship conv2 at a batch that leaves single images after the groups, a same-padded one with zeroed
+/// plane borders, and an explicitly padded one with more than six output channels (two channel blocks).
+pub fn lane_batched_geometries() -> Vec<Conv2dGeometry> {
+    vec![
+        Conv2dGeometry::spec(37, [24, 24, 3], [5, 5], 6).build().unwrap(),
+        Conv2dGeometry::spec(21, [19, 17, 7], [3, 3], 15).padding(Padding::Same).build().unwrap(),
+        Conv2dGeometry::spec(9, [13, 14, 2], [5, 3], 7).padding(Padding::uniform(1)).build().unwrap(),
+    ]
+}
+
+/// The direct forward of `g` (batched, with bias) passes the reference check and equals, bit for bit, the same
+/// images run one at a time (which never form a lane-batched group).
+pub fn check_batching(k: &Kernels, g: &Conv2dGeometry, threads: Threads) -> Result<(), TestCaseError> {
+    let case = ConvCase { g: *g, dist: 1, seed: g.batch() as u64 };
+    let batched = check_conv(k, ConvAlgo::Direct, ConvPass::Forward, &case, threads)?;
+    let x = values(g.input_len(), case.dist, case.seed);
+    let w = values(g.weight_len(), 0, case.seed ^ 0x51);
+    let bias = values(g.bias_len(), 0, case.seed ^ 0x3c);
+    let one = Conv2dGeometry::spec(1, [g.in_h(), g.in_w(), g.in_c()], [g.kernel_h(), g.kernel_w()], g.out_c())
+        .padding(g.padding())
+        .build()
+        .map_err(fail)?;
+    let (xs, ys) = (one.input_len(), one.output_len());
+    for n in 0..g.batch() {
+        let mut y = vec![f32::NAN; ys];
+        let opts = ConvOptions::algo(ConvAlgo::Direct).threads(Threads::Single);
+        k.conv2d_forward(&one, opts, &x[n * xs..][..xs], &w, Some(&bias), &mut y).map_err(fail)?;
+        let same = y.iter().zip(&batched[n * ys..][..ys]).all(|(a, b)| a.to_bits() == b.to_bits());
+        prop_assert!(same, "{}: image {} of {:?} differs from its batch-1 run", k.isa(), n, g);
+    }
+    Ok(())
+}
