@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kiln_benches::conv_cases;
-use kiln_kernels::{ConvAlgo, ConvOptions, ConvPass, Isa, Kernels, Threads, WinogradTile};
+use kiln_kernels::{AlignedVec, ConvAlgo, ConvOptions, ConvPass, Isa, Kernels, Threads, WinogradTile};
 
-fn data(len: usize, salt: usize) -> Vec<f32> {
+/// 64-byte aligned, as a `kiln_tensor::Tensor`'s storage (and PyTorch's CPU allocator) is: from a 16-byte aligned
+/// `Vec`, every 64-byte vector store to an image straddles two cache lines.
+fn data(len: usize, salt: usize) -> AlignedVec {
     (0..len).map(|i| ((i * 7 + salt) % 17) as f32 / 17.0 - 0.5).collect()
 }
 
@@ -42,7 +44,8 @@ fn bench(c: &mut Criterion) {
         }
         let (x, w, b) = (data(g.input_len(), 1), data(g.weight_len(), 2), data(g.bias_len(), 3));
         let dy = data(g.output_len(), 4);
-        let (mut y, mut dx, mut dw) = (vec![0.0; g.output_len()], vec![0.0; g.input_len()], vec![0.0; g.weight_len()]);
+        let (mut y, mut dx, mut dw) =
+            (AlignedVec::zeros(g.output_len()), AlignedVec::zeros(g.input_len()), AlignedVec::zeros(g.weight_len()));
         group.throughput(Throughput::Elements(g.flops()));
         for isa in Isa::ALL.into_iter().filter(|i| i.is_supported()) {
             let k = Kernels::for_isa(isa).expect("supported");
