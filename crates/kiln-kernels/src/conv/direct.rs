@@ -425,8 +425,12 @@ impl LaneStore {
 fn wgrad_block<S: Simd, const C: usize, const T: usize>(s: S, job: &mut Wgrad<'_>, cb: usize) {
     let nt = job.taps.len();
     for ci in 0..job.cin {
+        // Rather than a last group of one tap (load-bound: C + 1 loads for C FMAs), end with T + 1 taps when their
+        // C·(T + 1) accumulators, T + 1 inputs and a dy vector fit the registers (conv2 on AVX-512: 25 = 7·3 + 4).
+        let wide_last = nt > T && nt % T == 1 && C * (T + 1) + T + 2 <= S::REGISTERS;
+        let end = if wide_last { nt - (T + 1) } else { nt };
         let mut t0 = 0;
-        while t0 + T <= nt {
+        while t0 + T <= end {
             wgrad_taps::<S, C, T>(s, job, cb, ci, t0);
             t0 += T;
         }

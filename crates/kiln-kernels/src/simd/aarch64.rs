@@ -20,6 +20,7 @@ impl Neon {
 impl Simd for Neon {
     type V = float32x4_t;
     const LANES: usize = 4;
+    const REGISTERS: usize = 32;
     #[inline(always)]
     fn splat(self, x: f32) -> float32x4_t {
         // SAFETY: the token proves NEON.

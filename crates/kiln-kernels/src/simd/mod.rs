@@ -12,6 +12,8 @@ pub(crate) trait Simd: Copy {
     type V: Copy;
     /// Lanes per vector.
     const LANES: usize;
+    /// Vector registers of the ISA (register tiles are sized to fit them).
+    const REGISTERS: usize;
     fn splat(self, x: f32) -> Self::V;
     /// Loads `LANES` floats from `s[..LANES]`.
     fn load(self, s: &[f32]) -> Self::V;
@@ -324,6 +326,8 @@ pub(crate) struct Portable;
 impl Simd for Portable {
     type V = wide::f32x8;
     const LANES: usize = 8;
+    // An f32x8 is two SSE registers: 16 xmm hold 8 of them.
+    const REGISTERS: usize = 8;
     #[inline(always)]
     fn splat(self, x: f32) -> Self::V {
         wide::f32x8::splat(x)

@@ -41,6 +41,7 @@ impl Avx2 {
 impl Simd for Avx512 {
     type V = __m512;
     const LANES: usize = 16;
+    const REGISTERS: usize = 32;
     #[inline(always)]
     fn splat(self, x: f32) -> __m512 {
         // SAFETY: the token proves AVX-512F.
@@ -346,6 +347,7 @@ fn interleave_blocks512<const C: usize>(
 impl Simd for Avx2 {
     type V = __m256;
     const LANES: usize = 8;
+    const REGISTERS: usize = 16;
     #[inline(always)]
     fn splat(self, x: f32) -> __m256 {
         // SAFETY: the token proves AVX2.
