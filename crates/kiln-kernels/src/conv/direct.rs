@@ -1002,19 +1002,15 @@ mod tests {
     use crate::geometry::Padding;
     use crate::isa::Isa;
     use proptest::prelude::*;
+    use proptest::test_runner::{RngAlgorithm, TestRng};
 
-    /// Deterministic values in [−1, 1) (raw pixels 0..255 when `pixels`).
+    /// Values from proptest's seeded generator, in [−1, 1) (raw pixels 0..255 when `pixels`).
     fn values(len: usize, seed: u64, pixels: bool) -> Vec<f32> {
-        let mut s = seed | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                let u = (s >> 40) as f32 / (1u64 << 24) as f32;
-                if pixels { (u * 256.0).floor() } else { 2.0 * u - 1.0 }
-            })
-            .collect()
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &key);
+        let unit = |rng: &mut TestRng| (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
+        (0..len).map(|_| if pixels { (unit(&mut rng) * 256.0).floor() } else { 2.0 * unit(&mut rng) - 1.0 }).collect()
     }
 
     /// The ISAs this host runs that have a lane-batched direct forward.
