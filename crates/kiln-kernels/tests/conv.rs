@@ -67,7 +67,7 @@ fn flagship_layers_auto() {
     }
 }
 
-/// The direct forward's lane-batched groups (images in the vector lanes) pass the reference check and give each
+/// The direct forward's and backward-data's lane-batched groups (images in the vector lanes) pass the reference check and give each
 /// image the bits of its own batch-1 run, on every ISA here, with one thread and with the pool.
 #[test]
 fn direct_lane_batches_match_single_images() {

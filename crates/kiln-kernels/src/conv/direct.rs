@@ -6,8 +6,12 @@
 //!
 //! Backward-data is the same kernel on `dy` placed `(kh − 1 − pad_top, kw − 1 − pad_left)` into a planar image of
 //! `(in_h + kh − 1) × (in_w + kw − 1)` with the weights rotated by 180° and in/out channels swapped; a register
-//! tile skips the kernel rows that meet only zero-padding rows for all its positions (exact zeros: the sums keep
-//! their bits). Backward-filter reduces `dW[t][ci][co] = Σ_p dy[co][p] · x[ci][p + off_t]` with `dy` in the same
+//! tile skips the kernel rows (and, lane-batched, the kernel columns) that meet only zero padding for all its
+//! positions. That keeps the sums' bits: a skipped product is an exact zero, and adding a zero changes an
+//! accumulator only if it is −0, which a chain starting at +0 never is (in round-to-nearest, `x + (−x)` and
+//! `+0 + −0` are +0) — so any two tile shapes give the same bits for finite weights. When it pays
+//! ([`lane_groups`]: conv2's forward and backward-data), groups of `LANES` images run with one image per vector
+//! lane ([`lanes`]). Backward-filter reduces `dW[t][ci][co] = Σ_p dy[co][p] · x[ci][p + off_t]` with `dy` in the same
 //! wide-row layout (garbage columns zeroed): `BLOCK` channels × `T` taps of vector accumulators, one horizontal
 //! sum per image, images summed in fixed chunks of [`WGRAD_CHUNK`] so that any thread count gives the same bits.
 
@@ -47,7 +51,7 @@ pub(crate) struct Planar<'a> {
     pub inp: &'a mut [f32],
     pub in_plane: usize,
     pub cin: usize,
-    /// Flat tap offsets.
+    /// Every tap's input offset (kernel rows outermost).
     pub taps: &'a [usize],
     /// Weights packed per channel block (see [`pack_blocks`]).
     pub w: &'a [f32],
@@ -107,9 +111,31 @@ fn pack_blocks(cout: usize, cin: usize, taps: usize, out: &mut [f32], get: impl 
     }
 }
 
+/// The taps a register tile computes: kernel rows `a0 .. a1` × kernel columns `b0 .. b1` of a `kw`-wide kernel
+/// (the taps outside the rectangle meet only zero padding for every position of the tile: their products are exact
+/// zeros, and skipping them leaves the sums' bits as they were).
+#[derive(Clone, Copy)]
+struct Window {
+    a0: usize,
+    a1: usize,
+    b0: usize,
+    b1: usize,
+    kw: usize,
+}
+
+impl Window {
+    /// Every tap of a `kh × kw` kernel.
+    fn all(kh: usize, kw: usize) -> Self {
+        Window { a0: 0, a1: kh, b0: 0, b1: kw, kw }
+    }
+    fn is_empty(&self) -> bool {
+        self.a0 >= self.a1 || self.b0 >= self.b1
+    }
+}
+
 /// `C` output channels × `V` consecutive positions in registers: input planes `in_plane` floats apart, read from
-/// position `p` (positions one vector apart); output channels `len` floats apart, written from position `q`
-/// (positions `ys` apart).
+/// position `p` (positions one vector apart) at the taps of `win` (`taps`: every tap's offset, kernel rows
+/// outermost); output channels `len` floats apart, written from position `q` (positions `ys` apart).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn tile<S: Simd, const C: usize, const V: usize>(
@@ -118,52 +144,72 @@ fn tile<S: Simd, const C: usize, const V: usize>(
     in_plane: usize,
     cin: usize,
     taps: &[usize],
+    win: Window,
     w: &[f32],
     out: &mut [f32],
     len: usize,
     ys: usize,
     p: usize,
     q: usize,
-    nt: usize,
 ) {
-    let l = S::LANES;
+    let (l, nt, kw) = (S::LANES, taps.len(), win.kw);
     let mut acc = [[s.splat(0.0); V]; C];
     // Block summation: the register chains cover `group` input channels (at most CHAIN terms, or one channel's
     // taps), then are added into the output plane; the first flush stores. conv2 forward (3 × 25 terms) is one
     // chain; its backward-data (6 × 25) is two.
     let group = (CHAIN / nt).max(1);
+    // The window's last tap reaches furthest (offsets grow with the tap index).
+    let reach = if win.is_empty() { 0 } else { taps[(win.a1 - 1) * kw + win.b1 - 1] + V * l };
     for ci in 0..cin {
         // Every tap's V vectors lie in `src` (checked once per tile, not per tap: the per-tap slice checks were
         // a third of the inner loop's instructions).
-        let reach = taps.iter().copied().max().unwrap_or(0) + V * l;
         let src = &inp[ci * in_plane..][..in_plane][p..][..reach];
-        let wci = &w[ci * nt * C..][..taps.len() * C];
-        for (wt, &off) in wci.chunks_exact(C).zip(taps) {
-            // Keep whichever operand set is smaller live across the inner loop: V input vectors or C
-            // broadcast weights (C·V accumulators + that set + 1 must fit the register file; 33 spilled).
-            if V <= C {
-                let mut x = [s.splat(0.0); V];
-                for v in 0..V {
-                    // SAFETY: off + v·l + LANES ≤ reach = src.len().
-                    x[v] = unsafe { s.load_ptr(src.as_ptr().add(off + v * l)) };
-                }
-                for c in 0..C {
-                    let wv = s.splat(wt[c]);
+        let wci = &w[ci * nt * C..][..nt * C];
+        // One tap: V input vectors times C broadcast weights (a macro: as a closure called from the two loops
+        // below, the accumulators went through memory).
+        macro_rules! step {
+            ($wt:expr, $off:expr) => {{
+                let (wt, off): (&[f32], usize) = ($wt, $off);
+                // Keep whichever operand set is smaller live across the inner loop: V input vectors or C broadcast
+                // weights (C·V accumulators + that set + 1 must fit the register file; 33 spilled).
+                if V <= C {
+                    let mut x = [s.splat(0.0); V];
                     for v in 0..V {
-                        acc[c][v] = s.mul_add(x[v], wv, acc[c][v]);
+                        // SAFETY: off ≤ the window's last offset, so off + v·l + LANES ≤ reach = src.len().
+                        x[v] = unsafe { s.load_ptr(src.as_ptr().add(off + v * l)) };
                     }
-                }
-            } else {
-                let mut wv = [s.splat(0.0); C];
-                for c in 0..C {
-                    wv[c] = s.splat(wt[c]);
-                }
-                for v in 0..V {
-                    // SAFETY: as above.
-                    let x = unsafe { s.load_ptr(src.as_ptr().add(off + v * l)) };
                     for c in 0..C {
-                        acc[c][v] = s.mul_add(x, wv[c], acc[c][v]);
+                        let wv = s.splat(wt[c]);
+                        for v in 0..V {
+                            acc[c][v] = s.mul_add(x[v], wv, acc[c][v]);
+                        }
                     }
+                } else {
+                    let mut wv = [s.splat(0.0); C];
+                    for c in 0..C {
+                        wv[c] = s.splat(wt[c]);
+                    }
+                    for v in 0..V {
+                        // SAFETY: as above.
+                        let x = unsafe { s.load_ptr(src.as_ptr().add(off + v * l)) };
+                        for c in 0..C {
+                            acc[c][v] = s.mul_add(x, wv[c], acc[c][v]);
+                        }
+                    }
+                }
+            }};
+        }
+        if win.b0 == 0 && win.b1 == kw {
+            // Whole kernel rows: one run of taps.
+            let t = win.a0 * kw..win.a1 * kw;
+            for (wt, &off) in wci[t.start * C..t.end * C].chunks_exact(C).zip(&taps[t]) {
+                step!(wt, off);
+            }
+        } else {
+            for a in win.a0..win.a1 {
+                let t = a * kw + win.b0..a * kw + win.b1;
+                for (wt, &off) in wci[t.start * C..t.end * C].chunks_exact(C).zip(&taps[t]) {
+                    step!(wt, off);
                 }
             }
         }
@@ -183,33 +229,44 @@ fn tile<S: Simd, const C: usize, const V: usize>(
 
 #[inline(always)]
 fn planar_block<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>, cb: usize) {
-    let (l, nt) = (S::LANES, job.taps.len());
+    let l = S::LANES;
+    let plane = job.plane;
+    let nt = job.taps.len();
     let w = &job.w[cb * job.cin * nt..][..C * job.cin * nt];
     let out = &mut job.out[cb * job.len..][..C * job.len];
     // Only planes with zero-padding rows skip taps (forward "valid" has none: no per-tile divisions then).
-    let plane = job.plane;
     let skips = plane.pads_rows();
-    let live = |p: usize, n: usize| if skips { plane.live_taps(p, n) } else { 0..nt };
+    let all = Window::all(plane.kh, plane.kw);
+    let live = |p: usize, n: usize| {
+        if skips {
+            let rows = plane.live_rows(p / plane.wp, (p + n - 1) / plane.wp);
+            Window { a0: rows.start, a1: rows.end, ..all }
+        } else {
+            all
+        }
+    };
+    // A full tile only where its first and last vectors need every tap: next to zero-padding rows a tile's live
+    // taps are those of its widest row span, so pairs there skip more (conv2 backward-data: the 4 + 4 edge rows'
+    // 12 vectors compute 36 of their 60 vector × kernel-row products instead of 60).
+    let whole = |p: usize| !skips || live(p, l).a1 - live(p, l).a0 == plane.kh;
     let mut p = 0;
-    while p + V * l <= job.len {
-        let live = live(p, V * l);
-        let (taps, w) = (&job.taps[live.clone()], &w[live.start * C..]);
-        tile::<S, C, V>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, l, p, p, nt);
-        p += V * l;
-    }
-    // Remainder in pairs, then singles: a one-vector tile does one FMA per broadcast weight (conv2 forward: 30
-    // vectors = 7 × 4 + 2).
-    while V > 2 && p + 2 * l <= job.len {
-        let live = live(p, 2 * l);
-        let (taps, w) = (&job.taps[live.clone()], &w[live.start * C..]);
-        tile::<S, C, 2>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, l, p, p, nt);
-        p += 2 * l;
-    }
     while p + l <= job.len {
-        let live = live(p, l);
-        let (taps, w) = (&job.taps[live.clone()], &w[live.start * C..]);
-        tile::<S, C, 1>(s, &*job.inp, job.in_plane, job.cin, taps, w, out, job.len, l, p, p, nt);
-        p += l;
+        let n = if p + V * l <= job.len && whole(p) && whole(p + (V - 1) * l) {
+            V
+        } else if V > 2 && p + 2 * l <= job.len {
+            // Remainder in pairs, then singles: a one-vector tile does one FMA per broadcast weight (conv2
+            // forward: 30 vectors = 7 × 4 + 2).
+            2
+        } else {
+            1
+        };
+        let win = live(p, n * l);
+        match n {
+            1 => tile::<S, C, 1>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, p, p),
+            2 => tile::<S, C, 2>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, p, p),
+            _ => tile::<S, C, V>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, p, p),
+        }
+        p += n * l;
     }
 }
 
@@ -232,11 +289,13 @@ pub(crate) fn planar<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut P
     store(s, job.out, job.len, job.plane.wp, job.plane.out_w(), job.cout, job.bias, job.dst);
 }
 
-/// The lane-batched form of [`planar`] (forward geometry, every image landing whole in its plane): the
-/// `S::LANES` images `job.n ..` sit one per vector lane, so a planar position is a vector of `LANES` floats
-/// (planes `[C][hp][wp][LANES]`, tap offsets scaled by `LANES`). The register tiles then run along each output
-/// row's `out_w` valid columns only — the wide rows' `wp − out_w` garbage columns (conv2: 80 of 480 positions)
-/// are not computed — and each position gets the same FMA chain as in [`planar`], so the same bits. The layout
+/// The lane-batched form of [`planar`] (every image landing whole in its plane): the `S::LANES` images `job.n ..`
+/// sit one per vector lane, so a planar position is a vector of `LANES` floats (planes `[C][hp][wp][LANES]`, tap
+/// offsets scaled by `LANES`, every load aligned). The register tiles then run along each output row's `out_w`
+/// valid columns only — the wide rows' `wp − out_w` garbage columns (conv2 forward: 80 of 480 positions) are not
+/// computed — with exactly the kernel rows and columns that meet data at the row and its edge columns
+/// (conv2 backward-data: 10,400 of the 14,400 products of every tap at every position), and each position gets the
+/// same FMA chain as in [`planar`] less exact zeros, so the same bits. The layout
 /// costs a `LANES × LANES` transpose per `LANES` floats in and out (see [`lane_groups`]), done a row at a time
 /// just ahead of and just behind the tiles (measured no faster here than whole-image passes, but a row's data is
 /// then reused while it is still in L1).
@@ -264,28 +323,47 @@ pub(crate) fn lanes<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut Pl
     }
 }
 
-/// Output row `r` of one channel block of [`lanes`]: `V`-column tiles, then pairs and singles (input position
-/// `(r·wp + x)·LANES` of the planes, output pixel `r·out_w + x` of `cout` vectors).
+/// Output row `r` of one channel block of [`lanes`] (input position `(r·wp + x)·LANES` of the planes, output pixel
+/// `r·out_w + x` of `cout` vectors), with the kernel rows that meet data for this row only. The columns whose taps
+/// all meet data get `V`-column tiles (then pairs and singles); the columns near the side padding, where some
+/// kernel columns meet only zeros, get pairs and singles with just their live kernel columns (conv2
+/// backward-data: 4 + 4 of 24 columns, 40 of their 80 column taps live).
 #[inline(always)]
 fn lanes_row<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>, cb: usize, r: usize) {
-    let (l, nt, cin, cout) = (S::LANES, job.taps.len(), job.cin, job.cout);
+    let (l, cin, cout, plane, taps) = (S::LANES, job.cin, job.cout, job.plane, job.taps);
+    let nt = taps.len();
     let w = &job.w[cb * cin * nt..][..C * cin * nt];
     let out = &mut job.out[cb * l..];
-    let (inp, ip, taps, ys) = (&*job.inp, job.in_plane, job.taps, cout * l);
-    let (cols, wp) = (job.plane.out_w(), job.plane.wp);
+    let (inp, ip, ys) = (&*job.inp, job.in_plane, cout * l);
+    let (cols, wp) = (plane.out_w(), plane.wp);
     let (p, q) = (r * wp * l, r * cols * ys);
+    let rows = plane.live_rows(r, r);
+    let row = Window { a0: rows.start, a1: rows.end, ..Window::all(plane.kh, plane.kw) };
+    let full = plane.full_cols();
     let mut x = 0;
-    while x + V <= cols {
-        tile::<S, C, V>(s, inp, ip, cin, taps, w, out, l, ys, p + x * l, q + x * ys, nt);
-        x += V;
-    }
-    while V > 2 && x + 2 <= cols {
-        tile::<S, C, 2>(s, inp, ip, cin, taps, w, out, l, ys, p + x * l, q + x * ys, nt);
-        x += 2;
-    }
     while x < cols {
-        tile::<S, C, 1>(s, inp, ip, cin, taps, w, out, l, ys, p + x * l, q + x * ys, nt);
-        x += 1;
+        let (n, win) = if full.contains(&x) && x + V <= full.end {
+            (V, row)
+        } else {
+            // Within the full columns, or within one side's: a tile never mixes them.
+            let end = if full.contains(&x) {
+                full.end
+            } else if x < full.start {
+                full.start
+            } else {
+                cols
+            };
+            let n = if V > 2 && x + 2 <= end { 2 } else { 1 };
+            let live = plane.live_cols(x, x + n - 1);
+            (n, Window { b0: live.start, b1: live.end, ..row })
+        };
+        let (px, qx) = (p + x * l, q + x * ys);
+        match n {
+            1 => tile::<S, C, 1>(s, inp, ip, cin, taps, win, w, out, l, ys, px, qx),
+            2 => tile::<S, C, 2>(s, inp, ip, cin, taps, win, w, out, l, ys, px, qx),
+            _ => tile::<S, C, V>(s, inp, ip, cin, taps, win, w, out, l, ys, px, qx),
+        }
+        x += n;
     }
 }
 
@@ -552,6 +630,24 @@ impl Plane {
         }
         .narrowed()
     }
+    /// The `dy` of `g` placed `(kh − 1 − pad_top, kw − 1 − pad_left)` into a plane of `(in_h + kh − 1) ×
+    /// (in_w + kw − 1)`: correlated with the rotated kernel, it gives `dx` (backward-data).
+    fn output_grad(g: &Conv2dGeometry) -> Self {
+        let (kh, kw) = (g.kernel_h(), g.kernel_w());
+        Plane {
+            sh: g.out_h(),
+            sw: g.out_w(),
+            sc: g.out_c(),
+            top: (kh - 1) as isize - g.pad_top() as isize,
+            left: (kw - 1) as isize - g.pad_left() as isize,
+            hp: g.in_h() + kh - 1,
+            wp: g.in_w() + kw - 1,
+            kh,
+            kw,
+            ow: 0,
+        }
+        .narrowed()
+    }
     /// Sets `ow` for the fully padded row width `wp` (`sw + left + right`), then narrows the rows: the right padding
     /// of one row also serves as the left padding of the next, so `wp = sw + max(left, right)` zeros suffice
     /// (output column `j` reads columns `j − left .. j − left + kw` of its row, and the zeros between two rows' data
@@ -571,20 +667,35 @@ impl Plane {
     fn pads_rows(&self) -> bool {
         self.top > 0 || self.top + (self.sh as isize) < self.hp as isize
     }
-    /// The taps (a contiguous range, kernel rows being the outer index) that can meet a nonzero input for the
-    /// `n` wide-row positions from `p`: a kernel row whose input rows are all zero padding for every output row of
-    /// the run is skipped, since its products are exact zeros that leave the sums unchanged bit for bit.
-    /// Backward-data's full padding makes these `(kh − 1)·kh` of the `kh·out_h` row pairs (conv2: 20 of 120).
+    /// The kernel rows that can meet a nonzero input for output rows `r0 ..= r1`: a kernel row whose input rows
+    /// are all zero padding for every output row of a tile is skipped, since its products are exact zeros that
+    /// leave the sums unchanged bit for bit. Backward-data's full padding makes these `(kh − 1)·kh` of the
+    /// `kh·out_h` row pairs (conv2: 20 of 120).
     #[inline(always)]
-    fn live_taps(&self, p: usize, n: usize) -> std::ops::Range<usize> {
+    fn live_rows(&self, r0: usize, r1: usize) -> std::ops::Range<usize> {
         // Plane rows that can hold data: the source rows placed at `top` (clipped to the plane).
         let d0 = usize::try_from(self.top).unwrap_or(0).min(self.hp);
         let d1 = usize::try_from(self.top + self.sh as isize).unwrap_or(0).min(self.hp);
-        let (r0, r1) = (p / self.wp, (p + n - 1) / self.wp);
         // Kernel row k is live if r + k ∈ [d0, d1) for some output row r ∈ [r0, r1].
         let k0 = d0.saturating_sub(r1).min(self.kh);
         let k1 = d1.saturating_sub(r0).min(self.kh).max(k0);
-        k0 * self.kw..k1 * self.kw
+        k0..k1
+    }
+    /// The kernel columns that can meet a nonzero input for output columns `c0 ..= c1` of a row, for a plane whose
+    /// source lands whole ([`Plane::whole`]): row `r`'s data are its columns `left .. left + sw`, and a tap past
+    /// the row's end reads the next row's left padding (a narrowed row's zeros, see [`Plane::narrowed`]).
+    #[inline(always)]
+    fn live_cols(&self, c0: usize, c1: usize) -> std::ops::Range<usize> {
+        let (left, end) = (usize::try_from(self.left).unwrap_or(0), usize::try_from(self.left).unwrap_or(0) + self.sw);
+        let k0 = left.saturating_sub(c1).min(self.kw);
+        let k1 = end.saturating_sub(c0).min(self.kw).max(k0);
+        k0..k1
+    }
+    /// The output columns whose every kernel column meets data (see [`Plane::live_cols`]).
+    fn full_cols(&self) -> std::ops::Range<usize> {
+        let left = usize::try_from(self.left).unwrap_or(0);
+        let start = left.min(self.ow);
+        start..(left + self.sw + 1).saturating_sub(self.kw).min(self.ow).max(start)
     }
     fn out_h(&self) -> usize {
         self.hp - self.kh + 1
@@ -600,17 +711,10 @@ impl Plane {
     fn in_plane(&self) -> usize {
         (self.len() + (self.kh - 1) * self.wp + self.kw - 1).next_multiple_of(ROUND)
     }
-    /// [`Plane::taps`] for lane-batched planes: offsets times `lanes`.
-    fn taps_scaled(&self, lanes: usize) -> Taps {
-        let mut t = self.taps();
-        for o in t.inline.iter_mut().chain(t.heap.iter_mut()) {
-            *o *= lanes;
-        }
-        t
-    }
-    fn taps(&self) -> Taps {
+    /// Every tap's offset in planes of positions `step` floats apart (`LANES` for lane-batched planes).
+    fn taps(&self, step: usize) -> Taps {
         let mut t = Taps { inline: [0; INLINE_TAPS], len: self.kh * self.kw, heap: Vec::new() };
-        let offsets = (0..self.kh).flat_map(|a| (0..self.kw).map(move |b| a * self.wp + b));
+        let offsets = (0..self.kh).flat_map(|a| (0..self.kw).map(move |b| (a * self.wp + b) * step));
         if t.len <= INLINE_TAPS {
             for (d, o) in t.inline.iter_mut().zip(offsets) {
                 *d = o;
@@ -787,6 +891,13 @@ struct Taps {
     heap: Vec<usize>,
 }
 
+impl Taps {
+    /// No taps.
+    fn empty() -> Self {
+        Taps { inline: [0; INLINE_TAPS], len: 0, heap: Vec::new() }
+    }
+}
+
 impl std::ops::Deref for Taps {
     type Target = [usize];
     fn deref(&self) -> &[usize] {
@@ -815,7 +926,9 @@ fn run_planar(
     groups: usize,
 ) {
     let (len, ip) = (plane.len(), plane.in_plane());
-    let (taps, ltaps) = (plane.taps(), plane.taps_scaled(k.lanes));
+    // Tap offsets for single images, and times LANES for lane groups (built only if there are groups).
+    let taps = plane.taps(1);
+    let ltaps = if groups > 0 { plane.taps(k.lanes) } else { Taps::empty() };
     let (oh, ow) = (plane.out_h(), plane.out_w());
     let per = oh * ow * cout;
     let lip = ip * k.lanes;
@@ -868,18 +981,29 @@ fn run_planar(
     });
 }
 
-/// How many groups of `lanes` images the forward pass of `g` runs lane-batched ([`lanes`]): all it can when that
-/// pays, none otherwise. It pays when the vector FMAs it saves per image (the wide rows' garbage positions,
-/// `cin·cout·taps·(len − out_h·out_w)/lanes`) exceed four times the vectors it transposes (`(in + out)/lanes`
-/// floats at ~4 shuffles per vector, shuffles issuing at half the FMA rate), and the input has more than one
-/// channel (one channel's wide-row planes are a plain copy). Flagship conv2 (3 → 6, 24² → 20²): 2,250 FMAs
-/// saved vs 258 vectors transposed — lane-batched; conv1 (1 → 3, 28² → 24²): 450 vs 157 — wide rows.
-fn lane_groups(g: &Conv2dGeometry, plane: &Plane, lanes: usize) -> usize {
-    let (cin, cout, taps) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
-    let saved = cin * cout * taps * (plane.len() - plane.out_h() * plane.out_w()) / lanes;
-    let moved = (plane.sh * plane.sw * cin + plane.out_h() * plane.out_w() * cout) / lanes;
-    let pays = lanes > 1 && cin > 1 && plane.whole().is_some() && saved > 4 * moved;
-    if pays { g.batch() / lanes } else { 0 }
+/// How many groups of `lanes` images a planar correlation of `batch` images into `cout` channels runs lane-batched
+/// ([`lanes`]): all it can when that pays, none otherwise. It pays when the vector FMAs it saves per image exceed
+/// four times the vectors it transposes (`(in + out)/lanes` floats at ~4 shuffles per vector, shuffles issuing at
+/// half the FMA rate), and the input has more than one channel (one channel's wide-row planes are a plain copy).
+/// The FMAs saved are `cin·cout/lanes` times the position × tap products the wide rows compute (every position of
+/// `len`, skipping kernel rows only per vector: a lower bound of [`planar`]'s) less the lane rows' (the `out_w`
+/// valid columns, each with exactly its live kernel rows and columns). Flagship conv2 forward (3 → 6, 24² → 20²):
+/// the wide rows' 80 garbage positions, 2,250 FMAs saved vs 258 vectors transposed — lane-batched; its
+/// backward-data (6 → 3, 24² from 20² padded by 4): the zero-padding taps, 12,000 − 10,000 products, also 2,250
+/// vs 258 — lane-batched; conv1 forward (1 → 3, 28² → 24²): one channel (450 vs 157) — wide rows.
+fn lane_groups(plane: &Plane, cout: usize, batch: usize, lanes: usize) -> usize {
+    if lanes <= 1 || plane.sc <= 1 || plane.whole().is_none() {
+        return 0;
+    }
+    let wide: usize = (0..plane.len())
+        .step_by(lanes)
+        .map(|p| plane.live_rows(p / plane.wp, (p + lanes - 1) / plane.wp).len() * plane.kw * lanes)
+        .sum();
+    let rows: usize = (0..plane.out_h()).map(|r| plane.live_rows(r, r).len()).sum();
+    let cols: usize = (0..plane.out_w()).map(|c| plane.live_cols(c, c).len()).sum();
+    let saved = plane.sc * cout * wide.saturating_sub(rows * cols) / lanes;
+    let moved = (plane.sh * plane.sw * plane.sc + plane.out_h() * plane.out_w() * cout) / lanes;
+    if saved > 4 * moved { batch / lanes } else { 0 }
 }
 
 pub(crate) fn forward(
@@ -891,7 +1015,7 @@ pub(crate) fn forward(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> Result<()> {
-    let groups = lane_groups(g, &Plane::input(g), k.lanes);
+    let groups = lane_groups(&Plane::input(g), g.out_c(), g.batch(), k.lanes);
     forward_groups(k, g, threads, x, w, bias, y, groups)
 }
 
@@ -923,25 +1047,26 @@ pub(crate) fn backward_data(
     w: &[f32],
     dx: &mut [f32],
 ) -> Result<()> {
-    let (kh, kw) = (g.kernel_h(), g.kernel_w());
-    let plane = Plane {
-        sh: g.out_h(),
-        sw: g.out_w(),
-        sc: g.out_c(),
-        top: (kh - 1) as isize - g.pad_top() as isize,
-        left: (kw - 1) as isize - g.pad_left() as isize,
-        hp: g.in_h() + kh - 1,
-        wp: g.in_w() + kw - 1,
-        kh,
-        kw,
-        ow: 0,
-    }
-    .narrowed();
-    let (ci, co, nt) = (g.in_c(), g.out_c(), kh * kw);
+    let groups = lane_groups(&Plane::output_grad(g), g.in_c(), g.batch(), k.lanes);
+    backward_data_groups(k, g, threads, dy, w, dx, groups)
+}
+
+/// [`backward_data`] with the first `groups · LANES` images lane-batched.
+fn backward_data_groups(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    threads: Threads,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    groups: usize,
+) -> Result<()> {
+    let plane = Plane::output_grad(g);
+    let (ci, co, nt) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
     let mut wpk = Scratch::take(g.weight_len());
     // Planar input channel = dy channel `o`, planar output channel = dx channel `i`, tap rotated by 180°.
     pack_blocks(ci, co, nt, &mut wpk, |i, o, t| w[((nt - 1 - t) * ci + i) * co + o]);
-    run_planar(k, threads, g.batch(), plane, dy, &wpk, ci, None, dx, 0);
+    run_planar(k, threads, g.batch(), plane, dy, &wpk, ci, None, dx, groups);
     Ok(())
 }
 
@@ -954,7 +1079,7 @@ pub(crate) fn backward_filter(
     dw: &mut [f32],
 ) -> Result<()> {
     let plane = Plane::input(g);
-    let (len, ip, taps) = (plane.len(), plane.in_plane(), plane.taps());
+    let (len, ip, taps) = (plane.len(), plane.in_plane(), plane.taps(1));
     let (co, oh, ow, wlen) = (g.out_c(), g.out_h(), g.out_w(), g.weight_len());
     let chunks = g.batch().div_ceil(WGRAD_CHUNK);
     let mut partials = Scratch::zeroed(chunks * wlen);
@@ -1013,7 +1138,7 @@ mod tests {
         (0..len).map(|_| if pixels { (unit(&mut rng) * 256.0).floor() } else { 2.0 * unit(&mut rng) - 1.0 }).collect()
     }
 
-    /// The ISAs this host runs that have a lane-batched direct forward.
+    /// The ISAs this host runs that have a lane-batched direct kernel.
     fn lane_kernels() -> Vec<&'static Kernels> {
         [Isa::Avx512, Isa::Avx2Fma, Isa::Neon, Isa::Portable]
             .into_iter()
@@ -1027,12 +1152,14 @@ mod tests {
         let conv1 = Conv2dGeometry::spec(32, [28, 28, 1], [5, 5], 3).build().unwrap();
         let conv2 = Conv2dGeometry::spec(32, [24, 24, 3], [5, 5], 6).build().unwrap();
         for lanes in [4, 8, 16] {
-            assert_eq!(lane_groups(&conv1, &Plane::input(&conv1), lanes), 0, "conv1: one input channel");
-            assert_eq!(lane_groups(&conv2, &Plane::input(&conv2), lanes), 32 / lanes, "conv2");
+            assert_eq!(lane_groups(&Plane::input(&conv1), 3, 32, lanes), 0, "conv1: one input channel");
+            assert_eq!(lane_groups(&Plane::input(&conv2), 6, 32, lanes), 32 / lanes, "conv2");
+            assert_eq!(lane_groups(&Plane::output_grad(&conv2), 3, 32, lanes), 32 / lanes, "conv2 backward-data");
+            assert_eq!(lane_groups(&Plane::output_grad(&conv1), 1, 32, lanes), 0, "conv1 backward-data");
         }
-        assert_eq!(lane_groups(&conv2, &Plane::input(&conv2), 1), 0, "no lane-batched kernel");
+        assert_eq!(lane_groups(&Plane::input(&conv2), 6, 32, 1), 0, "no lane-batched kernel");
         let small = Conv2dGeometry::spec(15, [24, 24, 3], [5, 5], 6).build().unwrap();
-        assert_eq!(lane_groups(&small, &Plane::input(&small), 16), 0, "fewer images than lanes");
+        assert_eq!(lane_groups(&Plane::input(&small), 6, 15, 16), 0, "fewer images than lanes");
     }
 
     fn case() -> impl Strategy<Value = (Conv2dGeometry, bool, bool, u64)> {
@@ -1062,7 +1189,8 @@ mod tests {
 
         /// Lane-batched groups (forced, whatever the cost rule says) give the wide-row kernel's bits, which the
         /// reference property (tests/conv.rs) checks: every batch size around the lane counts, padded and valid
-        /// planes, with and without bias, one and two threads.
+        /// planes, with and without bias, one and two threads; forward and backward-data (whose tiles skip other
+        /// zero-padding taps than the wide rows' do).
         #[test]
         fn lane_batched_forward_matches_wide_rows_bitwise((g, bias, pixels, seed) in case()) {
             for k in lane_kernels() {
@@ -1073,6 +1201,25 @@ mod tests {
                     let mut y = vec![f32::NAN; g.output_len()];
                     forward_groups(k, &g, threads, &x, &w, b.as_deref(), &mut y, groups).unwrap();
                     y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                let wide = run(0, Threads::Single);
+                let groups = g.batch() / k.lanes;
+                prop_assert_eq!(&run(groups, Threads::Single), &wide, "{} {} groups", k.isa(), groups);
+                prop_assert_eq!(&run(groups, Threads::Rayon), &wide, "{} {} groups, threads", k.isa(), groups);
+            }
+        }
+
+        #[test]
+        fn lane_batched_backward_data_matches_wide_rows_bitwise((g, _bias, pixels, seed) in case()) {
+            // Lane groups need every image whole in its plane: padding up to kernel − 1 on each side.
+            prop_assume!(Plane::output_grad(&g).whole().is_some());
+            for k in lane_kernels() {
+                let dy = values(g.output_len(), seed, pixels);
+                let w = values(g.weight_len(), seed ^ 0x51, false);
+                let run = |groups: usize, threads: Threads| {
+                    let mut dx = vec![f32::NAN; g.input_len()];
+                    backward_data_groups(k, &g, threads, &dy, &w, &mut dx, groups).unwrap();
+                    dx.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
                 };
                 let wide = run(0, Threads::Single);
                 let groups = g.batch() / k.lanes;

@@ -150,8 +150,9 @@ pub fn algos() -> Vec<(ConvAlgo, ConvPass)> {
 }
 
 /// Geometries whose direct forward runs lane-batched groups (several input channels, garbage columns in the wide
-/// rows): the flagship conv2 at a batch that leaves single images after the groups, a same-padded one with zeroed
-/// plane borders, and an explicitly padded one with more than six output channels (two channel blocks).
+/// rows): the flagship conv2 at a batch that leaves single images after the groups (its backward-data runs them
+/// too), a same-padded one with zeroed plane borders, and an explicitly padded one with more than six output
+/// channels (two channel blocks).
 pub fn lane_batched_geometries() -> Vec<Conv2dGeometry> {
     vec![
         Conv2dGeometry::spec(37, [24, 24, 3], [5, 5], 6).build().unwrap(),
@@ -160,25 +161,34 @@ pub fn lane_batched_geometries() -> Vec<Conv2dGeometry> {
     ]
 }
 
-/// The direct forward of `g` (batched, with bias) passes the reference check and equals, bit for bit, the same
-/// images run one at a time (which never form a lane-batched group).
+/// The direct forward (with bias) and backward-data of `g`, batched, pass the reference check and equal, bit for
+/// bit, the same images run one at a time (which never form a lane-batched group).
 pub fn check_batching(k: &Kernels, g: &Conv2dGeometry, threads: Threads) -> Result<(), TestCaseError> {
     let case = ConvCase { g: *g, dist: 1, seed: g.batch() as u64 };
-    let batched = check_conv(k, ConvAlgo::Direct, ConvPass::Forward, &case, threads)?;
-    let x = values(g.input_len(), case.dist, case.seed);
-    let w = values(g.weight_len(), 0, case.seed ^ 0x51);
-    let bias = values(g.bias_len(), 0, case.seed ^ 0x3c);
     let one = Conv2dGeometry::spec(1, [g.in_h(), g.in_w(), g.in_c()], [g.kernel_h(), g.kernel_w()], g.out_c())
         .padding(g.padding())
         .build()
         .map_err(fail)?;
+    let opts = ConvOptions::algo(ConvAlgo::Direct).threads(Threads::Single);
     let (xs, ys) = (one.input_len(), one.output_len());
+    let w = values(g.weight_len(), 0, case.seed ^ 0x51);
+    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
+
+    let batched = check_conv(k, ConvAlgo::Direct, ConvPass::Forward, &case, threads)?;
+    let x = values(g.input_len(), case.dist, case.seed);
+    let bias = values(g.bias_len(), 0, case.seed ^ 0x3c);
     for n in 0..g.batch() {
         let mut y = vec![f32::NAN; ys];
-        let opts = ConvOptions::algo(ConvAlgo::Direct).threads(Threads::Single);
         k.conv2d_forward(&one, opts, &x[n * xs..][..xs], &w, Some(&bias), &mut y).map_err(fail)?;
-        let same = y.iter().zip(&batched[n * ys..][..ys]).all(|(a, b)| a.to_bits() == b.to_bits());
-        prop_assert!(same, "{}: image {} of {:?} differs from its batch-1 run", k.isa(), n, g);
+        prop_assert!(same(&y, &batched[n * ys..][..ys]), "{}: forward image {} of {:?} differs", k.isa(), n, g);
+    }
+
+    let batched = check_conv(k, ConvAlgo::Direct, ConvPass::BackwardData, &case, threads)?;
+    let dy = values(g.output_len(), case.dist.min(2) ^ 2, case.seed ^ 0xa7);
+    for n in 0..g.batch() {
+        let mut dx = vec![f32::NAN; xs];
+        k.conv2d_backward_data(&one, opts, &dy[n * ys..][..ys], &w, &mut dx).map_err(fail)?;
+        prop_assert!(same(&dx, &batched[n * xs..][..xs]), "{}: backward-data image {} of {:?} differs", k.isa(), n, g);
     }
     Ok(())
 }
