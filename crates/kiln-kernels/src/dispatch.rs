@@ -27,9 +27,11 @@ pub struct Kernels {
     pub(crate) optim: unsafe fn(crate::optim::Step<'_>),
     pub(crate) direct_planar: unsafe fn(&mut crate::conv::direct::Planar<'_>),
     pub(crate) direct_wgrad: unsafe fn(&mut crate::conv::direct::Wgrad<'_>),
-    /// Images per lane-batched direct forward group (the f32 lanes of a vector; 1: wide rows only).
+    /// Images per lane-batched direct group (forward, backward-data, backward-filter; the f32 lanes of a vector;
+    /// 1: wide rows only).
     pub(crate) lanes: usize,
     pub(crate) direct_lanes: unsafe fn(&mut crate::conv::direct::Planar<'_>),
+    pub(crate) direct_wgrad_lanes: unsafe fn(&mut crate::conv::direct::Wgrad<'_>),
     /// Implicit-GEMM register tile: (pixels, channels).
     pub(crate) igemm_tile: (usize, usize),
     pub(crate) igemm: unsafe fn(&mut crate::conv::igemm::Igemm<'_>),
@@ -61,6 +63,7 @@ static PORTABLE: Kernels = Kernels {
     // the wide rows' 566 (harness minima, batch 32), so the portable path keeps wide rows.
     lanes: 1,
     direct_lanes: conv::portable::direct_lanes,
+    direct_wgrad_lanes: conv::portable::direct_wgrad_lanes,
     igemm_tile: (4, 16),
     igemm: conv::portable::igemm,
     igemm_wgrad: conv::portable::igemm_wgrad,
@@ -84,6 +87,7 @@ static AVX2: Kernels = Kernels {
     direct_wgrad: conv::avx2::direct_wgrad,
     lanes: 8,
     direct_lanes: conv::avx2::direct_lanes,
+    direct_wgrad_lanes: conv::avx2::direct_wgrad_lanes,
     igemm_tile: (6, 16),
     igemm: conv::avx2::igemm,
     igemm_wgrad: conv::avx2::igemm_wgrad,
@@ -107,6 +111,7 @@ static AVX512: Kernels = Kernels {
     direct_wgrad: conv::avx512::direct_wgrad,
     lanes: 16,
     direct_lanes: conv::avx512::direct_lanes,
+    direct_wgrad_lanes: conv::avx512::direct_wgrad_lanes,
     igemm_tile: (12, 32),
     igemm: conv::avx512::igemm,
     igemm_wgrad: conv::avx512::igemm_wgrad,
@@ -130,6 +135,7 @@ static NEON: Kernels = Kernels {
     direct_wgrad: conv::neon::direct_wgrad,
     lanes: 4,
     direct_lanes: conv::neon::direct_lanes,
+    direct_wgrad_lanes: conv::neon::direct_wgrad_lanes,
     igemm_tile: (8, 12),
     igemm: conv::neon::igemm,
     igemm_wgrad: conv::neon::igemm_wgrad,

@@ -10,10 +10,12 @@
 //! positions. That keeps the sums' bits: a skipped product is an exact zero, and adding a zero changes an
 //! accumulator only if it is −0, which a chain starting at +0 never is (in round-to-nearest, `x + (−x)` and
 //! `+0 + −0` are +0) — so any two tile shapes give the same bits for finite weights. When it pays
-//! ([`lane_groups`]: conv2's forward and backward-data), groups of `LANES` images run with one image per vector
+//! ([`lane_groups`]: conv2's three passes), groups of `LANES` images run with one image per vector
 //! lane ([`lanes`]). Backward-filter reduces `dW[t][ci][co] = Σ_p dy[co][p] · x[ci][p + off_t]` with `dy` in the same
 //! wide-row layout (garbage columns zeroed): `BLOCK` channels × `T` taps of vector accumulators, one horizontal
-//! sum per image, images summed in fixed chunks of [`WGRAD_CHUNK`] so that any thread count gives the same bits.
+//! sum per weight and chunk, images summed in fixed chunks of [`WGRAD_CHUNK`] so that any thread count gives the
+//! same bits — or, when the forward's rule takes lane groups, chunks of `LANES` images with one image per lane
+//! ([`wgrad_lanes`]) first.
 
 // Register arrays are indexed by small constant-bound loops on purpose (they unroll into named registers).
 #![allow(clippy::needless_range_loop)]
@@ -74,14 +76,17 @@ pub(crate) struct Wgrad<'a> {
     pub dy: &'a [f32],
     /// The images of this chunk.
     pub images: std::ops::Range<usize>,
-    /// Scratch: `cin` planes of `in_plane` and `cout` planes of `len`.
+    /// Scratch: `cin` planes of `in_plane` and `cout` planes of `dy_plane`.
     pub inp: &'a mut [f32],
     pub dyw: &'a mut [f32],
     pub in_plane: usize,
     pub cin: usize,
     pub taps: &'a [usize],
     pub cout: usize,
+    /// Wide-row positions per image (single images).
     pub len: usize,
+    /// Floats from one dy plane to the next in `dyw` (`len` for single images).
+    pub dy_plane: usize,
     /// Scratch: one vector of partial sums (16 floats) per weight.
     pub vacc: &'a mut [f32],
     /// The chunk's sums (`[tap][ci][co]`), overwritten.
@@ -500,7 +505,7 @@ impl LaneStore {
 }
 
 #[inline(always)]
-fn wgrad_block<S: Simd, const C: usize, const T: usize>(s: S, job: &mut Wgrad<'_>, cb: usize) {
+fn wgrad_block<S: Simd, const C: usize, const T: usize>(s: S, job: &mut Wgrad<'_>, cb: usize, runs: Runs) {
     let nt = job.taps.len();
     for ci in 0..job.cin {
         // Rather than a last group of one tap (load-bound: C + 1 loads for C FMAs), end with T + 1 taps when their
@@ -509,61 +514,83 @@ fn wgrad_block<S: Simd, const C: usize, const T: usize>(s: S, job: &mut Wgrad<'_
         let end = if wide_last { nt - (T + 1) } else { nt };
         let mut t0 = 0;
         while t0 + T <= end {
-            wgrad_taps::<S, C, T>(s, job, cb, ci, t0);
+            wgrad_taps::<S, C, T>(s, job, cb, ci, t0, runs);
             t0 += T;
         }
         // The last, short group of taps with exactly the taps left (repeating a tap to fill `T` registers would
         // compute 27 taps for conv2's 25 at T = 3).
         match nt - t0 {
             0 => {}
-            1 => wgrad_taps::<S, C, 1>(s, job, cb, ci, t0),
-            2 => wgrad_taps::<S, C, 2>(s, job, cb, ci, t0),
-            3 => wgrad_taps::<S, C, 3>(s, job, cb, ci, t0),
-            4 => wgrad_taps::<S, C, 4>(s, job, cb, ci, t0),
-            5 => wgrad_taps::<S, C, 5>(s, job, cb, ci, t0),
-            6 => wgrad_taps::<S, C, 6>(s, job, cb, ci, t0),
+            1 => wgrad_taps::<S, C, 1>(s, job, cb, ci, t0, runs),
+            2 => wgrad_taps::<S, C, 2>(s, job, cb, ci, t0, runs),
+            3 => wgrad_taps::<S, C, 3>(s, job, cb, ci, t0, runs),
+            4 => wgrad_taps::<S, C, 4>(s, job, cb, ci, t0, runs),
+            5 => wgrad_taps::<S, C, 5>(s, job, cb, ci, t0, runs),
+            6 => wgrad_taps::<S, C, 6>(s, job, cb, ci, t0, runs),
             _ => {
                 for t in t0..nt {
-                    wgrad_taps::<S, C, 1>(s, job, cb, ci, t);
+                    wgrad_taps::<S, C, 1>(s, job, cb, ci, t, runs);
                 }
             }
         }
     }
 }
 
+/// The positions a backward-filter pass reduces over: `rows` runs of `n` vectors, run `k` starting at position
+/// `x0 + k·step` of the input planes (plus each tap's offset) and of the dy planes. Single images: one run over
+/// the wide rows; lane groups: each output row's `out_w` valid columns.
+#[derive(Clone, Copy)]
+struct Runs {
+    x0: usize,
+    step: usize,
+    rows: usize,
+    n: usize,
+}
+
 /// Taps `t0 .. t0 + T` of input channel `ci` against the `C` dy planes of block `cb`: `C × T` vector
-/// accumulators over every wide-row position, added into `vacc`.
+/// accumulators over the positions of `runs`, added into `vacc`.
 #[inline(always)]
-fn wgrad_taps<S: Simd, const C: usize, const T: usize>(s: S, job: &mut Wgrad<'_>, cb: usize, ci: usize, t0: usize) {
+fn wgrad_taps<S: Simd, const C: usize, const T: usize>(
+    s: S,
+    job: &mut Wgrad<'_>,
+    cb: usize,
+    ci: usize,
+    t0: usize,
+    runs: Runs,
+) {
     let l = S::LANES;
     let plane = &job.inp[ci * job.in_plane..][..job.in_plane];
-    let dyw = &job.dyw[..job.cout * job.len];
+    let dyw = &job.dyw[..job.cout * job.dy_plane];
     let mut acc = [[s.splat(0.0); T]; C];
-    // Every window the loop reads, checked once: T input windows and C dy rows of `len` floats.
-    let len = job.len - job.len % l;
-    let mut xp = [plane.as_ptr(); T];
-    for i in 0..T {
-        xp[i] = plane[job.taps[t0 + i]..][..len].as_ptr();
-    }
-    let mut dp = [dyw.as_ptr(); C];
-    for c in 0..C {
-        dp[c] = dyw[(cb + c) * job.len..][..len].as_ptr();
-    }
-    let mut p = 0;
-    while p + l <= len {
-        let mut x = [s.splat(0.0); T];
+    if runs.rows > 0 && runs.n > 0 {
+        // Every window the loop reads, checked once: T input windows and C dy windows of `span` floats.
+        let span = (runs.rows - 1) * runs.step + runs.n * l;
+        let mut xp = [plane.as_ptr(); T];
         for i in 0..T {
-            // SAFETY: p + LANES <= len, and each window holds len floats (sliced above).
-            x[i] = unsafe { s.load_ptr(xp[i].add(p)) };
+            xp[i] = plane[runs.x0 + job.taps[t0 + i]..][..span].as_ptr();
         }
+        let mut dp = [dyw.as_ptr(); C];
         for c in 0..C {
-            // SAFETY: as above, for the dy rows.
-            let d = unsafe { s.load_ptr(dp[c].add(p)) };
-            for i in 0..T {
-                acc[c][i] = s.mul_add(d, x[i], acc[c][i]);
+            dp[c] = dyw[(cb + c) * job.dy_plane + runs.x0..][..span].as_ptr();
+        }
+        for k in 0..runs.rows {
+            let mut p = k * runs.step;
+            for _ in 0..runs.n {
+                let mut x = [s.splat(0.0); T];
+                for i in 0..T {
+                    // SAFETY: p + LANES ≤ (rows − 1)·step + n·LANES = span, and each window holds span floats.
+                    x[i] = unsafe { s.load_ptr(xp[i].add(p)) };
+                }
+                for c in 0..C {
+                    // SAFETY: as above, for the dy windows.
+                    let d = unsafe { s.load_ptr(dp[c].add(p)) };
+                    for i in 0..T {
+                        acc[c][i] = s.mul_add(d, x[i], acc[c][i]);
+                    }
+                }
+                p += l;
             }
         }
-        p += l;
     }
     for i in 0..T {
         for c in 0..C {
@@ -573,25 +600,70 @@ fn wgrad_taps<S: Simd, const C: usize, const T: usize>(s: S, job: &mut Wgrad<'_>
     }
 }
 
+/// Every channel block's taps over `runs`.
+#[inline(always)]
+fn wgrad_blocks<S: Simd, const T: usize, const TW: usize>(s: S, job: &mut Wgrad<'_>, runs: Runs) {
+    for (cb, c) in blocks(job.cout) {
+        match c {
+            1 => wgrad_block::<S, 1, TW>(s, job, cb, runs),
+            2 => wgrad_block::<S, 2, TW>(s, job, cb, runs),
+            3 => wgrad_block::<S, 3, TW>(s, job, cb, runs),
+            4 => wgrad_block::<S, 4, T>(s, job, cb, runs),
+            5 => wgrad_block::<S, 5, T>(s, job, cb, runs),
+            _ => wgrad_block::<S, BLOCK, T>(s, job, cb, runs),
+        }
+    }
+}
+
 /// One chunk of images' backward-filter reduction: per image, x and dy to planar form, then every channel block
 /// (`T` taps per register row, `TW` for blocks of up to three channels) adds its vector sums into `vacc`; one horizontal sum per weight at the end.
 #[inline(always)]
 pub(crate) fn wgrad<S: Simd, const T: usize, const TW: usize>(s: S, job: &mut Wgrad<'_>) {
     job.vacc.fill(0.0);
+    let runs = Runs { x0: 0, step: 0, rows: 1, n: job.len / S::LANES };
     for n in job.images.clone() {
         job.plane.fill(s, job.x, n, job.inp);
         job.dplane.fill_strided(s, job.dy, n, job.dyw, job.len);
-        for (cb, c) in blocks(job.cout) {
-            match c {
-                1 => wgrad_block::<S, 1, TW>(s, job, cb),
-                2 => wgrad_block::<S, 2, TW>(s, job, cb),
-                3 => wgrad_block::<S, 3, TW>(s, job, cb),
-                4 => wgrad_block::<S, 4, T>(s, job, cb),
-                5 => wgrad_block::<S, 5, T>(s, job, cb),
-                _ => wgrad_block::<S, BLOCK, T>(s, job, cb),
-            }
-        }
+        wgrad_blocks::<S, T, TW>(s, job, runs);
     }
+    reduce_chunk(s, job);
+}
+
+/// Output rows per lane-batched backward-filter pass: a pass reads `rows + kh − 1` rows of one input plane and
+/// `rows` rows of every dy plane (conv2, 16 lanes: 12 + 37 KB), and ends with one read-modify-write of its
+/// `C × T` partial-sum vectors. Harness minima, conv2 backward-filter, AVX-512, 12 alternating rounds: 1 row
+/// 110.7 µs, 2 rows 94.9, 4 rows 91.3.
+const WGRAD_LANE_ROWS: usize = 4;
+
+/// The lane-batched form of [`wgrad`] for the `LANES` images of `job.images` (one per vector lane, planes as in
+/// [`lanes`]; `dyw` holds the dy planes in the same `[C][hp][wp][LANES]` layout): the passes run over each output
+/// row's `out_w` valid columns only — the wide rows' garbage columns (conv2: 80 of 480 positions) are not
+/// computed — a few rows at a time, transposing input and dy rows just ahead of them. Each vector lane sums its
+/// own image; the chunk's horizontal sums then add the `LANES` images.
+#[inline(always)]
+pub(crate) fn wgrad_lanes<S: Simd, const T: usize, const TW: usize>(s: S, job: &mut Wgrad<'_>) {
+    let l = S::LANES;
+    job.vacc.fill(0.0);
+    let (plane, dplane, n0) = (job.plane, job.dplane, job.images.start);
+    let mut xfill = LaneFill::new::<S>(&plane, job.in_plane);
+    let mut dfill = LaneFill::new::<S>(&dplane, job.dy_plane);
+    let oh = plane.out_h();
+    let mut r = 0;
+    while r < oh {
+        let rows = WGRAD_LANE_ROWS.min(oh - r);
+        let need = (r + rows + plane.kh - 1).saturating_sub(xfill.top).min(plane.sh);
+        xfill.to(s, &plane, job.x, n0, job.inp, need * plane.sw * plane.sc);
+        dfill.to(s, &dplane, job.dy, n0, job.dyw, (r + rows) * dplane.sw * dplane.sc);
+        let runs = Runs { x0: r * plane.wp * l, step: plane.wp * l, rows, n: plane.out_w() };
+        wgrad_blocks::<S, T, TW>(s, job, runs);
+        r += rows;
+    }
+    reduce_chunk(s, job);
+}
+
+/// Writes the chunk's sums (`acc`): one horizontal sum per weight of `vacc`.
+#[inline(always)]
+fn reduce_chunk<S: Simd>(s: S, job: &mut Wgrad<'_>) {
     // The horizontal sums, `LANES` weights at a time: their vectors transposed, then added in lane order — the
     // bits of `reduce_add` per weight. (LLVM vectorised the per-weight loop with gathers: ~9 % of conv2's
     // backward-filter.)
@@ -1092,18 +1164,55 @@ pub(crate) fn backward_filter(
     dy: &[f32],
     dw: &mut [f32],
 ) -> Result<()> {
+    // The forward's rule: the same planes, garbage positions and floats transposed (conv2: 16.0 % fewer FMAs).
+    let groups = lane_groups(&Plane::input(g), g.out_c(), g.batch(), k.lanes);
+    backward_filter_groups(k, g, threads, x, dy, dw, groups)
+}
+
+/// [`backward_filter`] with the first `groups · LANES` images in lane-batched chunks of `LANES` images (the rest in
+/// chunks of [`WGRAD_CHUNK`]).
+fn backward_filter_groups(
+    k: &Kernels,
+    g: &Conv2dGeometry,
+    threads: Threads,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    groups: usize,
+) -> Result<()> {
     let plane = Plane::input(g);
-    let (len, ip, taps) = (plane.len(), plane.in_plane(), plane.taps(1));
-    let (co, oh, ow, wlen) = (g.out_c(), g.out_h(), g.out_w(), g.weight_len());
-    let chunks = g.batch().div_ceil(WGRAD_CHUNK);
+    let (len, ip) = (plane.len(), plane.in_plane());
+    let (co, oh, ow, wlen, lanes) = (g.out_c(), g.out_h(), g.out_w(), g.weight_len(), k.lanes);
+    let taps = plane.taps(1);
+    let ltaps = if groups > 0 { plane.taps(lanes) } else { Taps::empty() };
+    let batched = groups * lanes;
+    let chunks = groups + (g.batch() - batched).div_ceil(WGRAD_CHUNK);
     let mut partials = Scratch::zeroed(chunks * wlen);
     let shared = SharedOut::new(&mut partials);
     let dplane = Plane { sh: oh, sw: ow, sc: co, top: 0, left: 0, hp: oh, wp: plane.wp, kh: 1, kw: 1, ow };
+    // A lane group's dy planes: the wide rows' positions, a vector each (the garbage columns are never read).
+    let (lip, ldp) = (ip * lanes, len * lanes);
     split(parts(threads, chunks), chunks, |c0, nc| {
-        let mut inp = Scratch::zeroed(plane.sc * ip);
-        let mut dyw = Scratch::zeroed(co * len);
+        let (mut single, mut grouped) = (None, None);
         let mut vacc = Scratch::take(wlen * ROUND);
         for chunk in c0..c0 + nc {
+            let (images, bufs, in_plane, dy_plane, taps) = if chunk < groups {
+                let b = grouped.get_or_insert_with(|| {
+                    // Zeroed only if the input has padding (as in `run_planar`).
+                    let size = plane.sc * lip;
+                    let inp = if plane.hp * plane.wp > plane.sh * plane.sw {
+                        Scratch::zeroed(size)
+                    } else {
+                        Scratch::take(size)
+                    };
+                    (inp, Scratch::take(co * ldp))
+                });
+                (chunk * lanes..(chunk + 1) * lanes, b, lip, ldp, &ltaps[..])
+            } else {
+                let b = single.get_or_insert_with(|| (Scratch::zeroed(plane.sc * ip), Scratch::zeroed(co * len)));
+                let n0 = batched + (chunk - groups) * WGRAD_CHUNK;
+                (n0..(n0 + WGRAD_CHUNK).min(g.batch()), b, ip, len, &taps[..])
+            };
             // SAFETY: each part owns chunks c0 .. c0 + nc of the partials; they outlive the split.
             let acc = unsafe { shared.range(chunk * wlen, wlen) };
             let mut job = Wgrad {
@@ -1111,20 +1220,22 @@ pub(crate) fn backward_filter(
                 dplane,
                 x,
                 dy,
-                images: chunk * WGRAD_CHUNK..((chunk + 1) * WGRAD_CHUNK).min(g.batch()),
-                inp: &mut inp,
-                dyw: &mut dyw,
-                in_plane: ip,
+                images,
+                inp: &mut bufs.0,
+                dyw: &mut bufs.1,
+                in_plane,
                 cin: plane.sc,
-                taps: &taps,
+                taps,
                 cout: co,
                 len,
+                dy_plane,
                 vacc: &mut vacc,
                 acc,
             };
-            // SAFETY: supported ISA (a `&Kernels` exists); buffers sized by `Plane` for every position and tap,
-            // and the kernel indexes through checked slices.
-            unsafe { (k.direct_wgrad)(&mut job) };
+            // SAFETY: supported ISA (a `&Kernels` exists); buffers sized by `Plane` for every position and tap
+            // (times `LANES` for a group: whole images land, `groups` was chosen by `lane_groups`), and the
+            // kernel indexes through checked slices.
+            unsafe { if chunk < groups { (k.direct_wgrad_lanes)(&mut job) } else { (k.direct_wgrad)(&mut job) } };
         }
     });
     // Chunks are summed in f64 in chunk order: the same bits for any thread count, and no error growth with the
@@ -1170,6 +1281,7 @@ mod tests {
             assert_eq!(lane_groups(&Plane::input(&conv2), 6, 32, lanes), 32 / lanes, "conv2");
             assert_eq!(lane_groups(&Plane::output_grad(&conv2), 3, 32, lanes), 32 / lanes, "conv2 backward-data");
             assert_eq!(lane_groups(&Plane::output_grad(&conv1), 1, 32, lanes), 0, "conv1 backward-data");
+            // Backward-filter takes the forward's rule (the same planes and positions).
         }
         assert_eq!(lane_groups(&Plane::input(&conv2), 6, 32, 1), 0, "no lane-batched kernel");
         let small = Conv2dGeometry::spec(15, [24, 24, 3], [5, 5], 6).build().unwrap();
@@ -1220,6 +1332,30 @@ mod tests {
                 let groups = g.batch() / k.lanes;
                 prop_assert_eq!(&run(groups, Threads::Single), &wide, "{} {} groups", k.isa(), groups);
                 prop_assert_eq!(&run(groups, Threads::Rayon), &wide, "{} {} groups, threads", k.isa(), groups);
+            }
+        }
+
+        /// Lane-batched backward-filter chunks (forced) pass the f64 reference with K = 8 — the chunks of
+        /// `LANES` images sum in another order than the wide rows' chunks of 8, so other bits — and give the
+        /// same bits with one and two threads.
+        #[test]
+        fn lane_batched_backward_filter_matches_reference((g, _bias, pixels, seed) in case()) {
+            for k in lane_kernels() {
+                let x = values(g.input_len(), seed, pixels);
+                let dy = values(g.output_len(), seed ^ 0xa7, false);
+                let want = crate::reference::conv2d_backward_filter(&g, &x, &dy).unwrap();
+                let groups = g.batch() / k.lanes;
+                let run = |threads: Threads| {
+                    let mut dw = vec![f32::NAN; g.weight_len()];
+                    backward_filter_groups(k, &g, threads, &x, &dy, &mut dw, groups).unwrap();
+                    dw
+                };
+                let single = run(Threads::Single);
+                if let Err(e) = want.check(single.iter().copied(), 8.0) {
+                    prop_assert!(false, "{} {} groups: {}", k.isa(), groups, e);
+                }
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(&run(Threads::Rayon)), bits(&single), "{} {} groups, threads", k.isa(), groups);
             }
         }
 

@@ -365,6 +365,14 @@ macro_rules! conv_entries {
             $crate::conv::direct::wgrad::<_, $t, $tw>(s, job)
         }
         /// # Safety
+        /// The CPU supports this ISA.
+        $(#[$attr])*
+        pub(crate) unsafe fn direct_wgrad_lanes(job: &mut $crate::conv::direct::Wgrad<'_>) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::conv::direct::wgrad_lanes::<_, $t, $tw>(s, job)
+        }
+        /// # Safety
         /// The CPU supports this ISA; the weights are packed for this ISA's panel width.
         $(#[$attr])*
         pub(crate) unsafe fn igemm(job: &mut $crate::conv::igemm::Igemm<'_>) {
