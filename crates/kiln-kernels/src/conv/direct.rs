@@ -163,7 +163,7 @@ fn tile<S: Simd, const C: usize, const V: usize>(
     // taps), then are added into the output plane; the first flush stores. conv2 forward (3 × 25 terms) is one
     // chain; its backward-data (6 × 25) is two.
     let group = (CHAIN / nt).max(1);
-    // The window's last tap reaches furthest (offsets grow with the tap index).
+    // The window's last row and column hold its largest offset (a·row + b·col grows with each).
     let reach = if win.is_empty() { 0 } else { taps[(win.a1 - 1) * kw + win.b1 - 1] + V * l };
     for ci in 0..cin {
         // Every tap's V vectors lie in `src` (checked once per tile, not per tap: the per-tap slice checks were
@@ -332,7 +332,7 @@ pub(crate) fn lanes<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut Pl
 /// `r·out_w + x` of `cout` vectors), with the kernel rows that meet data for this row only. The columns whose taps
 /// all meet data get `V`-column tiles (then pairs and singles); the columns near the side padding, where some
 /// kernel columns meet only zeros, get pairs and singles with just their live kernel columns (conv2
-/// backward-data: 4 + 4 of 24 columns, 40 of their 80 column taps live).
+/// backward-data: 4 + 4 of 24 columns, whose 40 column taps have 20 meeting data; their pairs compute 24).
 #[inline(always)]
 fn lanes_row<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>, cb: usize, r: usize) {
     let (l, cin, cout, plane, taps) = (S::LANES, job.cin, job.cout, job.plane, job.taps);
@@ -880,6 +880,12 @@ impl Plane {
         }
     }
 
+    /// Scratch for `sc` lane-batched planes of `lip` floats, zeroed only if the plane has padding (a valid plane's
+    /// positions are all written and its taps never reach past them).
+    fn lane_planes(&self, lip: usize) -> Scratch {
+        let size = self.sc * lip;
+        if self.hp * self.wp > self.sh * self.sw { Scratch::zeroed(size) } else { Scratch::take(size) }
+    }
     /// Where the whole source lands in the plane: `(top, left)` when no row or column is cropped (every forward
     /// plane), the condition of [`Plane::fill_lanes`].
     fn whole(&self) -> Option<(usize, usize)> {
@@ -1026,17 +1032,8 @@ fn run_planar(
         let (mut single, mut grouped) = (None, None);
         for u in u0..u0 + nu {
             let (n, images, bufs, ip, len, taps) = if u < groups {
-                // Input planes as the wide rows' with a vector per float (zeroed only if there is padding: a valid
-                // plane's positions are all written and its taps never reach past them), output pixels of cout vectors.
-                let b = grouped.get_or_insert_with(|| {
-                    let size = plane.sc * lip;
-                    let inp = if plane.hp * plane.wp > plane.sh * plane.sw {
-                        Scratch::zeroed(size)
-                    } else {
-                        Scratch::take(size)
-                    };
-                    (inp, Scratch::take(per * k.lanes))
-                });
+                // Input planes as the wide rows' with a vector per float, output pixels of cout vectors.
+                let b = grouped.get_or_insert_with(|| (plane.lane_planes(lip), Scratch::take(per * k.lanes)));
                 (u * k.lanes, k.lanes, b, lip, 0, &ltaps[..])
             } else {
                 let b = single.get_or_insert_with(|| (Scratch::zeroed(plane.sc * ip), Scratch::take(cout * len)));
@@ -1164,7 +1161,7 @@ pub(crate) fn backward_filter(
     dy: &[f32],
     dw: &mut [f32],
 ) -> Result<()> {
-    // The forward's rule: the same planes, garbage positions and floats transposed (conv2: 16.0 % fewer FMAs).
+    // The forward's rule: the same planes, garbage positions and floats transposed (conv2: 16.7 % fewer FMAs).
     let groups = lane_groups(&Plane::input(g), g.out_c(), g.batch(), k.lanes);
     backward_filter_groups(k, g, threads, x, dy, dw, groups)
 }
@@ -1197,16 +1194,7 @@ fn backward_filter_groups(
         let mut vacc = Scratch::take(wlen * ROUND);
         for chunk in c0..c0 + nc {
             let (images, bufs, in_plane, dy_plane, taps) = if chunk < groups {
-                let b = grouped.get_or_insert_with(|| {
-                    // Zeroed only if the input has padding (as in `run_planar`).
-                    let size = plane.sc * lip;
-                    let inp = if plane.hp * plane.wp > plane.sh * plane.sw {
-                        Scratch::zeroed(size)
-                    } else {
-                        Scratch::take(size)
-                    };
-                    (inp, Scratch::take(co * ldp))
-                });
+                let b = grouped.get_or_insert_with(|| (plane.lane_planes(lip), Scratch::take(co * ldp)));
                 (chunk * lanes..(chunk + 1) * lanes, b, lip, ldp, &ltaps[..])
             } else {
                 let b = single.get_or_insert_with(|| (Scratch::zeroed(plane.sc * ip), Scratch::zeroed(co * len)));
