@@ -138,12 +138,17 @@ impl Window {
     }
 }
 
-/// `C` output channels × `V` consecutive positions in registers: input planes `in_plane` floats apart, read from
-/// position `p` (positions one vector apart) at the taps of `win` (`taps`: every tap's offset, kernel rows
-/// outermost); output channels `len` floats apart, written from position `q` (positions `ys` apart).
+/// `C` output channels × `V` positions in registers: input planes `in_plane` floats apart, read from position
+/// `p` (positions `xs` floats apart: a vector along a row, or a plane row down a column) at the taps of `win`
+/// (`taps`: every tap's offset, kernel rows outermost); output channels `len` floats apart, written from position
+/// `q` (positions `ys` apart). With `D = 2`
+/// two channel groups' chains (see `group` below) run side by side, a tap of each in turn, for tiles too small to
+/// keep the FMA units busy on their own: `C·V` chains of dependent FMAs cover only `C·V / 8` of two 4-cycle FMA
+/// pipes (conv2 backward-data's 3 × 2 edge tiles: 75 %). Every chain gets the same terms in the same order and the
+/// groups are added to the output in the same order as with `D = 1`, so the bits are the same.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn tile<S: Simd, const C: usize, const V: usize>(
+fn tile<S: Simd, const C: usize, const V: usize, const D: usize>(
     s: S,
     inp: &[f32],
     in_plane: usize,
@@ -153,83 +158,143 @@ fn tile<S: Simd, const C: usize, const V: usize>(
     w: &[f32],
     out: &mut [f32],
     len: usize,
+    xs: usize,
     ys: usize,
     p: usize,
     q: usize,
 ) {
     let (l, nt, kw) = (S::LANES, taps.len(), win.kw);
-    let mut acc = [[s.splat(0.0); V]; C];
+    let mut acc = [[[s.splat(0.0); V]; C]; D];
     // Block summation: the register chains cover `group` input channels (at most CHAIN terms, or one channel's
     // taps), then are added into the output plane; the first flush stores. conv2 forward (3 × 25 terms) is one
     // chain; its backward-data (6 × 25) is two.
     let group = (CHAIN / nt).max(1);
     // The window's last row and column hold its largest offset (a·row + b·col grows with each).
-    let reach = if win.is_empty() { 0 } else { taps[(win.a1 - 1) * kw + win.b1 - 1] + V * l };
-    for ci in 0..cin {
-        // Every tap's V vectors lie in `src` (checked once per tile, not per tap: the per-tap slice checks were
-        // a third of the inner loop's instructions).
-        let src = &inp[ci * in_plane..][..in_plane][p..][..reach];
-        let wci = &w[ci * nt * C..][..nt * C];
-        // One tap: V input vectors times C broadcast weights (a macro: as a closure called from the two loops
-        // below, the accumulators went through memory).
-        macro_rules! step {
-            ($wt:expr, $off:expr) => {{
-                let (wt, off): (&[f32], usize) = ($wt, $off);
-                // Keep whichever operand set is smaller live across the inner loop: V input vectors or C broadcast
-                // weights (C·V accumulators + that set + 1 must fit the register file; 33 spilled).
-                if V <= C {
-                    let mut x = [s.splat(0.0); V];
+    let reach = if win.is_empty() { 0 } else { taps[(win.a1 - 1) * kw + win.b1 - 1] + (V - 1) * xs + l };
+    // Every tap's V vectors of channel `ci` lie in its slice (checked once per tile and channel, not per tap: the
+    // per-tap slice checks were a third of the inner loop's instructions).
+    let src = |ci: usize| &inp[ci * in_plane..][..in_plane][p..][..reach];
+    let wts = |ci: usize| &w[ci * nt * C..][..nt * C];
+    // One tap into chain set `d`: V input vectors times C broadcast weights (a macro: as a closure called from
+    // the loops below, the accumulators went through memory).
+    macro_rules! step {
+        ($d:expr, $src:expr, $wt:expr, $off:expr) => {{
+            let (src, wt, off): (&[f32], &[f32], usize) = ($src, $wt, $off);
+            let acc = &mut acc[$d];
+            // Keep whichever operand set is smaller live across the inner loop: V input vectors or C broadcast
+            // weights (C·V accumulators + that set + 1 must fit the register file; 33 spilled).
+            if V <= C {
+                let mut x = [s.splat(0.0); V];
+                for v in 0..V {
+                    // SAFETY: off ≤ the window's last offset, so off + v·xs + LANES ≤ reach = src.len().
+                    x[v] = unsafe { s.load_ptr(src.as_ptr().add(off + v * xs)) };
+                }
+                for c in 0..C {
+                    let wv = s.splat(wt[c]);
                     for v in 0..V {
-                        // SAFETY: off ≤ the window's last offset, so off + v·l + LANES ≤ reach = src.len().
-                        x[v] = unsafe { s.load_ptr(src.as_ptr().add(off + v * l)) };
-                    }
-                    for c in 0..C {
-                        let wv = s.splat(wt[c]);
-                        for v in 0..V {
-                            acc[c][v] = s.mul_add(x[v], wv, acc[c][v]);
-                        }
-                    }
-                } else {
-                    let mut wv = [s.splat(0.0); C];
-                    for c in 0..C {
-                        wv[c] = s.splat(wt[c]);
-                    }
-                    for v in 0..V {
-                        // SAFETY: as above.
-                        let x = unsafe { s.load_ptr(src.as_ptr().add(off + v * l)) };
-                        for c in 0..C {
-                            acc[c][v] = s.mul_add(x, wv[c], acc[c][v]);
-                        }
+                        acc[c][v] = s.mul_add(x[v], wv, acc[c][v]);
                     }
                 }
-            }};
-        }
-        if win.b0 == 0 && win.b1 == kw {
-            // Whole kernel rows: one run of taps.
-            let t = win.a0 * kw..win.a1 * kw;
-            for (wt, &off) in wci[t.start * C..t.end * C].chunks_exact(C).zip(&taps[t]) {
-                step!(wt, off);
-            }
-        } else {
-            for a in win.a0..win.a1 {
-                let t = a * kw + win.b0..a * kw + win.b1;
-                for (wt, &off) in wci[t.start * C..t.end * C].chunks_exact(C).zip(&taps[t]) {
-                    step!(wt, off);
+            } else {
+                let mut wv = [s.splat(0.0); C];
+                for c in 0..C {
+                    wv[c] = s.splat(wt[c]);
+                }
+                for v in 0..V {
+                    // SAFETY: as above.
+                    let x = unsafe { s.load_ptr(src.as_ptr().add(off + v * xs)) };
+                    for c in 0..C {
+                        acc[c][v] = s.mul_add(x, wv[c], acc[c][v]);
+                    }
                 }
             }
-        }
-        if (ci + 1) % group == 0 || ci + 1 == cin {
-            let first = ci < group;
+        }};
+    }
+    let rows_whole = win.b0 == 0 && win.b1 == kw;
+    // The window's taps of channel `ci` into chain set 0, or of channels `ci` and `cj` into sets 0 and 1, a tap
+    // of each in turn. Whole kernel rows are one run of taps.
+    macro_rules! channel {
+        ($ci:expr) => {{
+            let (x, wc) = (src($ci), wts($ci));
+            if rows_whole {
+                let t = win.a0 * kw..win.a1 * kw;
+                for (wt, &off) in wc[t.start * C..t.end * C].chunks_exact(C).zip(&taps[t]) {
+                    step!(0, x, wt, off);
+                }
+            } else {
+                for a in win.a0..win.a1 {
+                    let t = a * kw + win.b0..a * kw + win.b1;
+                    for (wt, &off) in wc[t.start * C..t.end * C].chunks_exact(C).zip(&taps[t]) {
+                        step!(0, x, wt, off);
+                    }
+                }
+            }
+        }};
+        ($ci:expr, $cj:expr) => {{
+            let (x0, w0, x1, w1) = (src($ci), wts($ci), src($cj), wts($cj));
+            macro_rules! run {
+                ($t:expr) => {{
+                    let t: std::ops::Range<usize> = $t;
+                    let (w0, w1) = (&w0[t.start * C..t.end * C], &w1[t.start * C..t.end * C]);
+                    for ((a, b), &off) in w0.chunks_exact(C).zip(w1.chunks_exact(C)).zip(&taps[t]) {
+                        step!(0, x0, a, off);
+                        step!(1, x1, b, off);
+                    }
+                }};
+            }
+            if rows_whole {
+                run!(win.a0 * kw..win.a1 * kw);
+            } else {
+                for a in win.a0..win.a1 {
+                    run!(a * kw + win.b0..a * kw + win.b1);
+                }
+            }
+        }};
+    }
+    // Adds chain set `d` into the output (stores it for the first group) and clears it.
+    macro_rules! flush {
+        ($d:expr, $first:expr) => {{
             for c in 0..C {
                 let o = &mut out[c * len + q..][..(V - 1) * ys + l];
                 for v in 0..V {
-                    let sum = if first { acc[c][v] } else { s.add(s.load(&o[v * ys..]), acc[c][v]) };
+                    let sum = if $first { acc[$d][c][v] } else { s.add(s.load(&o[v * ys..]), acc[$d][c][v]) };
                     s.store(&mut o[v * ys..], sum);
-                    acc[c][v] = s.splat(0.0);
+                    acc[$d][c][v] = s.splat(0.0);
                 }
             }
+        }};
+    }
+    let groups = cin.div_ceil(group);
+    let mut k = 0;
+    while k < groups {
+        let (c0, n0) = (k * group, group.min(cin - k * group));
+        if D == 2 && k + 1 < groups {
+            // Groups k and k + 1 (only the last group can be shorter).
+            let (c1, n1) = (c0 + group, group.min(cin - c0 - group));
+            for j in 0..n1 {
+                channel!(c0 + j, c1 + j);
+            }
+            for j in n1..n0 {
+                channel!(c0 + j);
+            }
+            flush!(0, k == 0);
+            flush!(1, false);
+            k += 2;
+        } else {
+            for j in 0..n0 {
+                channel!(c0 + j);
+            }
+            flush!(0, k == 0);
+            k += 1;
         }
     }
+}
+
+/// Whether a tile of `chains = C·V` accumulators runs two channel groups' chains side by side (`D = 2` in
+/// [`tile`]): when its chains alone cannot fill two 4-cycle FMA pipes and the `cin` channels of `taps` taps span
+/// more than one group.
+fn two_sets(chains: usize, cin: usize, taps: usize) -> bool {
+    chains < 8 && cin > (CHAIN / taps).max(1)
 }
 
 #[inline(always)]
@@ -266,10 +331,17 @@ fn planar_block<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<
             1
         };
         let win = live(p, n * l);
+        let dual = |chains| two_sets(chains, job.cin, nt);
         match n {
-            1 => tile::<S, C, 1>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, p, p),
-            2 => tile::<S, C, 2>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, p, p),
-            _ => tile::<S, C, V>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, p, p),
+            1 if dual(C) => {
+                tile::<S, C, 1, 2>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, l, p, p)
+            }
+            1 => tile::<S, C, 1, 1>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, l, p, p),
+            2 if dual(2 * C) => {
+                tile::<S, C, 2, 2>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, l, p, p)
+            }
+            2 => tile::<S, C, 2, 1>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, l, p, p),
+            _ => tile::<S, C, V, 1>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, l, p, p),
         }
         p += n * l;
     }
@@ -310,21 +382,75 @@ pub(crate) fn lanes<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut Pl
     let (rows, per_row) = (plane.out_h(), plane.out_w() * job.cout);
     let mut fill = LaneFill::new::<S>(&plane, job.in_plane);
     let mut store = LaneStore::new(job.bias, job.cout);
-    for r in 0..rows {
-        // Output row r reads plane rows r .. r + kh, i.e. source rows up to r + kh − top.
-        let need = (r + plane.kh).saturating_sub(fill.top).min(plane.sh);
+    // With side padding, rows go in blocks of EDGE_ROWS so that the edge columns can be tiled down the rows.
+    let step = if plane.full_cols() == (0..plane.out_w()) { 1 } else { EDGE_ROWS };
+    let mut r = 0;
+    while r < rows {
+        let nr = step.min(rows - r);
+        // Output rows r .. r + nr read plane rows up to r + nr − 1 + kh, i.e. source rows up to that − top.
+        let need = (r + nr - 1 + plane.kh).saturating_sub(fill.top).min(plane.sh);
         fill.to(s, &plane, job.src, job.n, job.inp, need * plane.sw * plane.sc);
         for (cb, c) in blocks(job.cout) {
             match c {
-                1 => lanes_row::<S, 1, VW>(s, job, cb, r),
-                2 => lanes_row::<S, 2, VW>(s, job, cb, r),
-                3 => lanes_row::<S, 3, VW>(s, job, cb, r),
-                4 => lanes_row::<S, 4, V>(s, job, cb, r),
-                5 => lanes_row::<S, 5, V>(s, job, cb, r),
-                _ => lanes_row::<S, BLOCK, V>(s, job, cb, r),
+                1 => lanes_rows::<S, 1, VW>(s, job, cb, r, nr),
+                2 => lanes_rows::<S, 2, VW>(s, job, cb, r, nr),
+                3 => lanes_rows::<S, 3, VW>(s, job, cb, r, nr),
+                4 => lanes_rows::<S, 4, V>(s, job, cb, r, nr),
+                5 => lanes_rows::<S, 5, V>(s, job, cb, r, nr),
+                _ => lanes_rows::<S, BLOCK, V>(s, job, cb, r, nr),
             }
         }
-        store.to(s, job, (r + 1) * per_row);
+        store.to(s, job, (r + nr) * per_row);
+        r += nr;
+    }
+}
+
+/// Rows per block of [`lanes`] when the plane has side padding: the edge columns of a block whose rows all take
+/// the same kernel rows are tiled down the block, `C × min(V, EDGE_ROWS)` accumulators with exactly the column's
+/// live kernel columns, instead of as pairs along each row. conv2 backward-data on AVX-512 (per row: two 8-column
+/// tiles and four edge pairs): the pairs were 23 % of the products at ~60 % of the FMA rate; harness minima,
+/// batch 32, 104.2 → 95.8 µs with this and the chain sets of [`tile`].
+const EDGE_ROWS: usize = 4;
+
+/// Output rows `r .. r + nr` of one channel block of [`lanes`]: each row's columns by [`lanes_row`], except the
+/// edge columns when the rows take the same kernel rows and fill a block, which go down the rows.
+#[inline(always)]
+fn lanes_rows<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>, cb: usize, r: usize, nr: usize) {
+    let plane = job.plane;
+    let rows = plane.live_rows(r, r + nr - 1);
+    let down = nr == EDGE_ROWS && (r..r + nr).all(|i| plane.live_rows(i, i) == rows);
+    for i in r..r + nr {
+        lanes_row::<S, C, V>(s, job, cb, i, !down);
+    }
+    if !down {
+        return;
+    }
+    let (l, cin, cout, taps) = (S::LANES, job.cin, job.cout, job.taps);
+    let nt = taps.len();
+    let w = &job.w[cb * cin * nt..][..C * cin * nt];
+    let out = &mut job.out[cb * l..];
+    let (inp, ip, ys) = (&*job.inp, job.in_plane, cout * l);
+    let (cols, wp) = (plane.out_w(), plane.wp);
+    let full = plane.full_cols();
+    for x in (0..full.start).chain(full.end..cols) {
+        let live = plane.live_cols(x, x);
+        let win = Window { a0: rows.start, a1: rows.end, b0: live.start, b1: live.end, kw: plane.kw };
+        // Tiles of min(V, EDGE_ROWS) rows (V is 1, 2, 4 or 8): as many accumulators as this ISA's row tiles.
+        let h = if V >= EDGE_ROWS {
+            EDGE_ROWS
+        } else if V >= 2 {
+            2
+        } else {
+            1
+        };
+        for i in (r..r + nr).step_by(h) {
+            let (px, qx, xs, ysr) = ((i * wp + x) * l, (i * cols + x) * ys, wp * l, cols * ys);
+            match h {
+                1 => tile::<S, C, 1, 1>(s, inp, ip, cin, taps, win, w, out, l, xs, ysr, px, qx),
+                2 => tile::<S, C, 2, 1>(s, inp, ip, cin, taps, win, w, out, l, xs, ysr, px, qx),
+                _ => tile::<S, C, 4, 1>(s, inp, ip, cin, taps, win, w, out, l, xs, ysr, px, qx),
+            }
+        }
     }
 }
 
@@ -332,9 +458,10 @@ pub(crate) fn lanes<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut Pl
 /// `r·out_w + x` of `cout` vectors), with the kernel rows that meet data for this row only. The columns whose taps
 /// all meet data get `V`-column tiles (then pairs and singles); the columns near the side padding, where some
 /// kernel columns meet only zeros, get pairs and singles with just their live kernel columns (conv2
-/// backward-data: 4 + 4 of 24 columns, whose 40 column taps have 20 meeting data; their pairs compute 24).
+/// backward-data: 4 + 4 of 24 columns, whose 40 column taps have 20 meeting data; their pairs compute 24) — if
+/// `edges`.
 #[inline(always)]
-fn lanes_row<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>, cb: usize, r: usize) {
+fn lanes_row<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>, cb: usize, r: usize, edges: bool) {
     let (l, cin, cout, plane, taps) = (S::LANES, job.cin, job.cout, job.plane, job.taps);
     let nt = taps.len();
     let w = &job.w[cb * cin * nt..][..C * cin * nt];
@@ -345,8 +472,10 @@ fn lanes_row<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>
     let rows = plane.live_rows(r, r);
     let row = Window { a0: rows.start, a1: rows.end, ..Window::all(plane.kh, plane.kw) };
     let full = plane.full_cols();
-    let mut x = 0;
-    while x < cols {
+    let dual = |chains| two_sets(chains, cin, nt);
+    // The edge columns only when asked (else [`lanes_rows`] tiles them down the rows).
+    let (mut x, x_end) = if edges { (0, cols) } else { (full.start, full.end) };
+    while x < x_end {
         let (n, win) = if full.contains(&x) && x + V <= full.end {
             (V, row)
         } else {
@@ -364,9 +493,11 @@ fn lanes_row<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>
         };
         let (px, qx) = (p + x * l, q + x * ys);
         match n {
-            1 => tile::<S, C, 1>(s, inp, ip, cin, taps, win, w, out, l, ys, px, qx),
-            2 => tile::<S, C, 2>(s, inp, ip, cin, taps, win, w, out, l, ys, px, qx),
-            _ => tile::<S, C, V>(s, inp, ip, cin, taps, win, w, out, l, ys, px, qx),
+            1 if dual(C) => tile::<S, C, 1, 2>(s, inp, ip, cin, taps, win, w, out, l, l, ys, px, qx),
+            1 => tile::<S, C, 1, 1>(s, inp, ip, cin, taps, win, w, out, l, l, ys, px, qx),
+            2 if dual(2 * C) => tile::<S, C, 2, 2>(s, inp, ip, cin, taps, win, w, out, l, l, ys, px, qx),
+            2 => tile::<S, C, 2, 1>(s, inp, ip, cin, taps, win, w, out, l, l, ys, px, qx),
+            _ => tile::<S, C, V, 1>(s, inp, ip, cin, taps, win, w, out, l, l, ys, px, qx),
         }
         x += n;
     }
@@ -1295,6 +1426,63 @@ mod tests {
         assert_eq!(lane_groups(&Plane::input(&conv2), 6, 32, 1), 0, "no lane-batched kernel");
         let small = Conv2dGeometry::spec(15, [24, 24, 3], [5, 5], 6).build().unwrap();
         assert_eq!(lane_groups(&Plane::input(&small), 6, 15, 16), 0, "fewer images than lanes");
+    }
+
+    /// One tile with one and with two chain sets (`D`), positions `xs` apart, every window of a `kh × kw` kernel
+    /// whose rows start at `a0` and columns at `b0`: the output bits (channels `len` apart, positions `ys`).
+    fn tile_bits<const C: usize, const V: usize, const D: usize>(
+        cin: usize,
+        (kh, kw): (usize, usize),
+        win: Window,
+        xs: usize,
+        seed: u64,
+    ) -> Vec<u32> {
+        use crate::simd::Portable;
+        let l = <Portable as Simd>::LANES;
+        let wp = 16;
+        let taps: Vec<usize> = (0..kh).flat_map(|a| (0..kw).map(move |b| (a * wp + b) * l)).collect();
+        let in_plane = ((kh + V) * wp + kw) * l * (xs / l).max(1);
+        let inp = values(cin * in_plane, seed, false);
+        let w = values(cin * taps.len() * C, seed ^ 0x77, false);
+        let (len, ys) = (V * 2 * l, 2 * l);
+        let mut out = vec![f32::NAN; C * len];
+        tile::<Portable, C, V, D>(Portable, &inp, in_plane, cin, &taps, win, &w, &mut out, len, xs, ys, 0, 0);
+        (0..C)
+            .flat_map(|c| (0..V).flat_map(move |v| c * len + v * ys..c * len + v * ys + l))
+            .map(|i| out[i].to_bits())
+            .collect()
+    }
+
+    #[test]
+    fn two_chain_sets_keep_the_bits() {
+        // 25 taps: groups of 3 channels (2–3 groups, the last one short or not); 9 taps: groups of 10.
+        for (kh, kw, cins) in [(5usize, 5usize, 2..=8usize), (3, 3, 9..=23)] {
+            for cin in cins {
+                for (a0, a1, b0, b1) in [(0, kh, 0, kw), (1, kh, 0, kw), (0, kh - 1, 1, kw), (2, 3, 2, 3)] {
+                    let win = Window { a0, a1, b0, b1, kw };
+                    let seed = (cin * 100 + a0 * 10 + b0) as u64;
+                    let l = <crate::simd::Portable as Simd>::LANES;
+                    for xs in [l, 16 * l] {
+                        let ctx = format!("{kh}×{kw}, cin {cin}, window {a0}..{a1} × {b0}..{b1}, xs {xs}");
+                        assert_eq!(
+                            tile_bits::<3, 2, 1>(cin, (kh, kw), win, xs, seed),
+                            tile_bits::<3, 2, 2>(cin, (kh, kw), win, xs, seed),
+                            "{ctx}"
+                        );
+                        assert_eq!(
+                            tile_bits::<1, 1, 1>(cin, (kh, kw), win, xs, seed),
+                            tile_bits::<1, 1, 2>(cin, (kh, kw), win, xs, seed),
+                            "{ctx}"
+                        );
+                        assert_eq!(
+                            tile_bits::<2, 1, 1>(cin, (kh, kw), win, xs, seed),
+                            tile_bits::<2, 1, 2>(cin, (kh, kw), win, xs, seed),
+                            "{ctx}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     fn case() -> impl Strategy<Value = (Conv2dGeometry, bool, bool, u64)> {
