@@ -373,11 +373,11 @@ pub(crate) fn planar<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut P
 /// offsets scaled by `LANES`, every load aligned). The register tiles then run along each output row's `out_w`
 /// valid columns only — the wide rows' `wp − out_w` garbage columns (conv2 forward: 80 of 480 positions) are not
 /// computed — with exactly the kernel rows and columns that meet data at the row and its edge columns
-/// (conv2 backward-data: 10,400 of the 14,400 products of every tap at every position), and each position gets the
-/// same FMA chain as in [`planar`] less exact zeros, so the same bits. The layout
-/// costs a `LANES × LANES` transpose per `LANES` floats in and out (see [`lane_groups`]), done a row at a time
-/// just ahead of and just behind the tiles (measured no faster here than whole-image passes, but a row's data is
-/// then reused while it is still in L1).
+/// (conv2 backward-data: 10,000 of the 14,400 products of every tap at every position meet data; the tiles
+/// compute 10,080), and each position gets the same FMA chain as in [`planar`] less exact zeros, so the same
+/// bits. The layout costs a `LANES × LANES` transpose per `LANES` floats in and out (see [`lane_groups`]), done a
+/// row (with side padding: a block of [`EDGE_ROWS`] rows) at a time just ahead of and just behind the tiles
+/// (measured no faster here than whole-image passes, but the rows' data are then reused while still in L1).
 #[inline(always)]
 pub(crate) fn lanes<S: Simd, const V: usize, const VW: usize>(s: S, job: &mut Planar<'_>) {
     let plane = job.plane;
