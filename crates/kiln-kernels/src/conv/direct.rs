@@ -264,6 +264,17 @@ fn tile<S: Simd, const C: usize, const V: usize, const D: usize>(
             }
         }};
     }
+    if D == 1 {
+        // One chain set: flush after every `group` channels. (The two-set loop below with D = 1 computes the
+        // same, but its code made conv2's forward ~5–9 % slower: harness minima 94.2 vs 87.6 µs alternating.)
+        for ci in 0..cin {
+            channel!(ci);
+            if (ci + 1) % group == 0 || ci + 1 == cin {
+                flush!(0, ci < group);
+            }
+        }
+        return;
+    }
     let groups = cin.div_ceil(group);
     let mut k = 0;
     while k < groups {
