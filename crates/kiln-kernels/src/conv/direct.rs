@@ -138,31 +138,22 @@ impl Window {
     }
 }
 
-/// `C` output channels × `V` positions in registers: input planes `in_plane` floats apart, read from position
-/// `p` (positions `xs` floats apart: a vector along a row, or a plane row down a column) at the taps of `win`
-/// (`taps`: every tap's offset, kernel rows outermost); output channels `len` floats apart, written from position
-/// `q` (positions `ys` apart). With `D = 2`
-/// two channel groups' chains (see `group` below) run side by side, a tap of each in turn, for tiles too small to
+/// `C` output channels × `V` positions in registers ([`Tiles`] gives the planes and spacings): the input read
+/// from position `p` (positions `xs` floats apart: a vector along a row, or a plane row down a column) at the taps
+/// of `win`, the output written from position `q` (positions `ys` apart). With `D = 2` two channel groups' chains (see `group` below) run side by side, a tap of each in turn, for tiles too small to
 /// keep the FMA units busy on their own: `C·V` chains of dependent FMAs cover only `C·V / 8` of two 4-cycle FMA
 /// pipes (conv2 backward-data's 3 × 2 edge tiles: 75 %). Every chain gets the same terms in the same order and the
 /// groups are added to the output in the same order as with `D = 1`, so the bits are the same.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn tile<S: Simd, const C: usize, const V: usize, const D: usize>(
     s: S,
-    inp: &[f32],
-    in_plane: usize,
-    cin: usize,
-    taps: &[usize],
+    at: &Tiles<'_>,
     win: Window,
-    w: &[f32],
     out: &mut [f32],
-    len: usize,
-    xs: usize,
-    ys: usize,
     p: usize,
     q: usize,
 ) {
+    let Tiles { inp, in_plane, cin, taps, w, len, xs, ys } = *at;
     let (l, nt, kw) = (S::LANES, taps.len(), win.kw);
     let mut acc = [[[s.splat(0.0); V]; C]; D];
     // Block summation: the register chains cover `group` input channels (at most CHAIN terms, or one channel's
@@ -301,6 +292,45 @@ fn tile<S: Simd, const C: usize, const V: usize, const D: usize>(
     }
 }
 
+/// What the register tiles of one channel block share (see [`tile`]): `cin` input planes of `inp`, `in_plane`
+/// floats apart, positions `xs` floats apart; every tap's offset (kernel rows outermost) and the block's packed
+/// weights; output channels `len` floats apart, positions `ys` apart.
+#[derive(Clone, Copy)]
+struct Tiles<'a> {
+    inp: &'a [f32],
+    in_plane: usize,
+    cin: usize,
+    taps: &'a [usize],
+    w: &'a [f32],
+    len: usize,
+    xs: usize,
+    ys: usize,
+}
+
+impl Tiles<'_> {
+    /// A tile of `n` positions — 1, 2 or `N` — from input position `p` and output position `q`, with two chain sets
+    /// where [`two_sets`] says so (for `n = N` only if `N_DUAL`: the rows' full tiles keep one set).
+    #[inline(always)]
+    fn run<S: Simd, const C: usize, const N: usize, const N_DUAL: bool>(
+        &self,
+        s: S,
+        n: usize,
+        win: Window,
+        out: &mut [f32],
+        p: usize,
+        q: usize,
+    ) {
+        match (n, two_sets::<S>(C * n, self.cin, self.taps.len())) {
+            (1, true) => tile::<S, C, 1, 2>(s, self, win, out, p, q),
+            (1, false) => tile::<S, C, 1, 1>(s, self, win, out, p, q),
+            (2, true) => tile::<S, C, 2, 2>(s, self, win, out, p, q),
+            (2, false) => tile::<S, C, 2, 1>(s, self, win, out, p, q),
+            (_, true) if N_DUAL => tile::<S, C, N, 2>(s, self, win, out, p, q),
+            _ => tile::<S, C, N, 1>(s, self, win, out, p, q),
+        }
+    }
+}
+
 /// Whether a tile of `chains = C·V` accumulators runs two channel groups' chains side by side (`D = 2` in
 /// [`tile`]): when the `cin` channels of `taps` taps span more than one group, the tile has fewer than 16 chains
 /// and twice its accumulators leave room for its operands. Fewer than 8 chains cannot fill two 4-cycle FMA pipes;
@@ -317,6 +347,8 @@ fn planar_block<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<
     let nt = job.taps.len();
     let w = &job.w[cb * job.cin * nt..][..C * job.cin * nt];
     let out = &mut job.out[cb * job.len..][..C * job.len];
+    let (inp, in_plane, cin, taps, len) = (&*job.inp, job.in_plane, job.cin, job.taps, job.len);
+    let at = Tiles { inp, in_plane, cin, taps, w, len, xs: l, ys: l };
     // Only planes with zero-padding rows skip taps (forward "valid" has none: no per-tile divisions then).
     let skips = plane.pads_rows();
     let all = Window::all(plane.kh, plane.kw);
@@ -343,19 +375,7 @@ fn planar_block<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<
         } else {
             1
         };
-        let win = live(p, n * l);
-        let dual = |chains| two_sets::<S>(chains, job.cin, nt);
-        match n {
-            1 if dual(C) => {
-                tile::<S, C, 1, 2>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, l, p, p)
-            }
-            1 => tile::<S, C, 1, 1>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, l, p, p),
-            2 if dual(2 * C) => {
-                tile::<S, C, 2, 2>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, l, p, p)
-            }
-            2 => tile::<S, C, 2, 1>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, l, p, p),
-            _ => tile::<S, C, V, 1>(s, &*job.inp, job.in_plane, job.cin, job.taps, win, w, out, job.len, l, l, p, p),
-        }
+        at.run::<S, C, V, false>(s, n, live(p, n * l), out, p, p);
         p += n * l;
     }
 }
@@ -442,30 +462,22 @@ fn lanes_rows<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_
     let nt = taps.len();
     let w = &job.w[cb * cin * nt..][..C * cin * nt];
     let out = &mut job.out[cb * l..];
-    let (inp, ip, ys) = (&*job.inp, job.in_plane, cout * l);
     let (cols, wp) = (plane.out_w(), plane.wp);
+    // A column's tile steps down the plane rows and the output rows.
+    let (xs, ys) = (wp * l, cols * cout * l);
+    let at = Tiles { inp: &*job.inp, in_plane: job.in_plane, cin, taps, w, len: l, xs, ys };
     let full = plane.full_cols();
     for x in (0..full.start).chain(full.end..cols) {
         let live = plane.live_cols(x, x);
         let win = Window { a0: rows.start, a1: rows.end, b0: live.start, b1: live.end, kw: plane.kw };
         // Tiles of min(V, EDGE_ROWS) rows (V is 1, 2, 4 or 8): as many accumulators as this ISA's row tiles.
-        let h = if V >= EDGE_ROWS {
-            EDGE_ROWS
-        } else if V >= 2 {
-            2
-        } else {
-            1
-        };
+        let h = V.min(EDGE_ROWS);
         for i in (r..r + nr).step_by(h) {
-            let (px, qx, xs, ysr) = ((i * wp + x) * l, (i * cols + x) * ys, wp * l, cols * ys);
-            let dual = two_sets::<S>(C * h, cin, nt);
-            match h {
-                1 if dual => tile::<S, C, 1, 2>(s, inp, ip, cin, taps, win, w, out, l, xs, ysr, px, qx),
-                1 => tile::<S, C, 1, 1>(s, inp, ip, cin, taps, win, w, out, l, xs, ysr, px, qx),
-                2 if dual => tile::<S, C, 2, 2>(s, inp, ip, cin, taps, win, w, out, l, xs, ysr, px, qx),
-                2 => tile::<S, C, 2, 1>(s, inp, ip, cin, taps, win, w, out, l, xs, ysr, px, qx),
-                _ if dual => tile::<S, C, 4, 2>(s, inp, ip, cin, taps, win, w, out, l, xs, ysr, px, qx),
-                _ => tile::<S, C, 4, 1>(s, inp, ip, cin, taps, win, w, out, l, xs, ysr, px, qx),
+            let (px, qx) = ((i * wp + x) * l, (i * cols + x) * cout * l);
+            if V >= EDGE_ROWS {
+                at.run::<S, C, EDGE_ROWS, true>(s, h, win, out, px, qx);
+            } else {
+                at.run::<S, C, V, true>(s, h, win, out, px, qx);
             }
         }
     }
@@ -483,13 +495,13 @@ fn lanes_row<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>
     let nt = taps.len();
     let w = &job.w[cb * cin * nt..][..C * cin * nt];
     let out = &mut job.out[cb * l..];
-    let (inp, ip, ys) = (&*job.inp, job.in_plane, cout * l);
+    let ys = cout * l;
+    let at = Tiles { inp: &*job.inp, in_plane: job.in_plane, cin, taps, w, len: l, xs: l, ys };
     let (cols, wp) = (plane.out_w(), plane.wp);
     let (p, q) = (r * wp * l, r * cols * ys);
     let rows = plane.live_rows(r, r);
     let row = Window { a0: rows.start, a1: rows.end, ..Window::all(plane.kh, plane.kw) };
     let full = plane.full_cols();
-    let dual = |chains| two_sets::<S>(chains, cin, nt);
     // The edge columns only when asked (else [`lanes_rows`] tiles them down the rows).
     let (mut x, x_end) = if edges { (0, cols) } else { (full.start, full.end) };
     while x < x_end {
@@ -508,14 +520,7 @@ fn lanes_row<S: Simd, const C: usize, const V: usize>(s: S, job: &mut Planar<'_>
             let live = plane.live_cols(x, x + n - 1);
             (n, Window { b0: live.start, b1: live.end, ..row })
         };
-        let (px, qx) = (p + x * l, q + x * ys);
-        match n {
-            1 if dual(C) => tile::<S, C, 1, 2>(s, inp, ip, cin, taps, win, w, out, l, l, ys, px, qx),
-            1 => tile::<S, C, 1, 1>(s, inp, ip, cin, taps, win, w, out, l, l, ys, px, qx),
-            2 if dual(2 * C) => tile::<S, C, 2, 2>(s, inp, ip, cin, taps, win, w, out, l, l, ys, px, qx),
-            2 => tile::<S, C, 2, 1>(s, inp, ip, cin, taps, win, w, out, l, l, ys, px, qx),
-            _ => tile::<S, C, V, 1>(s, inp, ip, cin, taps, win, w, out, l, l, ys, px, qx),
-        }
+        at.run::<S, C, V, false>(s, n, win, out, p + x * l, q + x * ys);
         x += n;
     }
 }
@@ -1463,7 +1468,8 @@ mod tests {
         let w = values(cin * taps.len() * C, seed ^ 0x77, false);
         let (len, ys) = (V * 2 * l, 2 * l);
         let mut out = vec![f32::NAN; C * len];
-        tile::<Portable, C, V, D>(Portable, &inp, in_plane, cin, &taps, win, &w, &mut out, len, xs, ys, 0, 0);
+        let at = Tiles { inp: &inp, in_plane, cin, taps: &taps, w: &w, len, xs, ys };
+        tile::<Portable, C, V, D>(Portable, &at, win, &mut out, 0, 0);
         (0..C)
             .flat_map(|c| (0..V).flat_map(move |v| c * len + v * ys..c * len + v * ys + l))
             .map(|i| out[i].to_bits())
