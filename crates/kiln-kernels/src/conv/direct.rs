@@ -581,11 +581,13 @@ impl LaneFill {
         let mut v = [s.splat(0.0); 16];
         while self.m < upto && self.m + l <= size {
             for (i, vi) in v[..l].iter_mut().enumerate() {
+                s.prefetch(images.as_ptr().wrapping_add(i * size + self.m + AHEAD));
                 // SAFETY: i < LANES and m + LANES ≤ size: inside `images` (LANES · size floats).
                 *vi = unsafe { s.load_ptr(images.as_ptr().add(i * size + self.m)) };
             }
             s.transpose(&mut v);
             for vj in &v[..l] {
+                s.prefetch(planes.as_ptr().wrapping_add(self.cip + self.pos + AHEAD));
                 // SAFETY: cip ≤ (sc − 1)·ip and pos + LANES ≤ end ≤ ip (asserted above): inside `planes`.
                 unsafe { s.store_ptr(planes.as_mut_ptr().add(self.cip + self.pos), *vj) };
                 self.next::<S>(plane);
@@ -600,6 +602,12 @@ impl LaneFill {
         }
     }
 }
+
+/// How far ahead (floats of each image or plane) the lane transposes prefetch the lines they will load and store:
+/// two AVX-512 runs. A 16 × 16 transpose storing to 16 images 9,600 bytes apart (conv2's output) took ~48 ns from
+/// L2 and ~25 ns with the lines prefetched (a stand-alone probe); in the kernels, harness minima alternating,
+/// batch 32, AVX-512: conv2 forward 84.3 → 82.7 µs, backward-data 94.2 → 91.0, backward-filter 91.0 → 88.7.
+const AHEAD: usize = 32;
 
 /// Progress of [`lanes`]' output transpose: NHWC float `m` of every image, of channel `c`; and the biases of
 /// floats `c, c + 1, …` for a run starting at channel `c` (`c < cout ≤ 16` in the direct kernel).
@@ -645,6 +653,9 @@ impl LaneStore {
                 self.c -= cout;
             }
             for (i, vi) in v[..l].iter().enumerate() {
+                // Each image's line AHEAD floats on: every run stores to LANES lines in LANES images, and without
+                // the hint each store missed L1 (a batch's outputs live in L2) and the transposes waited on it.
+                s.prefetch(dst.as_ptr().wrapping_add(i * per + m + AHEAD));
                 // SAFETY: i < LANES and m + LANES ≤ upto ≤ per: inside `dst` (LANES · per floats).
                 unsafe { s.store_ptr(dst.as_mut_ptr().add(i * per + m), s.add(*vi, bias)) };
             }

@@ -29,6 +29,12 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p .. p + LANES` is writable.
     unsafe fn store_ptr(self, p: *mut f32, v: Self::V);
+    /// Asks for the cache line holding `p` to be brought into L1 ahead of a store or load to it (a no-op where the
+    /// ISA gives no such hint). Any address may be passed: a prefetch reads nothing into registers and never faults.
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        let _ = p;
+    }
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;

@@ -70,6 +70,11 @@ impl Simd for Avx512 {
         unsafe { _mm512_storeu_ps(p, v) }
     }
     #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        // SAFETY: prefetcht0 is a hint (SSE, baseline on x86_64): it never faults and writes nothing.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
+    }
+    #[inline(always)]
     fn add(self, a: __m512, b: __m512) -> __m512 {
         // SAFETY: AVX-512F.
         unsafe { _mm512_add_ps(a, b) }
@@ -374,6 +379,11 @@ impl Simd for Avx2 {
     unsafe fn store_ptr(self, p: *mut f32, v: __m256) {
         // SAFETY: the caller guarantees 8 writable floats; the token proves AVX.
         unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    fn prefetch(self, p: *const f32) {
+        // SAFETY: prefetcht0 is a hint (SSE, baseline on x86_64): it never faults and writes nothing.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
     }
     #[inline(always)]
     fn add(self, a: __m256, b: __m256) -> __m256 {
