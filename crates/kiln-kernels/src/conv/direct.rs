@@ -580,12 +580,13 @@ impl LaneFill {
         assert!(end <= self.ip && plane.sc * self.ip <= planes.len(), "lane-batched plane sizes");
         let mut v = [s.splat(0.0); 16];
         while self.m < upto && self.m + l <= size {
-            for (i, vi) in v[..l].iter_mut().enumerate() {
+            for i in 0..l {
                 s.prefetch(images.as_ptr().wrapping_add(i * size + self.m + AHEAD));
-                // SAFETY: i < LANES and m + LANES ≤ size: inside `images` (LANES · size floats).
-                *vi = unsafe { s.load_ptr(images.as_ptr().add(i * size + self.m)) };
             }
-            s.transpose(&mut v);
+            let m = self.m;
+            // SAFETY: row i < LANES reads floats i·size + m .. + LANES, and m + LANES ≤ size: inside `images`
+            // (LANES · size floats).
+            unsafe { s.load_transposed(|i| images.as_ptr().add(i * size + m), &mut v) };
             for vj in &v[..l] {
                 s.prefetch(planes.as_ptr().wrapping_add(self.cip + self.pos + AHEAD));
                 // SAFETY: cip ≤ (sc − 1)·ip and pos + LANES ≤ end ≤ ip (asserted above): inside `planes`.
@@ -642,10 +643,9 @@ impl LaneStore {
         let step = l % cout;
         while self.m + l <= upto {
             let m = self.m;
-            for (j, vj) in v[..l].iter_mut().enumerate() {
-                *vj = s.load(&out[(m + j) * l..]);
-            }
-            s.transpose(&mut v);
+            let run = &out[m * l..][..l * l];
+            // SAFETY: row j < LANES reads floats j·LANES .. + LANES of `run` (LANES² floats).
+            unsafe { s.load_transposed(|j| run.as_ptr().add(j * l), &mut v) };
             let bias = s.load(&self.pattern[self.c..]);
             // The channel of the next run's first float (no division per run: `step < cout`).
             self.c += step;

@@ -78,6 +78,20 @@ pub(crate) trait Simd: Copy {
             v[j] = self.load(&col);
         }
     }
+    /// Loads row `i` of a `LANES × LANES` block from `row(i)` (`LANES` floats) into `v[i]` and transposes the block
+    /// as [`Simd::transpose`] does. ISAs whose transposes are bound by their shuffle port override it to do one
+    /// round of the transpose with the loads (half-vector inserts from memory).
+    ///
+    /// # Safety
+    /// `row(i) .. row(i) + LANES` is readable for every `i < LANES`.
+    #[inline(always)]
+    unsafe fn load_transposed(self, row: impl Fn(usize) -> *const f32, v: &mut [Self::V; 16]) {
+        for (i, vi) in v[..Self::LANES].iter_mut().enumerate() {
+            // SAFETY: the caller guarantees LANES readable floats at row(i).
+            *vi = unsafe { self.load_ptr(row(i)) };
+        }
+        self.transpose(v);
+    }
     /// Interleaved pixels → planar rows: `dst[c·stride + i] = src[i·C + c]` for every pixel `i < src.len() / C`.
     ///
     /// # Panics
