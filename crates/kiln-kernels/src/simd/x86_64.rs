@@ -23,9 +23,6 @@ impl Avx512 {
     pub(crate) unsafe fn new() -> Self {
         Avx512(())
     }
-}
-
-impl Avx512 {
     /// The first two rounds of a 16 × 16 transpose: pairs of rows (ps) and pairs of pairs (pd) of `v`.
     #[inline(always)]
     fn pairs(self, v: &[__m512; 16]) -> [__m512; 16] {

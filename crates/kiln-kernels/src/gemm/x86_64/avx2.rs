@@ -7,6 +7,8 @@ use std::arch::x86_64::*;
 
 use crate::gemm::blocking::{self, MicroKernel, Tile, store_edge};
 use crate::gemm::task::GemmTask;
+use crate::simd::Simd;
+use crate::simd::x86_64::Avx2 as Avx2Token;
 
 pub(crate) struct Avx2;
 
@@ -217,12 +219,12 @@ unsafe fn gemm_short<const BT: bool, const NV: usize, const JB: usize>(t: &GemmT
                 lane(7, nj),
             );
             for h in 0..NV {
-                let mut r = [_mm256_setzero_ps(); 8];
+                let mut r = [_mm256_setzero_ps(); 16];
                 for (x, row) in r.iter_mut().zip(&acc) {
                     *x = row[h];
                 }
                 transpose8(&mut r);
-                for (i2, &x) in r.iter().enumerate() {
+                for (i2, &x) in r[..8].iter().enumerate() {
                     let i = 8 * h + i2;
                     if i >= m {
                         break;
@@ -243,27 +245,11 @@ unsafe fn gemm_short<const BT: bool, const NV: usize, const JB: usize>(t: &GemmT
     blocking::put_pack(at, pb);
 }
 
-/// Transposes 8 vectors in registers: `r[j][i]` becomes `r[i][j]` (unpack within 128-bit lanes, 4-float shuffles,
-/// then 128-bit lane permutes; 24 shuffles).
+/// Transposes 8 vectors in registers, `r[j][i]` becoming `r[i][j]`: the Simd token's 8 × 8 transpose (vectors
+/// 8..16 of its block are left as they are).
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn transpose8(r: &mut [__m256; 8]) {
-    let mut t = [_mm256_setzero_ps(); 8];
-    for g in 0..4 {
-        t[2 * g] = _mm256_unpacklo_ps(r[2 * g], r[2 * g + 1]);
-        t[2 * g + 1] = _mm256_unpackhi_ps(r[2 * g], r[2 * g + 1]);
-    }
-    // s[4h + c]: the 128-bit lane L holds column 4L + c of rows 4h..4h + 4.
-    let mut s = [_mm256_setzero_ps(); 8];
-    for h in 0..2 {
-        let (lo0, hi0, lo1, hi1) = (t[4 * h], t[4 * h + 1], t[4 * h + 2], t[4 * h + 3]);
-        s[4 * h] = _mm256_shuffle_ps::<0x44>(lo0, lo1);
-        s[4 * h + 1] = _mm256_shuffle_ps::<0xEE>(lo0, lo1);
-        s[4 * h + 2] = _mm256_shuffle_ps::<0x44>(hi0, hi1);
-        s[4 * h + 3] = _mm256_shuffle_ps::<0xEE>(hi0, hi1);
-    }
-    for c in 0..4 {
-        r[c] = _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c]);
-        r[4 + c] = _mm256_permute2f128_ps::<0x31>(s[c], s[4 + c]);
-    }
+fn transpose8(r: &mut [__m256; 16]) {
+    // SAFETY: this function's target features are the token's ISA.
+    unsafe { Avx2Token::new() }.transpose(r);
 }

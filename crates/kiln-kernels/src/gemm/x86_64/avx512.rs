@@ -18,6 +18,8 @@ use std::arch::x86_64::*;
 
 use crate::gemm::blocking::{self, MicroKernel, Tile};
 use crate::gemm::task::GemmTask;
+use crate::simd::Simd;
+use crate::simd::x86_64::Avx512 as Avx512Token;
 
 pub(crate) struct Avx512;
 
@@ -118,35 +120,12 @@ unsafe fn ukernel<const MR: usize, const NV: usize>(t: &Tile) {
     }
 }
 
-/// Transposes 16 vectors in registers: `r[j][p]` becomes `r[p][j]` (unpack within 128-bit lanes, then 4-float
-/// shuffles, then two rounds of 128-bit lane shuffles; 64 shuffles for 256 floats).
+/// Transposes 16 vectors in registers, `r[j][p]` becoming `r[p][j]`: the Simd token's 16 × 16 transpose.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
 #[inline]
 fn transpose16(r: &mut [__m512; 16]) {
-    let mut t = [_mm512_setzero_ps(); 16];
-    for i in 0..8 {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    // v[4g + c]: lane L holds column 4L + c of rows 4g..4g + 4.
-    let mut v = [_mm512_setzero_ps(); 16];
-    for g in 0..4 {
-        let (lo0, hi0, lo1, hi1) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
-        v[4 * g] = _mm512_shuffle_ps::<0x44>(lo0, lo1);
-        v[4 * g + 1] = _mm512_shuffle_ps::<0xEE>(lo0, lo1);
-        v[4 * g + 2] = _mm512_shuffle_ps::<0x44>(hi0, hi1);
-        v[4 * g + 3] = _mm512_shuffle_ps::<0xEE>(hi0, hi1);
-    }
-    for c in 0..4 {
-        let x0 = _mm512_shuffle_f32x4::<0x88>(v[c], v[4 + c]);
-        let y0 = _mm512_shuffle_f32x4::<0xDD>(v[c], v[4 + c]);
-        let x1 = _mm512_shuffle_f32x4::<0x88>(v[8 + c], v[12 + c]);
-        let y1 = _mm512_shuffle_f32x4::<0xDD>(v[8 + c], v[12 + c]);
-        r[c] = _mm512_shuffle_f32x4::<0x88>(x0, x1);
-        r[4 + c] = _mm512_shuffle_f32x4::<0x88>(y0, y1);
-        r[8 + c] = _mm512_shuffle_f32x4::<0xDD>(x0, x1);
-        r[12 + c] = _mm512_shuffle_f32x4::<0xDD>(y0, y1);
-    }
+    // SAFETY: this function's target features are the token's ISA.
+    unsafe { Avx512Token::new() }.transpose(r);
 }
 
 /// `out[p·tile + j] = src[j·ld + p]` for `j < rows`, `p < kc`, zeros in lanes `rows..tile`, through 16×16 register
