@@ -2,7 +2,7 @@
 //! activations (32×24×24×3) and the Dense1 output (32×84), exp, the fused softmax + cross-entropy on 32×10 logits,
 //! one RMSprop step over all 203,068 parameters, and the conv1 bias gradient (column sums of 18,432×3).
 //!
-//! `cargo bench -p kiln-benches --bench activation`
+//! `cargo benches --bench activation`
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! applies × every ISA this CPU supports × forward, backward-data and backward-filter, on the flagship layers (batch
 //! 32 and 256) and 3×3 `same` layers with 64/128/256 channels (batch 32), single-threaded.
 //!
-//! `cargo bench -p kiln-benches --bench conv` (ids `conv/<algo>/<isa>/<shape>/<pass>`; filter with e.g.
+//! `cargo benches --bench conv` (ids `conv/<algo>/<isa>/<shape>/<pass>`; filter with e.g.
 //! `-- 'conv/direct/avx512/conv1'`).
 
 use std::hint::black_box;

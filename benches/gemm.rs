@@ -2,7 +2,7 @@
 //! baselines in the same group, on square sizes and the flagship Dense products (batch 32 and the data-parallel
 //! half batch of 16), 1 and 2 threads.
 //!
-//! `cargo bench -p kiln-benches --bench gemm` (ids `gemm/<isa|baseline>/<shape>/<threads>t`)
+//! `cargo benches --bench gemm` (ids `gemm/<isa|baseline>/<shape>/<threads>t`)
 
 use std::hint::black_box;
 use std::time::Duration;

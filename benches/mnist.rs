@@ -1,7 +1,7 @@
 //! Loading full MNIST (60,000 + 10,000 images, validated): from the `.gz` files, and from raw IDX files, which are
 //! memory-mapped. Throughput is in decompressed bytes. Needs `MNIST_DIR`.
 //!
-//! `MNIST_DIR=../shared/mnist cargo bench -p kiln-benches --bench mnist`
+//! `MNIST_DIR=../shared/mnist cargo benches --bench mnist`
 
 use std::hint::black_box;
 use std::io::Read;

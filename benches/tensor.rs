@@ -1,6 +1,6 @@
 //! Tensor-core throughput: f16/bf16 storage conversion and broadcast elementwise arithmetic, in elements/s.
 //!
-//! `cargo bench -p kiln-benches --bench tensor`
+//! `cargo benches --bench tensor`
 
 use std::hint::black_box;
 

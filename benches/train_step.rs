@@ -7,7 +7,7 @@
 //!
 //! Real images come from `MNIST_DIR` when set, otherwise deterministic synthetic pixels.
 //!
-//! `cargo bench -p kiln-benches --bench train_step`
+//! `cargo benches --bench train_step`
 
 use std::hint::black_box;
 use std::time::Duration;

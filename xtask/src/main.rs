@@ -5,6 +5,8 @@
 //! * `cargo xtask isa` — which instruction sets this CPU offers and which one the kernels will use.
 //! * `cargo xtask fuzz [--seconds N] [TARGET…]` — runs the cargo-fuzz targets under `fuzz/` with libFuzzer on the
 //!   nightly toolchain (installing `cargo-fuzz` from crates.io if it is missing), N seconds each.
+//! * `cargo xtask test-long [--scale N]` — the long test tier: the workspace's tests with N× (default 10) the
+//!   property-test cases, in the `checked` profile (debug assertions and overflow checks everywhere).
 //! * `cargo xtask neon` — builds the NEON kernels for `aarch64-unknown-linux-gnu` with Debian's `rustc-web` and
 //!   runs their property tests under `qemu-aarch64` on the main thread (`../shared/neon/README.md`).
 
@@ -43,6 +45,13 @@ enum Cmd {
     Isa,
     /// Build the NEON kernels for aarch64 and run their property tests under qemu-user.
     Neon,
+    /// The long test tier: every test of the workspace with 10× the property-test cases, built with debug
+    /// assertions and overflow checks in every crate (the `checked` profile). CI runs it after `cargo test`.
+    TestLong {
+        /// Multiplier of every property test's case count.
+        #[arg(long, default_value_t = 10)]
+        scale: u32,
+    },
     /// Run cargo-fuzz targets (all of them unless named) for a bounded time each.
     Fuzz {
         /// Seconds of fuzzing per target.
@@ -65,6 +74,7 @@ fn main() -> ExitCode {
         }
         Cmd::Fuzz { seconds, targets } => fuzz(seconds, targets),
         Cmd::Neon => neon(),
+        Cmd::TestLong { scale } => test_long(scale),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -105,6 +115,14 @@ fn workspace_root() -> PathBuf {
 fn run(cmd: &mut Command) -> Result<(), String> {
     let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
+}
+
+fn test_long(scale: u32) -> Result<(), String> {
+    let root = workspace_root();
+    run(Command::new("cargo")
+        .current_dir(&root)
+        .env(kiln_kernels::testing::ENV_TEST_SCALE, scale.max(1).to_string())
+        .args(["test", "--workspace", "--profile", "checked"]))
 }
 
 fn fuzz(seconds: u64, mut targets: Vec<String>) -> Result<(), String> {

@@ -151,7 +151,7 @@ fn conv_case() -> impl Strategy<Value = (Conv2dGeometry, Vec<f32>, Vec<f32>, Vec
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: kiln_kernels::testing::cases(24), ..ProptestConfig::default() })]
 
     #[test]
     fn conv2d((g, x, w, b) in conv_case(), with_bias in any::<bool>()) {

@@ -22,6 +22,7 @@ pub mod isa;
 pub mod optim;
 pub mod reference;
 pub(crate) mod simd;
+pub mod testing;
 
 pub use buffer::AlignedVec;
 pub use conv::{ConvAlgo, ConvOptions, ConvPass, WinogradTile};

@@ -80,7 +80,11 @@ fn inputs() -> impl Strategy<Value = Vec<u8>> {
 #[test]
 fn never_panics_and_memory_stays_bounded() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut runner = TestRunner::new(Config { cases: 4096, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: kiln_kernels::testing::cases(4096),
+        failure_persistence: None,
+        ..Config::default()
+    });
     let accepted = std::cell::Cell::new(0usize);
     runner
         .run(&inputs(), |bytes| {

@@ -38,7 +38,7 @@ fn mutate(mut v: Vec<u8>, edits: &[(usize, u8)], cut: Option<usize>) -> Vec<u8> 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: kiln_kernels::testing::cases(256), ..ProptestConfig::default() })]
 
     #[test]
     fn random_bytes(data in proptest::collection::vec(any::<u8>(), 0..600)) {

@@ -5,7 +5,7 @@ mod fuzz_bodies;
 use proptest::prelude::*;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(ProptestConfig::with_cases(kiln_kernels::testing::cases(4096)))]
     #[test]
     fn tensor_ops_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
         fuzz_bodies::tensor_ops(&bytes);

@@ -18,7 +18,7 @@ fn finite_f32() -> impl Strategy<Value = f32> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(kiln_kernels::testing::cases(512)))]
 
     #[test]
     fn strides_and_offsets_agree(d in dims()) {

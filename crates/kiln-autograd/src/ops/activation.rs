@@ -168,7 +168,7 @@ impl Tape {
 
     /// Swish when a gradient is needed: one pass computes `y` and stores `swish′(x)` in a tape buffer (reused
     /// step after step like every value), and the backward multiplies by it instead of evaluating the
-    /// exponential and the division again. Criterion, AVX-512, 32×24×24×3 (`cargo bench -p kiln-benches --bench
+    /// exponential and the division again. Criterion, AVX-512, 32×24×24×3 (`cargo benches --bench
     /// activation -- 'swish|multiply'`): forward + backward 26.3 + 36.9 µs → 41.1 + 8.0 µs.
     fn swish_saving_derivative(&mut self, op: &'static str, x: Var, d: crate::dims::Dims) -> Result<Var> {
         let derivative = self.st.alloc("swish derivative", d.numel())?;

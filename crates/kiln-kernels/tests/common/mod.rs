@@ -24,10 +24,8 @@ pub fn testable_kernels(isa: kiln_kernels::Isa) -> Option<&'static kiln_kernels:
     }
 }
 
-/// Number of cases: `PROPTEST_CASES` if larger, else `min`.
-pub fn cases(min: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).map_or(min, |n: u32| n.max(min))
-}
+#[allow(unused_imports)]
+pub use kiln_kernels::testing::cases;
 
 /// A reproducible runner: fixed seed unless `KILN_PROPTEST_SEED` (a u64) says otherwise, so CI failures replay.
 pub fn runner(cases: u32) -> TestRunner {
