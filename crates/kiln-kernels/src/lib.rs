@@ -9,11 +9,15 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod activation;
+// First: the per-ISA stamping macro the family modules use.
+#[macro_use]
+mod stamp;
+
 pub mod alloc_count;
 pub mod buffer;
 pub mod conv;
 pub mod dispatch;
+pub mod elementwise;
 pub mod error;
 pub mod float_env;
 pub mod gemm;

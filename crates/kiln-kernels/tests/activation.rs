@@ -6,7 +6,7 @@ mod common;
 
 use common::activation::{check_backward, check_bias, check_fused_swish, check_optim, check_softmax, max_ulps, sweep};
 use common::gemm::values;
-use kiln_kernels::activation::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
+use kiln_kernels::elementwise::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
 use kiln_kernels::{Isa, Kernels};
 
 fn kernels(isa: Isa) -> Option<&'static Kernels> {

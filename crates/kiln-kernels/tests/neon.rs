@@ -10,7 +10,7 @@ use common::activation::{check_backward, check_bias, check_fused_swish, check_op
 use common::conv::{algos, check_batching, check_conv, conv_case, lane_batched_geometries};
 use common::gemm::{check_gemm, gemm_case, values};
 use common::{cases, runner};
-use kiln_kernels::activation::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
+use kiln_kernels::elementwise::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
 use kiln_kernels::{Isa, Kernels, Threads};
 
 fn main() -> ExitCode {

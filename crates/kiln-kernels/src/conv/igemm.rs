@@ -282,7 +282,7 @@ fn run(
     bias: Option<&[f32]>,
     dst: &mut [f32],
 ) {
-    let mr = k.igemm_tile.0;
+    let mr = k.conv.igemm_tile.0;
     let pixels = dst.len() / cout;
     let tiles = pixels.div_ceil(mr);
     let out = SharedOut::new(dst);
@@ -295,7 +295,7 @@ fn run(
         let mut job = Igemm { src, gather, w, taps, cout, bias, zeros: &zeros, p0, dst: d };
         // SAFETY: supported ISA (a `&Kernels` exists); the weights were packed for this ISA's panel width and the
         // kernel indexes through checked slices.
-        unsafe { (k.igemm)(&mut job) };
+        unsafe { (k.conv.igemm)(&mut job) };
     });
 }
 
@@ -309,7 +309,7 @@ pub(crate) fn forward(
     y: &mut [f32],
 ) -> Result<()> {
     let (ci, co, taps) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
-    let wp = pack(taps, ci, co, k.igemm_tile.1, |t, i, o| w[(t * ci + i) * co + o]);
+    let wp = pack(taps, ci, co, k.conv.igemm_tile.1, |t, i, o| w[(t * ci + i) * co + o]);
     run(k, threads, Gather::forward(g), x, &wp, taps, co, bias, y);
     Ok(())
 }
@@ -323,7 +323,7 @@ pub(crate) fn backward_data(
     dx: &mut [f32],
 ) -> Result<()> {
     let (ci, co, taps) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
-    let wp = pack(taps, co, ci, k.igemm_tile.1, |t, o, i| w[(t * ci + i) * co + o]);
+    let wp = pack(taps, co, ci, k.conv.igemm_tile.1, |t, o, i| w[(t * ci + i) * co + o]);
     run(k, threads, Gather::transposed(g), dy, &wp, taps, ci, None, dx);
     Ok(())
 }
@@ -337,7 +337,7 @@ pub(crate) fn backward_filter(
     dw: &mut [f32],
 ) -> Result<()> {
     let (ci, co, taps) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
-    let (mr, nr) = k.igemm_tile;
+    let (mr, nr) = k.conv.igemm_tile;
     let gather = Gather::forward(g);
     let pixels = g.batch() * g.out_h() * g.out_w();
     let (ci_tiles, panels) = (ci.div_ceil(mr), co.div_ceil(nr));
@@ -361,7 +361,7 @@ pub(crate) fn backward_filter(
                 out,
             };
             // SAFETY: supported ISA (a `&Kernels` exists); the kernel indexes through checked slices.
-            unsafe { (k.igemm_wgrad)(&mut job) };
+            unsafe { (k.conv.igemm_wgrad)(&mut job) };
         }
     });
     for b in 0..blocks {

@@ -19,15 +19,16 @@
 //! reductions that span images (backward-filter) sum fixed-size chunks in a fixed order or run inside the
 //! (deterministic) SGEMM.
 
+mod api;
 pub(crate) mod direct;
 pub(crate) mod igemm;
 pub(crate) mod im2col;
 pub(crate) mod scratch;
+pub(crate) mod table;
 pub(crate) mod winograd;
 
 use std::fmt;
 
-use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
 use crate::gemm::Threads;
 use crate::geometry::Conv2dGeometry;
@@ -156,7 +157,7 @@ impl ConvAlgo {
     /// if a forced algorithm cannot run this geometry and pass.
     ///
     /// `Auto` is this function of the geometry (crossovers from criterion medians of
-    /// `cargo bench -p kiln-benches --bench conv`, AVX-512, one thread):
+    /// `cargo benches --bench conv`, AVX-512, one thread):
     /// - stride 1, dilation 1, `in_c ≤ 8`, `out_c ≤ 16` → `Direct` (the flagship layers; conv2 batch 32 forward
     ///   130.7 µs vs 2968 µs implicit GEMM and 3242 µs im2col, backward-filter 261 µs vs 3362 µs im2col);
     /// - 3×3 or 5×5, stride 1, dilation 1, `in_c ≥ 16` and `out_c ≥ 16` → `Winograd`: 5×5 → F(2×2,5×5);
@@ -191,7 +192,7 @@ impl ConvAlgo {
     }
 }
 
-/// The Winograd tile `Auto` uses (criterion medians, `cargo bench -p kiln-benches --bench conv`, AVX-512,
+/// The Winograd tile `Auto` uses (criterion medians, `cargo benches --bench conv`, AVX-512,
 /// 1 thread, batch 32, 3×3 `same`): F(4×4,3×3) beats F(2×2,3×3) on c64@56² (fwd 74.0 vs 91.0 ms, bwd-data 53.4
 /// vs 89.7, bwd-filter 53.1 vs 93.5) and c128@28² (fwd 37.9 vs 57.2 ms); on c256@14² F(2×2,3×3) wins forward
 /// (51.8 vs 56.3 ms) and backward-data (50.7 vs 60.8) and ties backward-filter (45.3 vs 45.1) — ncnn's rule
@@ -250,207 +251,4 @@ pub(crate) fn split<F: Fn(usize, usize) + Sync>(parts: usize, items: usize, f: F
             }
         });
     }
-}
-
-impl Kernels {
-    /// Forward pass `y = conv(x, w) + bias` (bias optional). Returns the algorithm that ran.
-    ///
-    /// `x` is NHWC `g.input_shape()`, `w` HWIO `g.weight_shape()`, `y` NHWC `g.output_shape()` (overwritten).
-    pub fn conv2d_forward(
-        &self,
-        g: &Conv2dGeometry,
-        opts: ConvOptions,
-        x: &[f32],
-        w: &[f32],
-        bias: Option<&[f32]>,
-        y: &mut [f32],
-    ) -> Result<ConvAlgo> {
-        g.check_forward(x.len(), w.len(), bias.map(<[f32]>::len), y.len())?;
-        let algo = opts.algo.resolve(g, ConvPass::Forward)?;
-        if g.batch() == 0 {
-            return Ok(algo);
-        }
-        match algo {
-            ConvAlgo::Direct => direct::forward(self, g, opts.threads, x, w, bias, y),
-            ConvAlgo::ImplicitGemm => igemm::forward(self, g, opts.threads, x, w, bias, y),
-            ConvAlgo::Im2col => im2col::forward(self, g, opts.threads, x, w, bias, y),
-            ConvAlgo::Winograd(tile) => winograd::forward(self, g, tile, opts.threads, x, w, bias, y),
-            ConvAlgo::Auto => unreachable!("resolve returns a concrete algorithm"),
-        }?;
-        Ok(algo)
-    }
-
-    /// Backward-data pass: `dx = ∂/∂x ⟨conv(x, w), dy⟩` (overwritten). Returns the algorithm that ran.
-    pub fn conv2d_backward_data(
-        &self,
-        g: &Conv2dGeometry,
-        opts: ConvOptions,
-        dy: &[f32],
-        w: &[f32],
-        dx: &mut [f32],
-    ) -> Result<ConvAlgo> {
-        g.check_backward_data(dy.len(), w.len(), dx.len())?;
-        let algo = opts.algo.resolve(g, ConvPass::BackwardData)?;
-        if g.batch() == 0 {
-            return Ok(algo);
-        }
-        match algo {
-            ConvAlgo::Direct => direct::backward_data(self, g, opts.threads, dy, w, dx),
-            ConvAlgo::ImplicitGemm => igemm::backward_data(self, g, opts.threads, dy, w, dx),
-            ConvAlgo::Im2col => im2col::backward_data(self, g, opts.threads, dy, w, dx),
-            ConvAlgo::Winograd(tile) => winograd::backward_data(self, g, tile, opts.threads, dy, w, dx),
-            ConvAlgo::Auto => unreachable!("resolve returns a concrete algorithm"),
-        }?;
-        Ok(algo)
-    }
-
-    /// Backward-filter pass: `dw = ∂/∂w ⟨conv(x, w), dy⟩` (overwritten). Returns the algorithm that ran.
-    pub fn conv2d_backward_filter(
-        &self,
-        g: &Conv2dGeometry,
-        opts: ConvOptions,
-        x: &[f32],
-        dy: &[f32],
-        dw: &mut [f32],
-    ) -> Result<ConvAlgo> {
-        g.check_backward_filter(x.len(), dy.len(), dw.len())?;
-        let algo = opts.algo.resolve(g, ConvPass::BackwardFilter)?;
-        if g.batch() == 0 {
-            dw.fill(0.0);
-            return Ok(algo);
-        }
-        match algo {
-            ConvAlgo::Direct => direct::backward_filter(self, g, opts.threads, x, dy, dw),
-            ConvAlgo::ImplicitGemm => igemm::backward_filter(self, g, opts.threads, x, dy, dw),
-            ConvAlgo::Im2col => im2col::backward_filter(self, g, opts.threads, x, dy, dw),
-            ConvAlgo::Winograd(tile) => winograd::backward_filter(self, g, tile, opts.threads, x, dy, dw),
-            ConvAlgo::Auto => unreachable!("resolve returns a concrete algorithm"),
-        }?;
-        Ok(algo)
-    }
-
-    /// Bias gradient `db[c] = Σ_{n,h,w} dy[n,h,w,c]` (overwritten).
-    pub fn conv2d_bias_gradient(&self, g: &Conv2dGeometry, dy: &[f32], db: &mut [f32]) -> Result<()> {
-        g.check_bias_gradient(dy.len(), db.len())?;
-        self.column_sums(dy, db)
-    }
-}
-
-/// Stamps one ISA's convolution entry points around the generic kernels (`V` vectors per direct register row,
-/// `T` taps per direct backward-filter row, an `MR × NV` vector implicit-GEMM tile).
-macro_rules! conv_entries {
-    ($(#[$attr:meta])* token = $token:expr, V = $v:literal, VW = $vw:literal, T = $t:literal, TW = $tw:literal, MR = $mr:literal, NV = $nv:literal) => {
-        /// # Safety
-        /// The CPU supports this ISA.
-        $(#[$attr])*
-        pub(crate) unsafe fn direct_planar(job: &mut $crate::conv::direct::Planar<'_>) {
-            // SAFETY: the caller guarantees the ISA.
-            let s = unsafe { $token };
-            $crate::conv::direct::planar::<_, $v, $vw>(s, job)
-        }
-        /// # Safety
-        /// The CPU supports this ISA.
-        $(#[$attr])*
-        pub(crate) unsafe fn direct_lanes(job: &mut $crate::conv::direct::Planar<'_>) {
-            // SAFETY: the caller guarantees the ISA.
-            let s = unsafe { $token };
-            $crate::conv::direct::lanes::<_, $v, $vw>(s, job)
-        }
-        /// # Safety
-        /// The CPU supports this ISA.
-        $(#[$attr])*
-        pub(crate) unsafe fn direct_wgrad(job: &mut $crate::conv::direct::Wgrad<'_>) {
-            // SAFETY: the caller guarantees the ISA.
-            let s = unsafe { $token };
-            $crate::conv::direct::wgrad::<_, $t, $tw>(s, job)
-        }
-        /// # Safety
-        /// The CPU supports this ISA.
-        $(#[$attr])*
-        pub(crate) unsafe fn direct_wgrad_lanes(job: &mut $crate::conv::direct::Wgrad<'_>) {
-            // SAFETY: the caller guarantees the ISA.
-            let s = unsafe { $token };
-            $crate::conv::direct::wgrad_lanes::<_, $t, $tw>(s, job)
-        }
-        /// # Safety
-        /// The CPU supports this ISA; the weights are packed for this ISA's panel width.
-        $(#[$attr])*
-        pub(crate) unsafe fn igemm(job: &mut $crate::conv::igemm::Igemm<'_>) {
-            // SAFETY: the caller guarantees the ISA.
-            let s = unsafe { $token };
-            $crate::conv::igemm::igemm::<_, $mr, $nv>(s, job)
-        }
-        /// # Safety
-        /// The CPU supports this ISA.
-        $(#[$attr])*
-        pub(crate) unsafe fn igemm_wgrad(job: &mut $crate::conv::igemm::IgemmWgrad<'_>) {
-            // SAFETY: the caller guarantees the ISA.
-            let s = unsafe { $token };
-            $crate::conv::igemm::igemm_wgrad::<_, $mr, $nv>(s, job)
-        }
-        /// # Safety
-        /// The CPU supports this ISA.
-        $(#[$attr])*
-        pub(crate) unsafe fn winograd_transform(job: $crate::conv::winograd::Transform<'_, '_>) {
-            // SAFETY: the caller guarantees the ISA.
-            let s = unsafe { $token };
-            $crate::conv::winograd::transform(s, job)
-        }
-    };
-}
-
-/// Portable entries (`wide`).
-pub(crate) mod portable {
-    /// # Safety
-    /// Always sound (a uniform token constructor for the entry macro).
-    #[inline(always)]
-    unsafe fn token() -> crate::simd::Portable {
-        crate::simd::Portable
-    }
-    conv_entries!(token = token(), V = 1, VW = 2, T = 1, TW = 2, MR = 4, NV = 2);
-}
-
-/// AVX-512 entries.
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod avx512 {
-    conv_entries!(
-        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-        token = crate::simd::x86_64::Avx512::new(),
-        V = 4,
-        VW = 8,
-        T = 3,
-        TW = 5,
-        MR = 12,
-        NV = 2
-    );
-}
-
-/// AVX2+FMA entries.
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod avx2 {
-    conv_entries!(
-        #[target_feature(enable = "avx2,fma")]
-        token = crate::simd::x86_64::Avx2::new(),
-        V = 2,
-        VW = 4,
-        T = 1,
-        TW = 3,
-        MR = 6,
-        NV = 2
-    );
-}
-
-/// NEON entries.
-#[cfg(target_arch = "aarch64")]
-pub(crate) mod neon {
-    conv_entries!(
-        #[target_feature(enable = "neon")]
-        token = crate::simd::aarch64::Neon::new(),
-        V = 4,
-        VW = 8,
-        T = 3,
-        TW = 5,
-        MR = 8,
-        NV = 3
-    );
 }

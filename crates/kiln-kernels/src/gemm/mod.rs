@@ -13,6 +13,7 @@
 pub(crate) mod aarch64;
 pub(crate) mod blocking;
 pub(crate) mod portable;
+pub(crate) mod table;
 pub(crate) mod task;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
@@ -74,12 +75,12 @@ impl Kernels {
     fn run_gemm(&self, t: &GemmTask) {
         // SAFETY: a `&Kernels` exists only for an ISA this CPU supports (`for_isa` / `best`), and the task was built
         // from a validated geometry and checked slices (or is a disjoint sub-block of such a task).
-        unsafe { (self.gemm)(t) }
+        unsafe { (self.gemm.run)(t) }
     }
 
     fn run_gemm_parallel(&self, t: &GemmTask) {
         let threads = rayon::current_num_threads();
-        let (mr, nr) = self.gemm_tile;
+        let (mr, nr) = self.gemm.tile;
         let (m_tiles, n_tiles) = (t.m.div_ceil(mr), t.n.div_ceil(nr));
         if threads <= 1 || t.flops() < PARALLEL_MIN_FLOPS || m_tiles.max(n_tiles) < 2 {
             return self.run_gemm(t);

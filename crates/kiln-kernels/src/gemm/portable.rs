@@ -70,3 +70,10 @@ pub(crate) unsafe fn gemm(t: &GemmTask) {
     // SAFETY: forwarded; the portable kernel needs no CPU feature.
     unsafe { blocking::run::<Portable>(t) }
 }
+
+/// This ISA's GEMM.
+pub(crate) static TABLE: crate::gemm::table::GemmTable = crate::gemm::table::GemmTable {
+    name: "gemm/portable/4x16",
+    tile: (<Portable as crate::gemm::blocking::MicroKernel>::MR, <Portable as crate::gemm::blocking::MicroKernel>::NR),
+    run: gemm,
+};

@@ -343,6 +343,17 @@ pub(crate) fn map2<S: Simd, F: Op2<S>>(s: S, x: &[f32], z: &[f32], y: &mut [f32]
 #[derive(Clone, Copy)]
 pub(crate) struct Portable;
 
+impl Portable {
+    /// The portable token.
+    ///
+    /// # Safety
+    /// Always sound: `unsafe` only so that `per_isa!` in `stamp.rs` builds every ISA's token the same way.
+    #[inline(always)]
+    pub(crate) unsafe fn new() -> Self {
+        Portable
+    }
+}
+
 impl Simd for Portable {
     type V = wide::f32x8;
     const LANES: usize = 8;

@@ -82,3 +82,10 @@ pub(crate) unsafe fn gemm(t: &GemmTask) {
     // SAFETY: forwarded.
     unsafe { blocking::run::<Neon>(t) }
 }
+
+/// This ISA's GEMM.
+pub(crate) static TABLE: crate::gemm::table::GemmTable = crate::gemm::table::GemmTable {
+    name: "gemm/neon/8x12",
+    tile: (<Neon as crate::gemm::blocking::MicroKernel>::MR, <Neon as crate::gemm::blocking::MicroKernel>::NR),
+    run: gemm,
+};

@@ -22,7 +22,7 @@ impl MicroKernel for Avx2 {
     const DIRECT_A: bool = true;
 
     // Batch-1 inference (Dense 1×2400·2400×84): a 2-row tile instead of paying for 6 rows of broadcasts and FMAs:
-    // `predict/flagship/batch1/avx2` 78.3 → 44.2 µs (criterion medians, `cargo bench -p kiln-benches --bench
+    // `predict/flagship/batch1/avx2` 78.3 → 44.2 µs (criterion medians, `cargo benches --bench
     // train_step -- predict`).
     const SMALL_MR: usize = 2;
 
@@ -253,3 +253,10 @@ fn transpose8(r: &mut [__m256; 16]) {
     // SAFETY: this function's target features are the token's ISA.
     unsafe { Avx2Token::new() }.transpose(r);
 }
+
+/// This ISA's GEMM.
+pub(crate) static TABLE: crate::gemm::table::GemmTable = crate::gemm::table::GemmTable {
+    name: "gemm/avx2/6x16",
+    tile: (<Avx2 as crate::gemm::blocking::MicroKernel>::MR, <Avx2 as crate::gemm::blocking::MicroKernel>::NR),
+    run: gemm,
+};

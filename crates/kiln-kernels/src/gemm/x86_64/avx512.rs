@@ -33,7 +33,7 @@ impl MicroKernel for Avx512 {
     const DIRECT_A: bool = true;
     // Batch-1 inference through the flagship Dense layer (1×2400·2400×84): the 4-row tile does a third of the
     // 12-row tile's broadcasts and FMAs: `predict/flagship/batch1/avx512` 61.3 → 34.6 µs (criterion medians,
-    // same machine, `cargo bench -p kiln-benches --bench train_step -- predict`).
+    // same machine, `cargo benches --bench train_step -- predict`).
     const SMALL_MR: usize = 4;
 
     #[inline(always)]
@@ -281,3 +281,10 @@ unsafe fn gemm_short<const BT: bool, const JB: usize>(t: &GemmTask) {
     }
     blocking::put_pack(at, pb);
 }
+
+/// This ISA's GEMM.
+pub(crate) static TABLE: crate::gemm::table::GemmTable = crate::gemm::table::GemmTable {
+    name: "gemm/avx512/12x32",
+    tile: (<Avx512 as crate::gemm::blocking::MicroKernel>::MR, <Avx512 as crate::gemm::blocking::MicroKernel>::NR),
+    run: gemm,
+};

@@ -34,12 +34,12 @@ fn softmax_row<S: Simd>(s: S, z: &[f32], p: &mut [f32]) -> (f32, f32) {
     let vmax = s.splat(m);
     let mut vs = s.splat(0.0);
     for (zc, pc) in z[..full].chunks_exact(n).zip(p[..full].chunks_exact_mut(n)) {
-        let e = super::exp(s, s.sub(s.load(zc), vmax));
+        let e = super::math::exp(s, s.sub(s.load(zc), vmax));
         s.store(pc, e);
         vs = s.add(vs, e);
     }
     // Tail padded with −∞: exp(−∞ − m) = 0 adds nothing.
-    let e = super::exp(s, s.sub(s.load(&buf), vmax));
+    let e = super::math::exp(s, s.sub(s.load(&buf), vmax));
     vs = s.add(vs, e);
     let mut out = [0.0f32; 16];
     s.store(&mut out, e);

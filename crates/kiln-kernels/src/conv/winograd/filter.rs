@@ -1,0 +1,118 @@
+//! The filter transform `U = G g Gᵀ` (in f64, rounded once) and the live-tap rules that keep taps meeting only
+//! padding out of it.
+
+use std::ops::Range;
+
+use super::WinogradTile;
+use super::matrices::WinogradSet;
+use crate::geometry::Conv2dGeometry;
+
+/// Tap `u < r` and dy row `a < out` meet when input row `a − pad + u` lies in `0..input` (stride 1, dilation 1):
+/// the `own` indices (of `own` in all) that meet some index of the `other` side (`other` in all) — the relation is
+/// symmetric in taps and dy rows, so one rule serves both.
+pub(super) fn meeting(pad: usize, input: usize, own: usize, other: usize) -> Range<usize> {
+    let hi = (pad + input).min(own);
+    (pad + 1).saturating_sub(other).min(hi)..hi
+}
+
+/// The kernel rows and columns that meet the image for at least one output. On an image smaller than the kernel
+/// (a 1×1 image under `same` padding meets only the centre tap) the others contribute exactly nothing, but the
+/// Winograd transforms mix every weight of the tile into every output, so their rounding would be error on a result
+/// that does not involve them (KERNELS.md §1.5 (c)): they are left out of the filter transform.
+pub(super) fn live_taps(g: &Conv2dGeometry) -> [Range<usize>; 2] {
+    [meeting(g.pad_top(), g.in_h(), g.kernel_h(), g.out_h()), meeting(g.pad_left(), g.in_w(), g.kernel_w(), g.out_w())]
+}
+
+/// The dy rows and columns that meet an input pixel through some tap. Under padding wider than `r − 1` the outer dy
+/// rows meet none: they contribute exactly nothing to either backward pass, but left in, the transforms would pair
+/// them with every pixel of their tile and their rounding would land on results that do not involve them.
+pub(super) fn live_dy(g: &Conv2dGeometry) -> [Range<usize>; 2] {
+    [meeting(g.pad_top(), g.in_h(), g.out_h(), g.kernel_h()), meeting(g.pad_left(), g.in_w(), g.out_w(), g.kernel_w())]
+}
+
+/// Filter transform `U[ξ][i][o] = (G g Gᵀ)[ξ]` in f64 of HWIO weights `w` (`r×r×cin×cout`), rounded once; with
+/// `rotated`, of the kernel turned by 180° and with its channels swapped (`g'[a][b][o][i] = w[r−1−a][r−1−b][i][o]`,
+/// backward-data), giving `U[ξ][o][i]`. Taps outside `live` (rows, columns of `w`) are taken as zero. The loops
+/// run along `cout`, contiguous in both `w` and `U`.
+pub(super) fn filter_transform(
+    set: &WinogradSet,
+    cin: usize,
+    cout: usize,
+    w: &[f32],
+    rotated: bool,
+    live: &[Range<usize>; 2],
+) -> Vec<f32> {
+    let (al, r) = (set.alpha, set.r);
+    let mut u = vec![0.0f32; al * al * cin * cout];
+    // gt[x][b][o] = Σ_a G[x][a] g[a][b][o], then U[x][y][o] = Σ_b gt[x][b][o] G[y][b], for one input channel.
+    let mut gt = vec![0.0f64; al * r * cout];
+    let mut acc = vec![0.0f64; cout];
+    for i in 0..cin {
+        let tap = |a: usize, b: usize| {
+            let (a, b) = if rotated { (r - 1 - a, r - 1 - b) } else { (a, b) };
+            (live[0].contains(&a) && live[1].contains(&b)).then(|| &w[((a * r + b) * cin + i) * cout..][..cout])
+        };
+        gt.fill(0.0);
+        for x in 0..al {
+            for a in 0..r {
+                let c = set.g[x * r + a];
+                if c == 0.0 {
+                    continue;
+                }
+                for b in 0..r {
+                    let Some(tap) = tap(a, b) else { continue };
+                    for (g, &v) in gt[(x * r + b) * cout..][..cout].iter_mut().zip(tap) {
+                        *g += c * f64::from(v);
+                    }
+                }
+            }
+        }
+        for x in 0..al {
+            for y in 0..al {
+                acc.fill(0.0);
+                for b in 0..r {
+                    let c = set.g[y * r + b];
+                    for (s, &g) in acc.iter_mut().zip(&gt[(x * r + b) * cout..][..cout]) {
+                        *s += g * c;
+                    }
+                }
+                for (d, &s) in u[((x * al + y) * cin + i) * cout..][..cout].iter_mut().zip(&acc) {
+                    *d = s as f32;
+                }
+            }
+        }
+    }
+    if !rotated {
+        return u;
+    }
+    // Swap the channels of every ξ (`[ci][co]` → `[co][ci]`) in 16×16 blocks, so both sides stay in cache lines.
+    let mut t = vec![0.0f32; u.len()];
+    for (src, dst) in u.chunks_exact(cin * cout).zip(t.chunks_exact_mut(cin * cout)) {
+        for i0 in (0..cin).step_by(16) {
+            for o0 in (0..cout).step_by(16) {
+                for i in i0..(i0 + 16).min(cin) {
+                    for o in o0..(o0 + 16).min(cout) {
+                        dst[o * cin + i] = src[i * cout + o];
+                    }
+                }
+            }
+        }
+    }
+    t
+}
+
+/// Transformed weights, reusable while the weights they came from do not change.
+#[derive(Debug, Clone)]
+pub struct WinogradWeights {
+    pub(super) tile: WinogradTile,
+    pub(super) cin: usize,
+    pub(super) cout: usize,
+    pub(super) u: Vec<f32>,
+}
+
+impl WinogradWeights {
+    /// The tile these weights were transformed for.
+    pub fn tile(&self) -> WinogradTile {
+        self.tile
+    }
+}

@@ -1,0 +1,77 @@
+//! The elementwise family's dispatch table, one `static TABLE` per ISA (stamped by `per_isa!` in `stamp.rs`).
+
+use super::Backward;
+use super::Unary;
+use super::softmax::SoftmaxOp;
+
+/// The elementwise kernels of one ISA.
+pub(crate) struct ElementwiseTable {
+    pub(crate) unary: unsafe fn(Unary, &[f32], &mut [f32]),
+    pub(crate) backward: unsafe fn(Backward, &[f32], &[f32], &mut [f32]),
+    pub(crate) swish_pair: unsafe fn(&[f32], &mut [f32], &mut [f32]),
+    pub(crate) bias_add: unsafe fn(usize, &mut [f32], &[f32]),
+    pub(crate) column_sums: unsafe fn(usize, &[f32], &mut [f32]),
+    pub(crate) softmax: unsafe fn(SoftmaxOp<'_>),
+}
+
+/// One ISA's `#[target_feature]` entries around the generic kernels, and their table.
+macro_rules! elementwise_entries {
+    ($(#[$attr:meta])* Token = $t:ty, token = $token:expr) => {
+        use $crate::elementwise::{Backward, Unary, softmax::SoftmaxOp, table::ElementwiseTable};
+
+        /// # Safety
+        /// The CPU supports this ISA; `x.len() == y.len()`.
+        $(#[$attr])*
+        unsafe fn unary(op: Unary, x: &[f32], y: &mut [f32]) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::elementwise::unary(s, op, x, y)
+        }
+        /// # Safety
+        /// The CPU supports this ISA; the three slices have equal lengths.
+        $(#[$attr])*
+        unsafe fn backward(op: Backward, v: &[f32], dy: &[f32], dx: &mut [f32]) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::elementwise::backward(s, op, v, dy, dx)
+        }
+        /// # Safety
+        /// The CPU supports this ISA; the three slices have equal lengths.
+        $(#[$attr])*
+        unsafe fn swish_pair(x: &[f32], y: &mut [f32], d: &mut [f32]) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::elementwise::swish_with_derivative(s, x, y, d)
+        }
+        /// # Safety
+        /// The CPU supports this ISA; `y.len()` is a multiple of `channels == bias.len()`.
+        $(#[$attr])*
+        unsafe fn bias_add(channels: usize, y: &mut [f32], bias: &[f32]) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::elementwise::bias_add(s, channels, y, bias)
+        }
+        /// # Safety
+        /// The CPU supports this ISA; `dy.len()` is a multiple of `channels == db.len()`.
+        $(#[$attr])*
+        unsafe fn column_sums(channels: usize, dy: &[f32], db: &mut [f32]) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::elementwise::column_sums(s, channels, dy, db)
+        }
+        /// # Safety
+        /// The CPU supports this ISA; the slices are whole rows of `cols` (validated by the safe entry).
+        $(#[$attr])*
+        unsafe fn softmax(op: SoftmaxOp<'_>) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::elementwise::softmax::run(s, op)
+        }
+
+        /// This ISA's elementwise kernels.
+        pub(crate) static TABLE: ElementwiseTable =
+            ElementwiseTable { unary, backward, swish_pair, bias_add, column_sums, softmax };
+    };
+}
+
+per_isa!(elementwise_entries);
