@@ -3,7 +3,8 @@
 use std::any::Any;
 
 use crate::error::Result;
-use crate::tape::{State, Var};
+use crate::params::Params;
+use crate::tape::{State, Var, View};
 
 /// The reverse-mode rule of one operation. Implementations are small structs holding exactly the state the rule
 /// needs (input variables, geometry); values are read back from the tape rather than copied.
@@ -18,24 +19,26 @@ pub trait Backward: Any + Send + Sync {
 /// What a [`Backward`] step sees: read access to every value and gradient, write access to input gradients.
 pub struct Grads<'a> {
     pub(crate) st: &'a mut State,
+    pub(crate) params: &'a Params,
+    pub(crate) borrowed: &'a [&'a [f32]],
 }
 
 impl Grads<'_> {
     /// Read access (values, dimensions, gradients, kernels).
-    pub fn state(&self) -> &State {
-        self.st
+    pub fn view(&self) -> View<'_> {
+        View { st: self.st, params: self.params, borrowed: self.borrowed }
     }
 
-    /// Calls `f(state, grad_of_v, accumulate)`: with `accumulate == false` `f` must overwrite the buffer,
+    /// Calls `f(view, grad_of_v, accumulate)`: with `accumulate == false` `f` must overwrite the buffer,
     /// otherwise add to it. Does nothing when `v` needs no gradient.
-    pub fn update(&mut self, v: Var, f: impl FnOnce(&State, &mut [f32], bool) -> Result<()>) -> Result<()> {
-        self.st.update_grad(v, f)
+    pub fn update(&mut self, v: Var, f: impl FnOnce(&View<'_>, &mut [f32], bool) -> Result<()>) -> Result<()> {
+        self.st.update_grad(self.params, self.borrowed, v, f)
     }
 
-    /// Calls `f(state, out)` where `out` must be overwritten with (this contribution to) the gradient of `v`;
+    /// Calls `f(view, out)` where `out` must be overwritten with (this contribution to) the gradient of `v`;
     /// when `v` already has a gradient the contribution is computed aside and added. Does nothing when `v` needs
     /// no gradient.
-    pub fn set(&mut self, v: Var, f: impl FnOnce(&State, &mut [f32]) -> Result<()>) -> Result<()> {
-        self.st.set_grad(v, f)
+    pub fn set(&mut self, v: Var, f: impl FnOnce(&View<'_>, &mut [f32]) -> Result<()>) -> Result<()> {
+        self.st.set_grad(self.params, self.borrowed, v, f)
     }
 }

@@ -36,7 +36,7 @@ pub enum AutogradError {
         /// The maximum supported.
         max: usize,
     },
-    /// A [`Var`](crate::Var) from another tape or from before the last [`Tape::reset`](crate::Tape::reset).
+    /// A [`Var`](crate::Var) from another tape or from before the last [`Tape::record`](crate::Tape::record).
     #[error("{op}: variable {index} is stale or from another tape (reset since it was made?)")]
     StaleVar {
         /// The operation.

@@ -8,14 +8,14 @@
 //! (KERNELS.md §1.6 with K = 8); the f64 difference with step h = 1e-6·max(1,|x|) is accurate to ~1e-9. TOL =
 //! 2e-3 leaves a 6× margin, while any wrong term, sign or index is an O(1) relative error.
 
-use kiln_autograd::{Conv2dParams, PoolPadding, Tape, Var};
+use kiln_autograd::{Conv2dParams, Params, PoolPadding, Recording, Tape, Var};
 use kiln_kernels::{Conv2dGeometry, Padding};
 use proptest::prelude::*;
 
 const TOL: f64 = 2e-3;
 const ABS: f64 = 1e-5;
 
-type Build<'a> = &'a dyn Fn(&mut Tape, &[Var]) -> kiln_autograd::Result<Var>;
+type Build<'a> = &'a dyn Fn(&mut Recording<'_, '_>, &[Var]) -> kiln_autograd::Result<Var>;
 type Forward<'a> = &'a dyn Fn(&[Vec<f64>]) -> Vec<f64>;
 
 /// One operand: dimensions, values, and whether to check its gradient.
@@ -39,22 +39,24 @@ fn projection(n: usize) -> Vec<f32> {
 /// Builds the op on a tape (gradient operands as trainable parameters, the others as constants), back-propagates
 /// the projection and compares every checked operand's gradient with central differences of `fwd`.
 fn check(operands: &[Operand], build: Build<'_>, fwd: Forward<'_>) -> Result<(), TestCaseError> {
-    let mut tape = Tape::new();
+    let mut params = Params::new();
     let mut ids = Vec::new();
     for (i, o) in operands.iter().enumerate() {
         let t = kiln_tensor::Tensor::from_slice(&o.dims, &o.data).unwrap();
-        ids.push(o.grad.then(|| tape.add_param(format!("p{i}"), &t, true).unwrap()));
+        ids.push(o.grad.then(|| params.add(format!("p{i}"), &t, true).unwrap()));
     }
+    let mut tape = Tape::new();
+    let mut rec = tape.record(&params);
     let vars: Vec<Var> = operands
         .iter()
         .zip(&ids)
         .map(|(o, id)| match id {
-            Some(id) => tape.param(*id).unwrap(),
-            None => tape.input(&o.dims, &o.data).unwrap(),
+            Some(id) => rec.param(*id).unwrap(),
+            None => rec.input(&o.dims, &o.data).unwrap(),
         })
         .collect();
-    let out = build(&mut tape, &vars).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let got = tape.value(out).unwrap().to_vec();
+    let out = build(&mut rec, &vars).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let got = rec.value(out).unwrap().to_vec();
     let r = projection(got.len());
     // The f32 forward agrees with the f64 one.
     let x64: Vec<Vec<f64>> = operands.iter().map(|o| o.data.iter().map(|&v| f64::from(v)).collect()).collect();
@@ -64,11 +66,11 @@ fn check(operands: &[Operand], build: Build<'_>, fwd: Forward<'_>) -> Result<(),
     for (a, b) in got.iter().zip(&y64) {
         prop_assert!((f64::from(*a) - b).abs() <= TOL * ymax + ABS, "forward {a} vs {b}");
     }
-    tape.backward_from(out, &r).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    rec.backward_from(out, &r).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let loss = |x: &[Vec<f64>]| fwd(x).iter().zip(&r).map(|(y, &r)| y * f64::from(r)).sum::<f64>();
     for (k, (o, id)) in operands.iter().zip(&ids).enumerate() {
         let Some(id) = id else { continue };
-        let analytic = tape.param_grad(*id).unwrap().map(<[f32]>::to_vec).unwrap_or_else(|| vec![0.0; o.data.len()]);
+        let analytic = tape.param_grad(*id).map(<[f32]>::to_vec).unwrap_or_else(|| vec![0.0; o.data.len()]);
         let mut numeric = Vec::with_capacity(o.data.len());
         let mut x = x64.clone();
         for j in 0..o.data.len() {
@@ -262,38 +264,39 @@ proptest! {
 }
 
 /// Dropout: the kept fraction matches the rate, kept values are scaled by 1/(1 − rate), the gradient uses the
-/// same mask, inference is the identity, and the mask depends only on the seed.
+/// same mask, rate 0 is the identity, and the mask depends only on the seed.
 #[test]
 fn dropout() {
     let x: Vec<f32> = (0..4000).map(|i| 1.0 + (i % 7) as f32).collect();
+    let mut params = Params::new();
+    let id = params.add("x", &kiln_tensor::Tensor::from_slice(&[40, 100], &x).unwrap(), true).unwrap();
     let mut tape = Tape::new();
     tape.seed(7);
-    let id = tape.add_param("x", &kiln_tensor::Tensor::from_slice(&[40, 100], &x).unwrap(), true).unwrap();
-    let v = tape.param(id).unwrap();
-    let y = tape.dropout(v, 0.25).unwrap();
-    let yv = tape.value(y).unwrap().to_vec();
+    let mut rec = tape.record(&params);
+    let v = rec.param(id).unwrap();
+    let y = rec.dropout(v, 0.25).unwrap();
+    let yv = rec.value(y).unwrap().to_vec();
     let kept = yv.iter().filter(|&&v| v != 0.0).count() as f64 / 4000.0;
     assert!((kept - 0.75).abs() < 0.03, "kept fraction {kept}");
     for (a, b) in yv.iter().zip(&x) {
         assert!(*a == 0.0 || (a / b - 1.0 / 0.75).abs() < 1e-6);
     }
     let seed = projection(4000);
-    tape.backward_from(y, &seed).unwrap();
-    let g = tape.param_grad(id).unwrap().unwrap();
+    rec.backward_from(y, &seed).unwrap();
+    let g = tape.param_grad(id).unwrap();
     for ((g, y), (s, x)) in g.iter().zip(&yv).zip(seed.iter().zip(&x)) {
         assert!((g - s * y / x).abs() < 1e-5);
     }
-    tape.set_training(false);
-    tape.reset();
-    let v = tape.param(id).unwrap();
-    assert_eq!(tape.dropout(v, 0.25).unwrap(), v);
+    let mut rec = tape.record(&params);
+    let v = rec.param(id).unwrap();
+    assert_eq!(rec.dropout(v, 0.0).unwrap(), v);
+    assert!(rec.dropout(v, 1.0).is_err());
     let mut again = Tape::new();
     again.seed(7);
-    let id2 = again.add_param("x", &kiln_tensor::Tensor::from_slice(&[40, 100], &x).unwrap(), true).unwrap();
-    let v2 = again.param(id2).unwrap();
-    let y2 = again.dropout(v2, 0.25).unwrap();
-    assert_eq!(again.value(y2).unwrap(), &yv[..]);
-    assert!(Tape::new().dropout(v, 1.0).is_err());
+    let mut rec = again.record(&params);
+    let v2 = rec.param(id).unwrap();
+    let y2 = rec.dropout(v2, 0.25).unwrap();
+    assert_eq!(rec.value(y2).unwrap(), &yv[..]);
 }
 
 /// The fused softmax + cross-entropy equals the unfused probability formula where no clipping happens.
@@ -301,15 +304,17 @@ fn dropout() {
 fn fused_cross_entropy_equals_unfused() {
     let z: Vec<f32> = (0..60).map(|i| ((i * 37) % 11) as f32 * 0.4 - 2.0).collect();
     let t: Vec<f32> = (0..60).map(|i| f32::from(u8::from(i % 10 == (i / 10) % 10))).collect();
+    let params = Params::new();
     let mut tape = Tape::new();
-    let zv = tape.input(&[6, 10], &z).unwrap();
-    let tv = tape.input(&[6, 10], &t).unwrap();
-    let p = tape.softmax(zv).unwrap();
-    let fused = tape.categorical_crossentropy(p, tv).unwrap();
-    let copy = tape.value(p).unwrap().to_vec();
-    let pc = tape.input(&[6, 10], &copy).unwrap();
-    let unfused = tape.categorical_crossentropy(pc, tv).unwrap();
-    let (a, b) = (tape.value(fused).unwrap()[0], tape.value(unfused).unwrap()[0]);
+    let mut rec = tape.record(&params);
+    let zv = rec.input(&[6, 10], &z).unwrap();
+    let tv = rec.input(&[6, 10], &t).unwrap();
+    let p = rec.softmax(zv).unwrap();
+    let fused = rec.categorical_crossentropy(p, tv).unwrap();
+    let copy = rec.value(p).unwrap().to_vec();
+    let pc = rec.input(&[6, 10], &copy).unwrap();
+    let unfused = rec.categorical_crossentropy(pc, tv).unwrap();
+    let (a, b) = (rec.value(fused).unwrap()[0], rec.value(unfused).unwrap()[0]);
     assert!((a - b).abs() <= 1e-6 * a.abs().max(1.0), "fused {a} vs unfused {b}");
 }
 
@@ -345,7 +350,7 @@ fn flagship_model_gradients() {
         op(&[hidden, classes], rnd(-0.5, 0.5, hidden * classes), true),
         op(&[classes], rnd(-0.1, 0.1, classes), true),
     ];
-    let build = |t: &mut Tape, v: &[Var]| {
+    let build = |t: &mut Recording<'_, '_>, v: &[Var]| {
         let h = t.conv2d(v[0], v[2], Some(v[3]), Conv2dParams::default())?;
         let h = t.swish(h)?;
         let h = t.conv2d(h, v[4], Some(v[5]), Conv2dParams::default())?;

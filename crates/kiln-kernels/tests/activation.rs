@@ -83,16 +83,9 @@ fn derivatives_and_bias(isa: Isa) {
     assert!(k.softmax_cross_entropy(3, &z, &z, &mut p, &mut [0.0; 3]).is_err());
     assert!(k.adam_step(&mut [0.0; 2], &[0.0; 2], &mut [0.0; 2], &mut [0.0; 2], Default::default(), 0).is_err());
     assert!(k.sgd_step(&mut [0.0; 2], &[0.0; 2], &mut [0.0; 1], Default::default()).is_err());
-    for (other, mirror) in [(1usize, 2usize), (2, 1)] {
-        let rep = kiln_kernels::optim::Replicated {
-            other: &[0.0; 2][..other],
-            a: 0.5,
-            b: 0.5,
-            mirror: &mut [0.0; 2][..mirror],
-        };
-        let update = kiln_kernels::optim::Update::RmsProp { v: &mut [0.0; 2], p: Default::default() };
-        assert!(k.replicated_step(&mut [0.0; 2], &[0.0; 2], update, rep).is_err());
-    }
+    let avg = kiln_kernels::optim::Average { other: &[0.0; 1], a: 0.5, b: 0.5 };
+    let update = kiln_kernels::optim::Update::RmsProp { v: &mut [0.0; 2], p: Default::default() };
+    assert!(k.averaged_step(&mut [0.0; 2], &[0.0; 2], update, avg).is_err());
     // Wrong shapes are errors.
     let mut y = vec![0.0f32; 7];
     assert!(k.bias_add(&mut y, &[0.0; 3]).is_err());

@@ -90,12 +90,11 @@ fn tensors_of(path: &Path, bytes: &[u8]) -> Result<(Tensors, HashMap<String, Str
 impl Model {
     fn weight_tensors(&self) -> Result<Encoded> {
         let mut out = Vec::new();
-        for i in 0..self.tape.num_params() {
-            let id = ParamId::from_index(i);
+        for id in self.params.ids() {
             out.push((
-                self.tape.param_name(id)?.to_owned(),
-                self.tape.param_dims(id)?.as_slice().to_vec(),
-                le_bytes(self.tape.param_value(id)?),
+                self.params.name(id)?.to_owned(),
+                self.params.dims(id)?.as_slice().to_vec(),
+                le_bytes(self.params.value(id)?),
             ));
         }
         Ok(out)
@@ -233,10 +232,9 @@ impl Model {
 
     fn take_weights(&mut self, path: &Path, tensors: &mut Tensors) -> Result<()> {
         let mut values = Vec::new();
-        for i in 0..self.tape.num_params() {
-            let id = ParamId::from_index(i);
-            let name = self.tape.param_name(id)?.to_owned();
-            let dims = self.tape.param_dims(id)?;
+        for id in self.params.ids() {
+            let name = self.params.name(id)?.to_owned();
+            let dims = self.params.dims(id)?;
             let (shape, data) =
                 tensors.remove(&name).ok_or_else(|| NnError::format(path, format!("missing weight `{name}`")))?;
             if shape != dims.as_slice() {
@@ -248,9 +246,8 @@ impl Model {
             values.push((id, data));
         }
         for (id, data) in values {
-            self.tape.set_param_value(id, &data)?;
+            self.params.set_value(id, &data)?;
         }
-        self.replica = None;
         Ok(())
     }
 
@@ -264,8 +261,8 @@ impl Model {
             for (i, v) in slot.iter().enumerate() {
                 let id = ParamId::from_index(i);
                 tensors.push((
-                    format!("optimizer/{s}/{}", self.tape.param_name(id)?),
-                    self.tape.param_dims(id)?.as_slice().to_vec(),
+                    format!("optimizer/{s}/{}", self.params.name(id)?),
+                    self.params.dims(id)?.as_slice().to_vec(),
                     le_bytes(v),
                 ));
             }
@@ -306,10 +303,10 @@ impl Model {
         };
         let (iterations, epochs_done) = (num("iterations")?, num("epochs_done")?);
         self.take_weights(&path, &mut tensors)?;
-        let mut state = OptimizerState::new(c.optimizer, &self.tape)?;
+        let mut state = OptimizerState::new(c.optimizer, &self.params)?;
         for (s, slot) in state.slots.iter_mut().enumerate() {
             for (i, v) in slot.iter_mut().enumerate() {
-                let name = format!("optimizer/{s}/{}", self.tape.param_name(ParamId::from_index(i))?);
+                let name = format!("optimizer/{s}/{}", self.params.name(ParamId::from_index(i))?);
                 let (shape, data) = tensors
                     .remove(&name)
                     .ok_or_else(|| NnError::format(&path, format!("missing optimizer state `{name}`")))?;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use kiln_autograd::{Activation, ParamId, Tape, Var};
+use kiln_autograd::{Activation, ParamId, Params, Recording, Var};
 use kiln_tensor::Tensor;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -10,8 +10,21 @@ use serde_json::Value;
 
 use crate::error::{NnError, Result};
 
-/// A Keras-style layer: a configuration that, once built for an input shape, owns parameters on the model's
-/// [`Tape`] and records its forward computation there.
+/// A Keras-style layer: a configuration that, once built for an input shape, owns parameters in the model's
+/// [`Params`] store and records its forward computation on a step's [`Recording`].
+///
+/// A layer is shared by every data-parallel replica of a step (hence `&self` in `forward`); what it keeps between
+/// steps lives in the store as parameters — trainable weights, and non-trainable *state* such as a moving mean
+/// (registered with `trainable = false`). A stateful layer updates its state as Keras' `variable.assign` does:
+/// [`Recording::assign`] in `forward` (with `training`), and the model writes the assigned values into the
+/// store once per step, after the optimizer, from the first replica.
+///
+/// Batch statistics over the whole batch (BatchNormalization in training) need the replicas' partial sums
+/// combined before any replica can go on. The model's engine runs the replicas' forward passes in segments for
+/// that: layers up to such a layer run per replica, the partial sums are added in replica order (the same
+/// fixed-order reduction as the gradients, and across processes the same contract), and every replica continues
+/// with the combined statistics — so every replica assigns the same moving statistics, and the result does not
+/// depend on the thread count. The backward pass has the matching sync point for the statistics' gradients.
 pub trait Layer: Send + Sync + fmt::Debug {
     /// The Keras class name (`"Conv2D"`, `"Dense"`, …), shown by `summary()` and stored in `model.json`.
     fn class_name(&self) -> &'static str;
@@ -22,12 +35,13 @@ pub trait Layer: Send + Sync + fmt::Debug {
     /// The output shape (without the batch axis) for an input shape (without the batch axis); an error when
     /// the input does not fit the layer.
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>>;
-    /// Registers this layer's parameters (`<name>/kernel`, `<name>/bias`, …) on `tape` for `input`.
-    fn build(&mut self, name: &str, input: &[usize], tape: &mut Tape) -> Result<()>;
+    /// Registers this layer's parameters (`<name>/kernel`, `<name>/bias`, …) in `params` for `input`.
+    fn build(&mut self, name: &str, input: &[usize], params: &mut Params) -> Result<()>;
     /// Fills the parameters with their initial values (Glorot-uniform kernels, zero biases).
-    fn initialize(&self, tape: &mut Tape, rng: &mut ChaCha8Rng) -> Result<()>;
-    /// Records the layer's forward computation on `x` (batch first).
-    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var>;
+    fn initialize(&self, params: &mut Params, rng: &mut ChaCha8Rng) -> Result<()>;
+    /// Records the layer's forward computation on `x` (batch first): Keras' `call(x, training)`. State updates go
+    /// through [`Recording::assign`].
+    fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, training: bool) -> Result<Var>;
     /// The parameters as `(short name, id)`: `("kernel", …)`, `("bias", …)`; empty before `build`.
     fn weights(&self) -> Vec<(&'static str, ParamId)>;
     /// For a convolution layer: its kernel geometry at `batch` for this (per-sample) input shape, so a model can
@@ -71,19 +85,16 @@ pub fn fans(shape: &[usize]) -> (usize, usize) {
 }
 
 /// Initialises a kernel with Glorot-uniform values from its shape.
-pub(crate) fn init_kernel(tape: &mut Tape, id: ParamId, rng: &mut ChaCha8Rng) -> Result<()> {
-    let dims = tape.param_dims(id)?;
+pub(crate) fn init_kernel(params: &mut Params, id: ParamId, rng: &mut ChaCha8Rng) -> Result<()> {
+    let dims = params.dims(id)?;
     let (fan_in, fan_out) = fans(dims.as_slice());
-    let mut values = crate::error::try_zeros("initial weights", dims.numel())?;
-    glorot_uniform(rng, fan_in, fan_out, &mut values);
-    tape.set_param_value(id, &values)?;
+    glorot_uniform(rng, fan_in, fan_out, params.value_mut(id)?);
     Ok(())
 }
 
 /// Zeroes a parameter.
-pub(crate) fn init_zeros(tape: &mut Tape, id: ParamId) -> Result<()> {
-    let n = tape.param_dims(id)?.numel();
-    tape.set_param_value(id, &crate::error::try_zeros("initial weights", n)?)?;
+pub(crate) fn init_zeros(params: &mut Params, id: ParamId) -> Result<()> {
+    params.value_mut(id)?.fill(0.0);
     Ok(())
 }
 
@@ -97,27 +108,27 @@ pub(crate) struct KernelBias {
 
 impl KernelBias {
     /// Registers `<layer>/kernel` of `kernel_dims` and, with `bias`, `<layer>/bias` of `bias_len`.
-    pub(crate) fn build(layer: &str, kernel_dims: &[usize], bias: Option<usize>, tape: &mut Tape) -> Result<Self> {
-        let kernel = Some(add_param(tape, layer, "kernel", kernel_dims)?);
-        let bias = bias.map(|n| add_param(tape, layer, "bias", &[n])).transpose()?;
+    pub(crate) fn build(layer: &str, kernel_dims: &[usize], bias: Option<usize>, params: &mut Params) -> Result<Self> {
+        let kernel = Some(add_param(params, layer, "kernel", kernel_dims)?);
+        let bias = bias.map(|n| add_param(params, layer, "bias", &[n])).transpose()?;
         Ok(KernelBias { kernel, bias })
     }
 
-    pub(crate) fn initialize(&self, tape: &mut Tape, rng: &mut ChaCha8Rng) -> Result<()> {
+    pub(crate) fn initialize(&self, params: &mut Params, rng: &mut ChaCha8Rng) -> Result<()> {
         if let Some(k) = self.kernel {
-            init_kernel(tape, k, rng)?;
+            init_kernel(params, k, rng)?;
         }
         if let Some(b) = self.bias {
-            init_zeros(tape, b)?;
+            init_zeros(params, b)?;
         }
         Ok(())
     }
 
     /// The kernel and bias as variables of this step (an error before `build`).
-    pub(crate) fn vars(&self, class: &str, tape: &mut Tape) -> Result<(Var, Option<Var>)> {
+    pub(crate) fn vars(&self, class: &str, rec: &mut Recording<'_, '_>) -> Result<(Var, Option<Var>)> {
         let k = self.kernel.ok_or_else(|| NnError::config(class, "forward before build"))?;
-        let w = tape.param(k)?;
-        let b = self.bias.map(|b| tape.param(b)).transpose()?;
+        let w = rec.param(k)?;
+        let b = self.bias.map(|b| rec.param(b)).transpose()?;
         Ok((w, b))
     }
 
@@ -126,9 +137,9 @@ impl KernelBias {
     }
 }
 
-/// Registers a zero parameter named `<layer>/<short>`.
-pub(crate) fn add_param(tape: &mut Tape, layer: &str, short: &str, dims: &[usize]) -> Result<ParamId> {
-    Ok(tape.add_param(format!("{layer}/{short}"), &Tensor::zeros(dims)?, true)?)
+/// Registers a zero trainable parameter named `<layer>/<short>`.
+pub(crate) fn add_param(params: &mut Params, layer: &str, short: &str, dims: &[usize]) -> Result<ParamId> {
+    Ok(params.add(format!("{layer}/{short}"), &Tensor::zeros(dims)?, true)?)
 }
 
 /// A pair argument given as one number (`5`) or two (`(5, 3)`), as Keras' `kernel_size`/`strides`.

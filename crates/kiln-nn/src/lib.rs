@@ -2,8 +2,9 @@
 //!
 //! Keras-like deep learning on Kiln's kernels: layers with Keras names and defaults ([`layers`]), a [`Model`]
 //! built functionally or with [`Sequential`], `compile` / `fit` / `evaluate` / `predict` / `summary`, and
-//! save/load as safetensors + JSON. Training runs on a reverse-mode [`kiln_autograd::Tape`] that is reused from
-//! step to step (no allocation per step after the first).
+//! save/load as safetensors + JSON. A model keeps its weights and layer state once, in a
+//! [`kiln_autograd::Params`] store; each data-parallel replica records its part of a step on its own reverse-mode
+//! [`kiln_autograd::Tape`], reused from step to step (no allocation per step after the first).
 //!
 //! The notebook's model:
 //!

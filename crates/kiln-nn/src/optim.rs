@@ -1,8 +1,8 @@
 //! Losses, metrics and optimizers by Keras name, with Keras 3 defaults.
 
-use kiln_autograd::{ParamId, ReplicaParam, Tape};
+use kiln_autograd::{Params, Tape};
 use kiln_kernels::Kernels;
-use kiln_kernels::optim::{AdamParams, Replicated, RmsPropParams, SgdParams, Update};
+use kiln_kernels::optim::{AdamParams, Average, RmsPropParams, SgdParams, Update};
 use serde_json::{Value, json};
 
 use crate::error::{NnError, Result};
@@ -199,71 +199,50 @@ pub(crate) struct OptimizerState {
     pub(crate) iterations: u64,
 }
 
+/// Parameters at least this long are stepped in two halves on two threads (when the step may use them).
+const SPLIT_MIN: usize = 1 << 16;
+
 impl OptimizerState {
-    pub(crate) fn new(opt: Optimizer, tape: &Tape) -> Result<Self> {
+    pub(crate) fn new(opt: Optimizer, params: &Params) -> Result<Self> {
         let mut slots = Vec::new();
         for _ in 0..opt.slots() {
             let mut per = Vec::new();
-            for i in 0..tape.num_params() {
-                per.push(crate::error::try_zeros("optimizer state", tape.param_dims(ParamId::from_index(i))?.numel())?);
+            for id in params.ids() {
+                per.push(crate::error::try_zeros("optimizer state", params.dims(id)?.numel())?);
             }
             slots.push(per);
         }
         Ok(OptimizerState { slots, iterations: 0 })
     }
 
-    /// One update of every trainable parameter that received a gradient.
-    pub(crate) fn step(&mut self, opt: Optimizer, tape: &mut Tape) -> Result<()> {
-        self.iterations += 1;
-        let t = self.iterations;
-        let kernels = tape.kernels();
-        let slots = &mut self.slots;
-        tape.for_each_param_mut(|id, w, g| {
-            let Some(g) = g else { return Ok(()) };
-            let i = id.index();
-            match opt {
-                Optimizer::RmsProp(p) => kernels.rmsprop_step(w, g, &mut slots[0][i], p)?,
-                Optimizer::Adam(p) => {
-                    let (a, b) = slots.split_at_mut(1);
-                    kernels.adam_step(w, g, &mut a[0][i], &mut b[0][i], p, t)?
-                }
-                Optimizer::Sgd(p) => match slots.first_mut() {
-                    Some(u) => kernels.sgd_step(w, g, &mut u[i], p)?,
-                    None => kernels.sgd_step(w, g, &mut [], p)?,
-                },
-            }
-            Ok(())
-        })?;
-        Ok(())
-    }
-
-    /// The data-parallel tail in one pass per parameter: average the two replicas' gradients
-    /// (`a·g₀ + b·g₁`, as [`Tape::combine_grads`], but computed per vector and not stored), take the
-    /// optimizer step on `tape`, copy the new weights into `replica` (`Kernels::replicated_step`). Large parameters are split in two halves handled on two threads when `parallel`
-    /// (every operation is elementwise, so the split changes no result).
-    pub(crate) fn step_replicas(
+    /// One update of every trainable parameter of `params` that received a gradient on some replica: the
+    /// replicas' gradients (`tapes`, in replica order, weighted by `shares`, their parts of the batch) are reduced
+    /// in that fixed order — for two replicas inside the optimizer kernel's pass, `b·g₁ + a·g₀` with one fused
+    /// multiply-add — so the result does not depend on which thread ran which replica. A replica that wrote no
+    /// gradient for a parameter contributes nothing (weight 0). With `parallel`, large parameters are stepped in
+    /// two halves on two threads (every operation is elementwise, so the split changes no result).
+    pub(crate) fn step(
         &mut self,
         opt: Optimizer,
-        tape: &mut Tape,
-        replica: &mut Tape,
-        (a, b): (f32, f32),
+        kernels: &Kernels,
+        params: &mut Params,
+        tapes: &[Tape],
+        shares: &[f32],
         parallel: bool,
     ) -> Result<()> {
+        if tapes.len() > 2 || tapes.len() != shares.len() {
+            return Err(NnError::config("optimizer", format!("{} replicas are not supported (1 or 2)", tapes.len())));
+        }
         self.iterations += 1;
         let t = self.iterations;
-        let kernels = tape.kernels();
         let slots = &mut self.slots;
-        tape.zip_replica_mut(replica, |id, p| {
+        let res = params.for_each_mut(|id, trainable, w| {
+            let grads: [Option<&[f32]>; 2] =
+                [tapes.first().and_then(|t| t.param_grad(id)), tapes.get(1).and_then(|t| t.param_grad(id))];
+            if !trainable || grads.iter().all(Option::is_none) {
+                return Ok(());
+            }
             let i = id.index();
-            let ReplicaParam {
-                value,
-                grad,
-                grad_written,
-                trainable,
-                replica_value,
-                replica_grad,
-                replica_grad_written,
-            } = p;
             let n_slots = slots.len().min(1);
             let (first, rest) = slots.split_at_mut(n_slots);
             let s0: &mut [f32] = match first.first_mut() {
@@ -274,71 +253,70 @@ impl OptimizerState {
                 Some(s) => &mut s[i],
                 None => &mut [],
             };
-            let update = trainable && (grad_written || replica_grad_written);
-            let chunk = Chunk { opt, t, a, b, own: grad_written, other: replica_grad_written, update };
-            const SPLIT_MIN: usize = 1 << 16;
-            if parallel && value.len() >= SPLIT_MIN {
-                let mid = value.len() / 2;
-                let (w0, w1) = value.split_at_mut(mid);
-                let (g0, g1) = grad.split_at(mid);
-                let (h0, h1) = replica_grad.split_at(mid.min(replica_grad.len()));
-                let (r0, r1) = replica_value.split_at_mut(mid);
+            // One replica: its gradient as it is (no rounding by a weight of 1). Two: a·g₀ + b·g₁, a replica
+            // without a gradient standing in with weight 0 for its unwritten buffer.
+            let chunk = match grads {
+                [Some(g), None] if tapes.len() == 1 => Chunk { opt, t, g, avg: None },
+                [Some(g), Some(h)] => Chunk { opt, t, g, avg: Some((h, shares[0], shares[1])) },
+                [Some(g), None] => Chunk { opt, t, g, avg: Some((g, shares[0], 0.0)) },
+                [None, Some(h)] => Chunk { opt, t, g: h, avg: Some((h, 0.0, shares[1])) },
+                [None, None] => return Ok(()),
+            };
+            if parallel && w.len() >= SPLIT_MIN {
+                let mid = w.len() / 2;
+                let (w0, w1) = w.split_at_mut(mid);
                 let (a0, a1) = s0.split_at_mut(mid.min(s0.len()));
                 let (b0, b1) = s1.split_at_mut(mid.min(s1.len()));
-                let (x, y) = crate::parallel::join_balanced(
-                    || chunk.run(kernels, w0, g0, h0, a0, b0, r0),
-                    || chunk.run(kernels, w1, g1, h1, a1, b1, r1),
-                );
+                let (lo, hi) = chunk.split(mid);
+                let (x, y) =
+                    crate::parallel::join_balanced(|| lo.run(kernels, w0, a0, b0), || hi.run(kernels, w1, a1, b1));
                 x.and(y)
             } else {
-                chunk.run(kernels, value, grad, replica_grad, s0, s1, replica_value)
+                chunk.run(kernels, w, s0, s1)
             }
-        })?;
-        Ok(())
+        });
+        Ok(res?)
     }
 }
 
-/// The per-element work of [`OptimizerState::step_replicas`] on one range of one parameter.
+/// The gradient of one parameter (or of one half of it) for one optimizer step: `g`, or with `avg = (h, a, b)`
+/// the average `a·g + b·h` fused into the step.
 #[derive(Clone, Copy)]
-struct Chunk {
+struct Chunk<'a> {
     opt: Optimizer,
     t: u64,
-    a: f32,
-    b: f32,
-    own: bool,
-    other: bool,
-    update: bool,
+    g: &'a [f32],
+    avg: Option<(&'a [f32], f32, f32)>,
 }
 
-impl Chunk {
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        self,
-        k: &Kernels,
-        w: &mut [f32],
-        g: &[f32],
-        h: &[f32],
-        s0: &mut [f32],
-        s1: &mut [f32],
-        replica: &mut [f32],
-    ) -> kiln_autograd::Result<()> {
-        if !self.update {
-            replica.copy_from_slice(w);
-            return Ok(());
-        }
-        // Average, step and mirror in one pass (the average is not stored in `g`). A replica that wrote no
-        // gradient contributes with weight 0, the other gradient standing in for its unwritten buffer.
-        let (g, h, a, b) = match (self.own, self.other) {
-            (true, true) => (g, h, self.a, self.b),
-            (true, false) => (g, g, self.a, 0.0),
-            _ => (h, h, 0.0, self.b),
+impl<'a> Chunk<'a> {
+    /// The chunks of `[..mid]` and `[mid..]`.
+    fn split(self, mid: usize) -> (Chunk<'a>, Chunk<'a>) {
+        let (g0, g1) = self.g.split_at(mid);
+        let (h0, h1) = match self.avg {
+            Some((h, a, b)) => {
+                let (h0, h1) = h.split_at(mid);
+                (Some((h0, a, b)), Some((h1, a, b)))
+            }
+            None => (None, None),
         };
-        let r = Replicated { other: h, a, b, mirror: replica };
+        (Chunk { g: g0, avg: h0, ..self }, Chunk { g: g1, avg: h1, ..self })
+    }
+
+    fn run(self, k: &Kernels, w: &mut [f32], s0: &mut [f32], s1: &mut [f32]) -> kiln_autograd::Result<()> {
         let update = match self.opt {
             Optimizer::RmsProp(p) => Update::RmsProp { v: s0, p },
             Optimizer::Adam(p) => Update::Adam { m: s0, v: s1, p, t: self.t },
             Optimizer::Sgd(p) => Update::Sgd { u: s0, p },
         };
-        Ok(k.replicated_step(w, g, update, r)?)
+        match self.avg {
+            Some((other, a, b)) => k.averaged_step(w, self.g, update, Average { other, a, b })?,
+            None => match update {
+                Update::RmsProp { v, p } => k.rmsprop_step(w, self.g, v, p)?,
+                Update::Adam { m, v, p, t } => k.adam_step(w, self.g, m, v, p, t)?,
+                Update::Sgd { u, p } => k.sgd_step(w, self.g, u, p)?,
+            },
+        }
+        Ok(())
     }
 }

@@ -78,9 +78,9 @@ impl Model {
         for slot in &self.layers {
             let mut count = 0;
             for (_, id) in slot.layer.weights() {
-                let n = self.tape.param_dims(id).map(|d| d.numel()).unwrap_or(0);
+                let n = self.params.dims(id).map(|d| d.numel()).unwrap_or(0);
                 count += n;
-                if self.tape.param_trainable(id).unwrap_or(true) {
+                if self.params.trainable(id).unwrap_or(true) {
                     trainable += n;
                 } else {
                     frozen += n;

@@ -25,7 +25,7 @@ pub use kiln_tensor as tensor;
 
 /// The types most programs need: `use kiln::prelude::*;`.
 pub mod prelude {
-    pub use kiln_autograd::{AutogradError, Tape};
+    pub use kiln_autograd::{AutogradError, Params, Recording, Tape};
     pub use kiln_kernels::{
         Conv2dGeometry, ConvAlgo, ConvOptions, ConvPass, GemmGeometry, Isa, KernelError, Kernels, Padding, Threads,
         Transpose, WinogradTile,

@@ -3,7 +3,8 @@
 use crate::backward::{Backward, Grads};
 use crate::error::Result;
 use crate::ops::rows_cols;
-use crate::tape::{State, Tape, Var};
+use crate::recording::Recording;
+use crate::tape::{Var, View};
 
 /// An activation function by Keras name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -66,7 +67,7 @@ struct PointwiseBackward {
 impl Backward for PointwiseBackward {
     fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
         let (x, kind) = (self.x, self.kind);
-        g.set(x, |st: &State, dx| {
+        g.set(x, |st: &View<'_>, dx| {
             let k = st.kernels();
             let dy = st.grad(out);
             match kind {
@@ -90,7 +91,7 @@ struct SwishBackward {
 impl Backward for SwishBackward {
     fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
         let derivative = self.derivative;
-        g.set(self.x, |st: &State, dx| {
+        g.set(self.x, |st: &View<'_>, dx| {
             let d = &st.bufs[derivative].as_slice()[..dx.len()];
             st.kernels().multiply(d, st.grad(out), dx)?;
             Ok(())
@@ -142,7 +143,7 @@ impl Backward for LogSoftmaxBackward {
     }
 }
 
-impl Tape {
+impl Recording<'_, '_> {
     fn pointwise(&mut self, op: &'static str, x: Var, kind: Pointwise) -> Result<Var> {
         let d = self.check(op, x)?;
         let req = self.requires(&[x]);
@@ -171,13 +172,13 @@ impl Tape {
     /// exponential and the division again. Criterion, AVX-512, 32×24×24×3 (`cargo benches --bench
     /// activation -- 'swish|multiply'`): forward + backward 26.3 + 36.9 µs → 41.1 + 8.0 µs.
     fn swish_saving_derivative(&mut self, op: &'static str, x: Var, d: crate::dims::Dims) -> Result<Var> {
-        let derivative = self.st.alloc("swish derivative", d.numel())?;
-        let mut buf = std::mem::take(&mut self.st.bufs[derivative]);
+        let derivative = self.tape.st.alloc("swish derivative", d.numel())?;
+        let mut buf = std::mem::take(&mut self.tape.st.bufs[derivative]);
         let out = self.compute(op, d, true, |st, y| {
             st.kernels().swish_with_derivative(st.value(x), y, buf.as_mut_slice())?;
             Ok(())
         });
-        self.st.bufs[derivative] = buf;
+        self.tape.st.bufs[derivative] = buf;
         let out = out?;
         self.record(out, SwishBackward { x, derivative });
         Ok(out)
@@ -215,7 +216,7 @@ impl Tape {
             }
             Ok(())
         })?;
-        self.st.nodes[out.index as usize].softmax_of = Some(x);
+        self.tape.st.nodes[out.index as usize].softmax_of = Some(x);
         if req {
             self.record(out, SoftmaxBackward { x });
         }

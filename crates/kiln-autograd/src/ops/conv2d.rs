@@ -6,7 +6,8 @@ use kiln_kernels::{Conv2dGeometry, Padding};
 use crate::backward::{Backward, Grads};
 use crate::dims::Dims;
 use crate::error::{AutogradError, Result};
-use crate::tape::{Tape, Var};
+use crate::recording::Recording;
+use crate::tape::Var;
 
 /// Stride, dilation and padding of a convolution (the rest of the geometry comes from the operands' shapes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,7 +51,7 @@ impl Backward for Conv2dBackward {
     }
 }
 
-impl Tape {
+impl Recording<'_, '_> {
     /// `conv2d(x, w) + b` for `x: (n, h, w, c_in)`, `w: (kh, kw, c_in, c_out)` and an optional `b: (c_out)`.
     pub fn conv2d(&mut self, x: Var, w: Var, b: Option<Var>, p: Conv2dParams) -> Result<Var> {
         let op = "conv2d";

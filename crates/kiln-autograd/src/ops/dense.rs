@@ -6,7 +6,8 @@ use crate::backward::{Backward, Grads};
 use crate::dims::Dims;
 use crate::error::{AutogradError, Result};
 use crate::ops::rows_cols;
-use crate::tape::{Tape, Var};
+use crate::recording::Recording;
+use crate::tape::Var;
 
 fn matrix(op: &'static str, what: &'static str, d: Dims) -> Result<(usize, usize)> {
     if d.rank() != 2 {
@@ -73,7 +74,7 @@ impl Backward for BiasAddBackward {
     }
 }
 
-impl Tape {
+impl Recording<'_, '_> {
     /// `x·w + b` for `x: (m, k)`, `w: (k, n)` (Keras `Dense` kernel layout) and an optional `b: (n)`.
     pub fn dense(&mut self, x: Var, w: Var, b: Option<Var>) -> Result<Var> {
         let op = "dense";

@@ -1,11 +1,12 @@
-//! Inverted dropout (Keras `Dropout`): in training mode each element is kept with probability `1 − rate` and
-//! scaled by `1 / (1 − rate)`; in inference mode (or with `rate = 0`) it is the identity.
+//! Inverted dropout (Keras `Dropout`): each element is kept with probability `1 − rate` and scaled by
+//! `1 / (1 − rate)` (the identity for `rate = 0`); the `Dropout` layer applies it in training only.
 
 use rand::RngExt;
 
 use crate::backward::{Backward, Grads};
 use crate::error::{AutogradError, Result};
-use crate::tape::{Tape, Var};
+use crate::recording::Recording;
+use crate::tape::Var;
 
 struct DropoutBackward {
     x: Var,
@@ -25,8 +26,9 @@ impl Backward for DropoutBackward {
     }
 }
 
-impl Tape {
-    /// Dropout with the given `rate` in `[0, 1)`, drawing from the tape's seeded generator ([`Tape::seed`]).
+impl Recording<'_, '_> {
+    /// Dropout with the given `rate` in `[0, 1)`, drawing from the tape's seeded generator
+    /// ([`Tape::seed`](crate::Tape::seed)). Always active: a layer applies it only in training.
     pub fn dropout(&mut self, x: Var, rate: f32) -> Result<Var> {
         let op = "dropout";
         let d = self.check(op, x)?;
@@ -38,13 +40,13 @@ impl Tape {
                 expected: "0 ≤ rate < 1",
             });
         }
-        if !self.training() || rate == 0.0 {
+        if rate == 0.0 {
             return Ok(x);
         }
-        let mask = self.st.alloc("dropout mask", d.numel())?;
+        let mask = self.tape.st.alloc("dropout mask", d.numel())?;
         let scale = 1.0 / (1.0 - rate);
-        for m in self.st.bufs[mask].as_mut_slice() {
-            *m = if self.rng.random::<f32>() >= rate { scale } else { 0.0 };
+        for m in self.tape.st.bufs[mask].as_mut_slice() {
+            *m = if self.tape.rng.random::<f32>() >= rate { scale } else { 0.0 };
         }
         let req = self.requires(&[x]);
         let out = self.compute(op, d, req, |st, y| {

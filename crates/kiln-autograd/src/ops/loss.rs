@@ -1,6 +1,6 @@
 //! Losses and reductions with Keras semantics; each returns a single-element value (the batch mean).
 //!
-//! * `categorical_crossentropy(p, t)`: when `p` is the output of [`Tape::softmax`], the fused kernel works on the
+//! * `categorical_crossentropy(p, t)`: when `p` is the output of [`Recording::softmax`], the fused kernel works on the
 //!   logits directly (`loss = logsumexp(z) − Σ t·z`, stable for any logits, gradient `(p·Σt − t)/rows`), which is
 //!   what Keras does for a softmax output. Otherwise Keras' probability formula:
 //!   `q = p / Σp`, clipped to `[1e-7, 1 − 1e-7]`, `loss = −Σ t·ln q`.
@@ -11,7 +11,8 @@ use crate::backward::{Backward, Grads};
 use crate::dims::Dims;
 use crate::error::{AutogradError, Result};
 use crate::ops::{rows_cols, same_dims};
-use crate::tape::{State, Tape, Var};
+use crate::recording::Recording;
+use crate::tape::{Var, View};
 
 /// Keras' `backend.epsilon()`: the clipping bound of probability cross-entropies.
 pub const EPSILON: f32 = 1e-7;
@@ -145,7 +146,7 @@ struct ReduceBackward {
 impl Backward for ReduceBackward {
     fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
         let mean = self.mean;
-        g.update(self.x, |st: &State, dx, acc| {
+        g.update(self.x, |st: &View<'_>, dx, acc| {
             let mut v = st.grad(out)[0];
             if mean {
                 v /= dx.len().max(1) as f32;
@@ -160,7 +161,7 @@ impl Backward for ReduceBackward {
     }
 }
 
-impl Tape {
+impl Recording<'_, '_> {
     /// Keras `categorical_crossentropy` averaged over the batch; `t` holds one-hot (or soft) targets of the
     /// same shape as `p`. Uses the fused softmax kernel when `p = softmax(z)` was recorded on this tape.
     pub fn categorical_crossentropy(&mut self, p: Var, t: Var) -> Result<Var> {
@@ -168,18 +169,18 @@ impl Tape {
         let pd = self.check(op, p)?;
         same_dims(op, "targets", pd, self.check(op, t)?)?;
         let (rows, cols) = rows_cols(op, pd)?;
-        let logits = self.st.nodes[p.index as usize].softmax_of.filter(|z| self.st.node(op, *z).is_ok());
+        let logits = self.tape.st.nodes[p.index as usize].softmax_of.filter(|z| self.tape.st.node(op, *z).is_ok());
         if let Some(z) = logits {
             let req = self.requires(&[z]);
-            let probs = self.st.alloc("softmax probabilities", rows * cols)?;
-            let losses = self.st.alloc("row losses", rows)?;
-            let mut pb = std::mem::take(&mut self.st.bufs[probs]);
-            let mut lb = std::mem::take(&mut self.st.bufs[losses]);
+            let probs = self.tape.st.alloc("softmax probabilities", rows * cols)?;
+            let losses = self.tape.st.alloc("row losses", rows)?;
+            let mut pb = std::mem::take(&mut self.tape.st.bufs[probs]);
+            let mut lb = std::mem::take(&mut self.tape.st.bufs[losses]);
             let res = if cols > 0 {
-                self.st.kernels().softmax_cross_entropy(
+                self.tape.st.kernels().softmax_cross_entropy(
                     cols,
-                    self.st.value(z),
-                    self.st.value(t),
+                    self.view().value(z),
+                    self.view().value(t),
                     pb.as_mut_slice(),
                     lb.as_mut_slice(),
                 )
@@ -187,8 +188,8 @@ impl Tape {
                 Ok(())
             };
             let loss = mean_f64(lb.as_slice());
-            self.st.bufs[probs] = pb;
-            self.st.bufs[losses] = lb;
+            self.tape.st.bufs[probs] = pb;
+            self.tape.st.bufs[losses] = lb;
             res?;
             let out = self.compute(op, Dims::scalar(), req, |_, o| {
                 o[0] = loss;
@@ -228,15 +229,16 @@ impl Tape {
         if ld.numel() != rows {
             return Err(AutogradError::Shape { op, what: "labels", expected: format!("{rows} labels"), got: ld });
         }
-        for (row, &l) in self.st.value(labels).iter().enumerate() {
+        for (row, &l) in self.view().value(labels).iter().enumerate() {
             if !(l >= 0.0 && l.fract() == 0.0 && (l as usize) < cols) {
                 return Err(AutogradError::Label { op, label: l, row, classes: cols });
             }
         }
-        let (src, logits) = match self.st.nodes[p.index as usize].softmax_of.filter(|z| self.st.node(op, *z).is_ok()) {
-            Some(z) => (z, true),
-            None => (p, false),
-        };
+        let (src, logits) =
+            match self.tape.st.nodes[p.index as usize].softmax_of.filter(|z| self.tape.st.node(op, *z).is_ok()) {
+                Some(z) => (z, true),
+                None => (p, false),
+            };
         let req = self.requires(&[src]);
         let out = self.compute(op, Dims::scalar(), req, |st, o| {
             let lab = st.value(labels);

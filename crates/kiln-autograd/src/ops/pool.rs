@@ -5,7 +5,8 @@
 use crate::backward::{Backward, Grads};
 use crate::dims::Dims;
 use crate::error::{AutogradError, Result};
-use crate::tape::{Tape, Var};
+use crate::recording::Recording;
+use crate::tape::Var;
 
 /// Padding of a pooling window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -114,7 +115,7 @@ fn out_and_pad(
     }
 }
 
-impl Tape {
+impl Recording<'_, '_> {
     /// Max pooling of `x: (n, h, w, c)` with windows `pool = (ph, pw)` and `strides` (Keras default: the pool).
     pub fn max_pool2d(
         &mut self,

@@ -1,6 +1,6 @@
 //! The optimizer steps' per-vector bodies, one generic loop over four equal-length slices.
 
-use super::{AdamParams, Replicated, RmsPropParams, SgdParams, Step, Update};
+use super::{AdamParams, Average, RmsPropParams, SgdParams, Step, Update};
 use crate::simd::Simd;
 
 /// Adam's step size `α = lr·√(1 − β₂ᵗ) / (1 − β₁ᵗ)`, in f64.
@@ -38,8 +38,8 @@ fn store_at<S: Simd>(s: S, dst: &mut [f32], i: usize, k: usize, v: S::V) {
 }
 
 /// Runs `f` over `LANES`-chunks of four equal-length slices (`a` and `b` possibly absent, as empty slices; absent
-/// ones read as zeros and are not written), the tail through zero-padded stack vectors. With `rep`, the gradient
-/// fed to `f` is `rep.a·g + rep.b·rep.other` and the new weights are also stored to `rep.mirror`.
+/// ones read as zeros and are not written), the tail through zero-padded stack vectors. With `avg`, the gradient
+/// fed to `f` is `avg.a·g + avg.b·avg.other`.
 #[inline(always)]
 fn zip4<S: Simd, F: Op4<S>>(
     s: S,
@@ -47,7 +47,7 @@ fn zip4<S: Simd, F: Op4<S>>(
     g: &[f32],
     a: &mut [f32],
     b: &mut [f32],
-    mut rep: Option<Replicated<'_>>,
+    avg: Option<Average<'_>>,
     f: F,
 ) {
     let n = S::LANES;
@@ -59,7 +59,7 @@ fn zip4<S: Simd, F: Op4<S>>(
         let k = n.min(len - i);
         let [bw, bg, ba, bb, bo] = &mut bufs;
         let (vw, mut vg) = (load_at(s, w, i, k, bw), load_at(s, g, i, k, bg));
-        if let Some(r) = &rep {
+        if let Some(r) = &avg {
             let vo = load_at(s, r.other, i, k, bo);
             vg = s.mul_add(s.splat(r.b), vo, s.mul(s.splat(r.a), vg));
         }
@@ -67,9 +67,6 @@ fn zip4<S: Simd, F: Op4<S>>(
         let vb = if has_b { load_at(s, b, i, k, bb) } else { s.splat(0.0) };
         let (nw, na, nb) = f.apply(s, vw, vg, va, vb);
         store_at(s, w, i, k, nw);
-        if let Some(r) = &mut rep {
-            store_at(s, r.mirror, i, k, nw);
-        }
         if has_a {
             store_at(s, a, i, k, na);
         }
@@ -124,11 +121,11 @@ impl<S: Simd> Op4<S> for SgdOp {
 
 #[inline(always)]
 pub(crate) fn run<S: Simd>(s: S, step: Step<'_>) {
-    let Step { w, g, update, rep } = step;
+    let Step { w, g, update, avg } = step;
     match update {
-        Update::RmsProp { v, p } => zip4(s, w, g, v, &mut [], rep, RmsPropOp(p)),
-        Update::Adam { m, v, p, t } => zip4(s, w, g, m, v, rep, AdamOp(p, adam_alpha(&p, t))),
+        Update::RmsProp { v, p } => zip4(s, w, g, v, &mut [], avg, RmsPropOp(p)),
+        Update::Adam { m, v, p, t } => zip4(s, w, g, m, v, avg, AdamOp(p, adam_alpha(&p, t))),
         // Plain SGD has no momentum buffer (`u` empty): `SgdOp` then ignores it.
-        Update::Sgd { u, p } => zip4(s, w, g, u, &mut [], rep, SgdOp(p)),
+        Update::Sgd { u, p } => zip4(s, w, g, u, &mut [], avg, SgdOp(p)),
     }
 }

@@ -100,19 +100,17 @@ pub enum Update<'a> {
     },
 }
 
-/// The data-parallel extras fused into one optimizer pass (see
-/// [`Kernels::replicated_step`](crate::Kernels::replicated_step)): the gradient used is `a·g + b·other`, computed
-/// per vector and not stored, and the new weights are also written to `mirror`.
-#[derive(Debug)]
-pub struct Replicated<'a> {
-    /// The other replica's gradient.
+/// The data-parallel reduction fused into one optimizer pass (see
+/// [`Kernels::averaged_step`](crate::Kernels::averaged_step)): the gradient used is `a·g + b·other`, computed per
+/// vector (`b·other + a·g` with one fused multiply-add) and not stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Average<'a> {
+    /// The second replica's gradient.
     pub other: &'a [f32],
-    /// Weight of this replica's gradient.
+    /// Weight of the first replica's gradient (its share of the batch).
     pub a: f32,
-    /// Weight of the other replica's gradient.
+    /// Weight of the second replica's gradient.
     pub b: f32,
-    /// Receives a copy of the updated weights (the other replica's weights).
-    pub mirror: &'a mut [f32],
 }
 
 /// One optimizer step's arguments (all slices of equal length, validated by the safe entry points; Adam's `t ≥ 1`).
@@ -120,7 +118,7 @@ pub(crate) struct Step<'a> {
     pub w: &'a mut [f32],
     pub g: &'a [f32],
     pub update: Update<'a>,
-    pub rep: Option<Replicated<'a>>,
+    pub avg: Option<Average<'a>>,
 }
 
 fn same_len(op: &'static str, name: &'static str, expected: usize, got: usize) -> Result<()> {
@@ -152,11 +150,11 @@ impl Kernels {
         self.optimizer_step("sgd_step", w, g, Update::Sgd { u, p }, None)
     }
 
-    /// The data-parallel optimizer tail in one pass: the step of `update` on `w` with the averaged gradient
-    /// `r.a·g + r.b·r.other` (not stored; `g` is left as it is), and the new weights copied into `r.mirror` —
-    /// instead of three passes (average, step, copy) over buffers that do not fit in L2.
-    pub fn replicated_step(&self, w: &mut [f32], g: &[f32], update: Update<'_>, r: Replicated<'_>) -> Result<()> {
-        self.optimizer_step("replicated_step", w, g, update, Some(r))
+    /// The data-parallel optimizer step in one pass: the step of `update` on `w` with the two replicas' gradients
+    /// averaged, `avg.a·g + avg.b·avg.other` (not stored; `g` is left as it is) — instead of two passes (average,
+    /// step) over buffers that do not fit in L2.
+    pub fn averaged_step(&self, w: &mut [f32], g: &[f32], update: Update<'_>, avg: Average<'_>) -> Result<()> {
+        self.optimizer_step("averaged_step", w, g, update, Some(avg))
     }
 
     fn optimizer_step(
@@ -165,7 +163,7 @@ impl Kernels {
         w: &mut [f32],
         g: &[f32],
         update: Update<'_>,
-        rep: Option<Replicated<'_>>,
+        avg: Option<Average<'_>>,
     ) -> Result<()> {
         same_len(op, "gradient", w.len(), g.len())?;
         match &update {
@@ -183,12 +181,11 @@ impl Kernels {
                 }
             }
         }
-        if let Some(r) = &rep {
+        if let Some(r) = &avg {
             same_len(op, "other gradient", w.len(), r.other.len())?;
-            same_len(op, "mirror", w.len(), r.mirror.len())?;
         }
         // SAFETY: a `&Kernels` exists only for a supported ISA; equal lengths (or no SGD momentum buffer), t ≥ 1.
-        unsafe { (self.optim.step)(Step { w, g, update, rep }) };
+        unsafe { (self.optim.step)(Step { w, g, update, avg }) };
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! Keras `Conv2D`.
 
-use kiln_autograd::{Activation, Conv2dParams, ParamId, Tape, Var};
+use kiln_autograd::{Activation, Conv2dParams, ParamId, Params, Recording, Var};
 use kiln_kernels::{Conv2dGeometry, Padding};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -137,23 +137,23 @@ impl Layer for Conv2D {
         let g = self.geometry(input)?;
         Ok(vec![g.out_h(), g.out_w(), g.out_c()])
     }
-    fn build(&mut self, name: &str, input: &[usize], tape: &mut Tape) -> Result<()> {
+    fn build(&mut self, name: &str, input: &[usize], params: &mut Params) -> Result<()> {
         let g = self.geometry(input)?;
-        self.weights = KernelBias::build(name, &g.weight_shape(), self.use_bias.then_some(self.filters), tape)?;
+        self.weights = KernelBias::build(name, &g.weight_shape(), self.use_bias.then_some(self.filters), params)?;
         Ok(())
     }
-    fn initialize(&self, tape: &mut Tape, rng: &mut ChaCha8Rng) -> Result<()> {
-        self.weights.initialize(tape, rng)
+    fn initialize(&self, params: &mut Params, rng: &mut ChaCha8Rng) -> Result<()> {
+        self.weights.initialize(params, rng)
     }
-    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
-        let (w, b) = self.weights.vars("Conv2D", tape)?;
+    fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, _training: bool) -> Result<Var> {
+        let (w, b) = self.weights.vars("Conv2D", rec)?;
         let p = Conv2dParams {
             strides: (self.strides.0, self.strides.1),
             dilation: (self.dilation_rate.0, self.dilation_rate.1),
             padding: self.padding,
         };
-        let y = tape.conv2d(x, w, b, p)?;
-        Ok(tape.activation(y, self.activation)?)
+        let y = rec.conv2d(x, w, b, p)?;
+        Ok(rec.activation(y, self.activation)?)
     }
     fn weights(&self) -> Vec<(&'static str, ParamId)> {
         self.weights.weights()

@@ -1,6 +1,6 @@
 //! Keras `Dense`.
 
-use kiln_autograd::{Activation, ParamId, Tape, Var};
+use kiln_autograd::{Activation, ParamId, Params, Recording, Var};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
@@ -81,18 +81,18 @@ impl Layer for Dense {
         }
         Ok(vec![self.units])
     }
-    fn build(&mut self, name: &str, input: &[usize], tape: &mut Tape) -> Result<()> {
+    fn build(&mut self, name: &str, input: &[usize], params: &mut Params) -> Result<()> {
         let n = self.input_units(input)?;
-        self.weights = KernelBias::build(name, &[n, self.units], self.use_bias.then_some(self.units), tape)?;
+        self.weights = KernelBias::build(name, &[n, self.units], self.use_bias.then_some(self.units), params)?;
         Ok(())
     }
-    fn initialize(&self, tape: &mut Tape, rng: &mut ChaCha8Rng) -> Result<()> {
-        self.weights.initialize(tape, rng)
+    fn initialize(&self, params: &mut Params, rng: &mut ChaCha8Rng) -> Result<()> {
+        self.weights.initialize(params, rng)
     }
-    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
-        let (w, b) = self.weights.vars("Dense", tape)?;
-        let y = tape.dense(x, w, b)?;
-        Ok(tape.activation(y, self.activation)?)
+    fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, _training: bool) -> Result<Var> {
+        let (w, b) = self.weights.vars("Dense", rec)?;
+        let y = rec.dense(x, w, b)?;
+        Ok(rec.activation(y, self.activation)?)
     }
     fn weights(&self) -> Vec<(&'static str, ParamId)> {
         self.weights.weights()

@@ -1,6 +1,6 @@
 //! Parameter-free layers: `Flatten`, `MaxPooling2D`, `Dropout`, `Activation`.
 
-use kiln_autograd::{Activation as Act, ParamId, PoolPadding, Tape, Var};
+use kiln_autograd::{Activation as Act, ParamId, Params, PoolPadding, Recording, Var};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
@@ -15,10 +15,10 @@ macro_rules! no_params {
         fn set_name(&mut self, name: String) {
             self.name = Some(name);
         }
-        fn build(&mut self, _name: &str, input: &[usize], _tape: &mut Tape) -> Result<()> {
+        fn build(&mut self, _name: &str, input: &[usize], _params: &mut Params) -> Result<()> {
             self.output_shape(input).map(|_| ())
         }
-        fn initialize(&self, _tape: &mut Tape, _rng: &mut ChaCha8Rng) -> Result<()> {
+        fn initialize(&self, _params: &mut Params, _rng: &mut ChaCha8Rng) -> Result<()> {
             Ok(())
         }
         fn weights(&self) -> Vec<(&'static str, ParamId)> {
@@ -65,8 +65,8 @@ impl Layer for Flatten {
         })?;
         Ok(vec![n])
     }
-    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
-        Ok(tape.flatten(x)?)
+    fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, _training: bool) -> Result<Var> {
+        Ok(rec.flatten(x)?)
     }
     fn config(&self) -> Value {
         json!({ "name": self.name })
@@ -153,9 +153,9 @@ impl Layer for MaxPooling2D {
         };
         Ok(vec![out(*h, p.0, s.0)?, out(*w, p.1, s.1)?, *c])
     }
-    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+    fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, _training: bool) -> Result<Var> {
         let s = self.stride();
-        Ok(tape.max_pool2d(x, (self.pool_size.0, self.pool_size.1), (s.0, s.1), self.padding)?)
+        Ok(rec.max_pool2d(x, (self.pool_size.0, self.pool_size.1), (s.0, s.1), self.padding)?)
     }
     fn config(&self) -> Value {
         let s = self.stride();
@@ -210,8 +210,12 @@ impl Layer for Dropout {
         }
         Ok(input.to_vec())
     }
-    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
-        Ok(tape.dropout(x, self.rate)?)
+    /// Keras: dropout in training only; the identity at inference.
+    fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, training: bool) -> Result<Var> {
+        if !training {
+            return Ok(x);
+        }
+        Ok(rec.dropout(x, self.rate)?)
     }
     fn config(&self) -> Value {
         json!({ "name": self.name, "rate": self.rate })
@@ -249,8 +253,8 @@ impl Layer for Activation {
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         Ok(input.to_vec())
     }
-    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
-        Ok(tape.activation(x, self.activation)?)
+    fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, _training: bool) -> Result<Var> {
+        Ok(rec.activation(x, self.activation)?)
     }
     fn config(&self) -> Value {
         json!({ "name": self.name, "activation": self.activation.name() })

@@ -1,0 +1,420 @@
+//! [`Model`]: a chain of layers built functionally (`Input` → layer → layer) or with [`Sequential`], compiled
+//! with a loss and an optimizer, trained with [`Model::fit`].
+//!
+//! The model owns one [`Params`] store (every weight and every piece of layer state, once) and one [`Tape`] per
+//! data-parallel replica (activations and gradients only). This file builds models and answers questions about
+//! them; `engine.rs` runs a training or inference step over the replicas, `fit.rs` runs whole datasets.
+
+mod engine;
+mod fit;
+mod options;
+
+pub use options::{
+    BatchStats, Compiled, ConvChoice, EpochLog, Evaluation, FitOptions, History, LayerTime, StepProfile, Validation,
+};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kiln_autograd::{MAX_RANK, Params, Tape};
+use kiln_kernels::{ConvOptions, ConvPass, Isa, Kernels, Threads};
+use kiln_tensor::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{NnError, Result};
+use crate::layer::Layer;
+use crate::layers::default_base_name;
+use crate::optim::{Loss, Metric, Optimizer, OptimizerState};
+use crate::symbolic::SymbolicTensor;
+
+/// The seed used for weight initialisation and shuffling until [`Model::set_seed`] is called.
+pub const DEFAULT_SEED: u64 = 0x6b69_6c6e;
+
+pub(crate) struct Slot {
+    pub(crate) name: String,
+    pub(crate) layer: Box<dyn Layer>,
+    pub(crate) output_shape: Vec<usize>,
+}
+
+/// A Keras-like model (see the [crate docs](crate)).
+pub struct Model {
+    pub(crate) name: String,
+    pub(crate) functional: bool,
+    pub(crate) input_name: String,
+    pub(crate) input_shape: Vec<usize>,
+    pub(crate) layers: Vec<Slot>,
+    /// Every weight and every piece of layer state, once.
+    pub(crate) params: Params,
+    /// One tape per data-parallel replica, made on first use; the first also serves inference.
+    pub(crate) tapes: Vec<Tape>,
+    pub(crate) seed: u64,
+    pub(crate) compiled: Option<Compiled>,
+    pub(crate) state: OptimizerState,
+    pub(crate) epochs_done: usize,
+    pub(crate) metadata: BTreeMap<String, String>,
+    kernels: &'static Kernels,
+    conv: ConvOptions,
+    threads: Option<usize>,
+    threads_set: bool,
+    /// Replicas a training batch is split over (1, or 2 when data-parallel).
+    replicas: usize,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    /// The kernels' threading inside the current pool (set by `in_pool`).
+    kernel_threads: Threads,
+    /// fit's batch buffers, kept between calls: (current x, current y, next x, next y).
+    batch_bufs: [Vec<f32>; 4],
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("name", &self.name)
+            .field("input_shape", &self.input_shape)
+            .field("layers", &self.layers().iter().map(|l| l.0).collect::<Vec<_>>())
+            .field("compiled", &self.compiled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sequential model under construction (Keras `Sequential([Input(shape), layer, …])`).
+pub struct Sequential {
+    input_shape: Vec<usize>,
+    layers: Vec<Box<dyn Layer>>,
+}
+
+impl Sequential {
+    /// A model whose samples have `input_shape` (no batch axis).
+    pub fn new(input_shape: &[usize]) -> Self {
+        Sequential { input_shape: input_shape.to_vec(), layers: Vec::new() }
+    }
+
+    /// Appends a layer (Keras `model.add(layer)`).
+    #[allow(clippy::should_implement_trait)]
+    pub fn add(mut self, layer: impl Layer + 'static) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    /// Builds the model (checks every layer's input shape, creates and initialises the weights).
+    pub fn build(self) -> Result<Model> {
+        Model::assemble("sequential", false, "input_layer", self.input_shape, self.layers)
+    }
+}
+
+/// A seed for the random stream `stream` of `index` (an epoch, a step) under `seed` (SplitMix64 finaliser).
+pub(crate) fn mix(seed: u64, index: u64, stream: u64) -> u64 {
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Random streams of [`mix`]: weight initialisation, shuffling, and per replica the dropout masks.
+pub(crate) mod stream {
+    pub(crate) const INIT: u64 = 1;
+    pub(crate) const SHUFFLE: u64 = 2;
+    /// Replica `r`'s masks use stream `REPLICA + r`.
+    pub(crate) const REPLICA: u64 = 3;
+}
+
+impl Model {
+    /// Keras `Model(inputs, outputs)`: the layers that lead from `inputs` to `outputs`.
+    pub fn new(inputs: &SymbolicTensor, outputs: &SymbolicTensor) -> Result<Model> {
+        let mut layers = Vec::new();
+        let mut node = outputs.clone();
+        loop {
+            let Some(parent) = node.0.parent.clone() else { break };
+            if let Some(l) = &node.0.layer {
+                layers.push(l.box_clone());
+            }
+            node = parent;
+        }
+        if !Arc::ptr_eq(&node.0, &inputs.0) {
+            return Err(NnError::config("model", "the outputs were not computed from these inputs"));
+        }
+        layers.reverse();
+        let input_name = node.0.input_name.clone().unwrap_or_else(|| "input_layer".into());
+        Model::assemble("functional", true, &input_name, node.0.shape.clone(), layers)
+    }
+
+    pub(crate) fn assemble(
+        name: &str,
+        functional: bool,
+        input_name: &str,
+        input_shape: Vec<usize>,
+        layers: Vec<Box<dyn Layer>>,
+    ) -> Result<Model> {
+        if input_shape.len() + 1 > MAX_RANK {
+            return Err(NnError::config("model", format!("inputs of rank {} are not supported", input_shape.len())));
+        }
+        let mut params = Params::new();
+        let mut used: HashMap<String, usize> = HashMap::new();
+        used.insert(input_name.to_owned(), 1);
+        let mut slots = Vec::new();
+        let mut shape = input_shape.clone();
+        for mut layer in layers {
+            let name = match layer.name() {
+                Some(n) => n.to_owned(),
+                None => {
+                    let base = default_base_name(layer.class_name());
+                    let mut k = 0;
+                    loop {
+                        let candidate = if k == 0 { base.clone() } else { format!("{base}_{k}") };
+                        if !used.contains_key(&candidate) {
+                            break candidate;
+                        }
+                        k += 1;
+                    }
+                }
+            };
+            if used.insert(name.clone(), 1).is_some() {
+                return Err(NnError::config(&name, "two layers have this name"));
+            }
+            layer.set_name(name.clone());
+            let out = layer.output_shape(&shape)?;
+            if out.len() + 1 > MAX_RANK {
+                return Err(NnError::config(&name, "output rank too large"));
+            }
+            layer.build(&name, &shape, &mut params)?;
+            slots.push(Slot { name, layer, output_shape: out.clone() });
+            shape = out;
+        }
+        let mut model = Model {
+            name: name.to_owned(),
+            functional,
+            input_name: input_name.to_owned(),
+            input_shape,
+            layers: slots,
+            params,
+            tapes: Vec::new(),
+            seed: DEFAULT_SEED,
+            compiled: None,
+            state: OptimizerState::default(),
+            epochs_done: 0,
+            metadata: Default::default(),
+            kernels: Kernels::best(),
+            conv: ConvOptions::default(),
+            threads: None,
+            threads_set: false,
+            replicas: 1,
+            pool: None,
+            kernel_threads: Threads::Rayon,
+            batch_bufs: Default::default(),
+        };
+        model.initialize()?;
+        Ok(model)
+    }
+
+    fn initialize(&mut self) -> Result<()> {
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, 0, stream::INIT));
+        for slot in &self.layers {
+            slot.layer.initialize(&mut self.params, &mut rng)?;
+        }
+        if let Some(c) = self.compiled {
+            self.state = OptimizerState::new(c.optimizer, &self.params)?;
+        }
+        self.epochs_done = 0;
+        Ok(())
+    }
+
+    /// Re-initialises every weight (and the optimizer state) from `seed`, which also drives shuffling and
+    /// dropout in `fit`. The same seed gives bitwise the same training on any thread count.
+    pub fn set_seed(&mut self, seed: u64) -> Result<()> {
+        self.seed = seed;
+        self.initialize()
+    }
+
+    /// The seed in use.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The model's name (`functional` or `sequential` by default).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The convolution algorithm `ConvAlgo::Auto` runs for every convolution layer and pass when training at
+    /// `batch_size` (per replica when data-parallel).
+    pub fn conv_algorithms(&self, batch_size: usize) -> Result<Vec<ConvChoice>> {
+        let batch = batch_size.div_ceil(self.replicas);
+        let algo = self.conv.algo;
+        let mut shape = self.input_shape.as_slice();
+        let mut out = Vec::new();
+        for (i, slot) in self.layers.iter().enumerate() {
+            if let Some(g) = slot.layer.conv_geometry(shape, batch) {
+                let data = if i == 0 { None } else { Some(algo.resolve(&g, ConvPass::BackwardData)?) };
+                out.push(ConvChoice {
+                    layer: slot.name.clone(),
+                    forward: algo.resolve(&g, ConvPass::Forward)?,
+                    backward_data: data,
+                    backward_filter: algo.resolve(&g, ConvPass::BackwardFilter)?,
+                });
+            }
+            shape = &slot.output_shape;
+        }
+        Ok(out)
+    }
+
+    /// Free-form string metadata saved with the model in `model.json` (e.g. how inputs were preprocessed).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Sets a metadata entry (see [`Model::metadata`]).
+    pub fn set_metadata(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.metadata.insert(key.into(), value.into());
+    }
+
+    /// Per-sample input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// Per-sample output shape.
+    pub fn output_shape(&self) -> &[usize] {
+        self.layers.last().map_or(&self.input_shape, |s| &s.output_shape)
+    }
+
+    /// `(name, class name, per-sample output shape)` of every layer.
+    pub fn layers(&self) -> Vec<(&str, &'static str, &[usize])> {
+        self.layers.iter().map(|s| (s.name.as_str(), s.layer.class_name(), s.output_shape.as_slice())).collect()
+    }
+
+    /// Number of scalars in all weights (trainable and not).
+    pub fn count_params(&self) -> usize {
+        self.params.count()
+    }
+
+    /// The parameter store: every weight and every piece of layer state.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Every weight as `(name, tensor)` in Keras layout (`conv2d/kernel` HWIO, `dense/kernel` (in, out), …).
+    pub fn weights(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        for id in self.params.ids() {
+            let dims = self.params.dims(id)?;
+            out.push((self.params.name(id)?.to_owned(), Tensor::from_slice(dims.as_slice(), self.params.value(id)?)?));
+        }
+        Ok(out)
+    }
+
+    /// Overwrites the weight named `name` (same shape required).
+    pub fn set_weight(&mut self, name: &str, value: &Tensor) -> Result<()> {
+        let id = self.params.find(name).ok_or_else(|| NnError::config("model", format!("no weight named `{name}`")))?;
+        let dims = self.params.dims(id)?;
+        if dims.as_slice() != value.dims() {
+            return Err(NnError::Data {
+                what: "weight",
+                expected: format!("{name} of shape {dims}"),
+                got: value.shape().to_string(),
+            });
+        }
+        self.params.set_value(id, value.as_slice())?;
+        Ok(())
+    }
+
+    /// Keras `compile(loss=…, optimizer=…, metrics=[…])`: the loss by name, an optimizer, metric names.
+    pub fn compile(&mut self, loss: &str, optimizer: Optimizer, metrics: &[&str]) -> Result<()> {
+        let loss = Loss::from_name(loss)?;
+        let mut accuracy = false;
+        for m in metrics {
+            accuracy |= Metric::from_name(m)? == Metric::Accuracy;
+        }
+        self.compile_with(Compiled { loss, optimizer, accuracy })
+    }
+
+    /// `compile` with typed arguments.
+    pub fn compile_with(&mut self, c: Compiled) -> Result<()> {
+        if matches!(c.loss, Loss::CategoricalCrossentropy | Loss::SparseCategoricalCrossentropy)
+            && self.output_shape().len() != 1
+        {
+            return Err(NnError::config(
+                "compile",
+                "cross-entropy losses need a model with a vector output per sample",
+            ));
+        }
+        self.state = OptimizerState::new(c.optimizer, &self.params)?;
+        self.compiled = Some(c);
+        Ok(())
+    }
+
+    /// The compile settings, if compiled.
+    pub fn compiled(&self) -> Option<Compiled> {
+        self.compiled
+    }
+
+    /// Optimizer steps taken so far (Keras `optimizer.iterations`).
+    pub fn iterations(&self) -> u64 {
+        self.state.iterations
+    }
+
+    /// Epochs completed by `fit` so far (restored by resuming from a checkpoint).
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// Threads for training and inference: `Some(n)` runs every computation on a dedicated pool of `n` rayon
+    /// threads (the default is one per core), `None` on the calling thread alone with single-threaded kernels.
+    /// Either way the results are bitwise identical, and subnormal floats are flushed to zero on the threads
+    /// that compute (as TensorFlow does; see [`kiln_kernels::float_env`]).
+    pub fn set_threads(&mut self, n: Option<usize>) -> Result<()> {
+        self.pool = None;
+        self.threads = n.map(|n| n.max(1));
+        self.threads_set = true;
+        Ok(())
+    }
+
+    /// The thread count in use (`None`: the calling thread only).
+    pub fn threads(&self) -> Option<usize> {
+        if self.threads_set { self.threads } else { Some(rayon::current_num_threads()) }
+    }
+
+    /// Uses the kernels of `isa` (e.g. to compare AVX-512 with AVX2 or the portable path); an error if this CPU
+    /// lacks it.
+    pub fn set_isa(&mut self, isa: Isa) -> Result<()> {
+        let k = Kernels::for_isa(isa).ok_or_else(|| NnError::config("model", format!("this CPU cannot run {isa}")))?;
+        self.kernels = k;
+        for t in &mut self.tapes {
+            t.set_kernels(k);
+        }
+        Ok(())
+    }
+
+    /// The kernel table in use.
+    pub fn kernels(&self) -> &'static Kernels {
+        self.kernels
+    }
+
+    /// The convolution algorithm choice of every convolution (default `ConvAlgo::Auto`); its threading follows
+    /// [`Model::set_threads`].
+    pub fn set_conv_options(&mut self, opts: ConvOptions) {
+        self.conv = opts;
+        for t in &mut self.tapes {
+            t.set_conv_options(opts.threads(t.threads()));
+        }
+    }
+
+    /// The convolution options in use.
+    pub fn conv_options(&self) -> ConvOptions {
+        self.conv
+    }
+
+    /// Whether each training batch is split in two halves computed on two replicas (possibly in parallel) whose
+    /// gradients are averaged (see [`Model::set_data_parallel`]).
+    pub fn data_parallel(&self) -> bool {
+        self.replicas > 1
+    }
+
+    /// Splits every training batch into two halves, each run forward and backward on its own replica (its own
+    /// tape, reading the one parameter store; in parallel when the model has ≥ 2 threads), then averages the
+    /// two gradients (`(n₀·g₀ + n₁·g₁)/n`, fixed order) inside one optimizer step. The result is the same
+    /// mean-loss gradient up to rounding, and bitwise identical for any thread count (the split does not depend
+    /// on it); off by default, so that a step sums exactly like Keras.
+    pub fn set_data_parallel(&mut self, on: bool) {
+        self.replicas = if on { 2 } else { 1 };
+    }
+}
