@@ -12,7 +12,7 @@ use std::any::Any;
 use std::ops::Deref;
 use std::time::Duration;
 
-use kiln_kernels::{AlignedVec, ConvOptions, Kernels, Threads};
+use kiln_kernels::{AlignedVec, ConvOptions, ConvPlan, Kernels, Threads};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -69,6 +69,11 @@ pub struct State {
     pub(crate) conv: ConvOptions,
     pub(crate) threads: Threads,
     pub(crate) step: u32,
+    /// The step's convolutions' plans, by the order of their `conv2d` calls (kept across steps; `None` while
+    /// an op has its plan out).
+    pub(crate) plans: Vec<Option<ConvPlan>>,
+    /// `conv2d` calls so far in this step.
+    pub(crate) convs: usize,
 }
 
 /// What an operation's forward and backward code reads: the arena of its tape and the parameter values of the
@@ -104,6 +109,14 @@ impl View<'_> {
     /// The gradient of `v` accumulated so far (empty when nothing has been written yet).
     pub fn grad(&self, v: Var) -> &[f32] {
         self.st.grad(v)
+    }
+
+    /// The version of `v`'s value when it is a parameter (see [`Params::version`]); `None` for computed values.
+    pub fn version(&self, v: Var) -> Option<u64> {
+        match self.st.nodes[v.index as usize].value {
+            Loc::Param(p) => self.params.version(ParamId::from_index(p)).ok(),
+            _ => None,
+        }
     }
 }
 
@@ -305,6 +318,8 @@ impl Tape {
                 conv: ConvOptions::default(),
                 threads: Threads::Rayon,
                 step: 0,
+                plans: Vec::new(),
+                convs: 0,
             },
             backs: Vec::new(),
             outs: Vec::new(),
@@ -324,6 +339,7 @@ impl Tape {
     /// Switches to another kernel table.
     pub fn set_kernels(&mut self, kernels: &'static Kernels) {
         self.st.kernels = kernels;
+        self.st.plans.clear();
     }
 
     /// Sets the convolution algorithm choice and threading used by `conv2d` (default: `Auto`, rayon).
@@ -387,6 +403,7 @@ impl Tape {
         self.st.nodes.clear();
         self.st.next_buf = 0;
         self.st.step = self.st.step.wrapping_add(1);
+        self.st.convs = 0;
         self.used = 0;
         self.outs.clear();
         self.assigns.clear();

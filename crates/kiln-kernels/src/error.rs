@@ -73,6 +73,16 @@ pub enum KernelError {
         /// Why it does not apply.
         reason: &'static str,
     },
+    /// Memory for a buffer could not be allocated.
+    #[error("{op}: cannot allocate {elements} floats for {what}")]
+    Alloc {
+        /// The operation.
+        op: &'static str,
+        /// What the buffer holds.
+        what: &'static str,
+        /// Its length in floats.
+        elements: usize,
+    },
     /// An ISA name (from `KILN_ISA`, `KILN_REQUIRE_ISA` or a caller) that Kiln does not know.
     #[error("unknown ISA `{0}` (expected one of: portable, avx2, avx512, neon)")]
     UnknownIsa(String),

@@ -29,7 +29,7 @@ pub(crate) mod simd;
 pub mod testing;
 
 pub use buffer::AlignedVec;
-pub use conv::{ConvAlgo, ConvOptions, ConvPass, WinogradTile};
+pub use conv::{ConvAlgo, ConvOptions, ConvPass, ConvPlan, KeptInput, WinogradTile};
 pub use dispatch::Kernels;
 pub use error::{KernelError, Result};
 pub use float_env::{FlushDenormals, flush_denormals, set_flush_denormals};

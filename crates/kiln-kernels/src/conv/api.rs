@@ -1,9 +1,21 @@
-//! The safe convolution entry points on [`Kernels`]: validate once, resolve the algorithm, run it.
+//! The one-shot convolution entry points on [`Kernels`]: validate, resolve the algorithm, prepare the weights
+//! into per-call scratch, run (a [`ConvPlan`](super::ConvPlan) keeps the prepared weights instead).
 
-use super::{ConvAlgo, ConvOptions, ConvPass, direct, igemm, im2col, winograd};
+use super::plan::{self, WeightsFor};
+use super::scratch::Scratch;
+use super::{ConvAlgo, ConvOptions, ConvPass};
 use crate::dispatch::Kernels;
 use crate::error::Result;
 use crate::geometry::Conv2dGeometry;
+
+impl Kernels {
+    /// `w` prepared for `pass` of `algo`, in pooled scratch.
+    fn prepared(&self, g: &Conv2dGeometry, algo: ConvAlgo, pass: WeightsFor, w: &[f32]) -> Scratch {
+        let mut out = Scratch::take(plan::prepared_len(self, g, algo, pass));
+        plan::prepare(self, g, algo, pass, w, &mut out, &mut Vec::new());
+        out
+    }
+}
 
 impl Kernels {
     /// Forward pass `y = conv(x, w) + bias` (bias optional). Returns the algorithm that ran.
@@ -23,13 +35,8 @@ impl Kernels {
         if g.batch() == 0 {
             return Ok(algo);
         }
-        match algo {
-            ConvAlgo::Direct => direct::forward(self, g, opts.threads, x, w, bias, y),
-            ConvAlgo::ImplicitGemm => igemm::forward(self, g, opts.threads, x, w, bias, y),
-            ConvAlgo::Im2col => im2col::forward(self, g, opts.threads, x, w, bias, y),
-            ConvAlgo::Winograd(tile) => winograd::forward(self, g, tile, opts.threads, x, w, bias, y),
-            ConvAlgo::Auto => unreachable!("resolve returns a concrete algorithm"),
-        }?;
+        let pw = self.prepared(g, algo, WeightsFor::Forward, w);
+        plan::forward(self, g, algo, opts.threads, x, w, &pw, bias, y, None)?;
         Ok(algo)
     }
 
@@ -47,13 +54,8 @@ impl Kernels {
         if g.batch() == 0 {
             return Ok(algo);
         }
-        match algo {
-            ConvAlgo::Direct => direct::backward_data(self, g, opts.threads, dy, w, dx),
-            ConvAlgo::ImplicitGemm => igemm::backward_data(self, g, opts.threads, dy, w, dx),
-            ConvAlgo::Im2col => im2col::backward_data(self, g, opts.threads, dy, w, dx),
-            ConvAlgo::Winograd(tile) => winograd::backward_data(self, g, tile, opts.threads, dy, w, dx),
-            ConvAlgo::Auto => unreachable!("resolve returns a concrete algorithm"),
-        }?;
+        let pw = self.prepared(g, algo, WeightsFor::BackwardData, w);
+        plan::backward_data(self, g, algo, opts.threads, dy, w, &pw, dx)?;
         Ok(algo)
     }
 
@@ -72,13 +74,7 @@ impl Kernels {
             dw.fill(0.0);
             return Ok(algo);
         }
-        match algo {
-            ConvAlgo::Direct => direct::backward_filter(self, g, opts.threads, x, dy, dw),
-            ConvAlgo::ImplicitGemm => igemm::backward_filter(self, g, opts.threads, x, dy, dw),
-            ConvAlgo::Im2col => im2col::backward_filter(self, g, opts.threads, x, dy, dw),
-            ConvAlgo::Winograd(tile) => winograd::backward_filter(self, g, tile, opts.threads, x, dy, dw),
-            ConvAlgo::Auto => unreachable!("resolve returns a concrete algorithm"),
-        }?;
+        plan::backward_filter(self, g, algo, opts.threads, x, dy, dw, None)?;
         Ok(algo)
     }
 

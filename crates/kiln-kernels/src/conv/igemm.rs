@@ -253,10 +253,30 @@ pub(crate) fn igemm_wgrad<S: Simd, const MR: usize, const NV: usize>(s: S, job: 
     }
 }
 
-/// Packs `get(tap, k, c)` into `[panel][tap][k][nr]` panels, zero-padding the last panel.
-fn pack(taps: usize, kd: usize, cout: usize, nr: usize, get: impl Fn(usize, usize, usize) -> f32) -> Scratch {
+/// Floats of the weights packed for `nr`-wide panels: forward (`kd = in_c` rows to `out_c` columns) or
+/// backward-data (`out_c` to `in_c`).
+pub(crate) fn packed_len(g: &Conv2dGeometry, nr: usize, backward_data: bool) -> usize {
+    let (ci, co, taps) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
+    let (kd, cout) = if backward_data { (co, ci) } else { (ci, co) };
+    cout.div_ceil(nr) * taps * kd * nr
+}
+
+/// The forward's weights packed for `nr`-wide panels ([`packed_len`] floats).
+pub(crate) fn pack_forward(g: &Conv2dGeometry, nr: usize, w: &[f32], out: &mut [f32]) {
+    let (ci, co, taps) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
+    pack(taps, ci, co, nr, out, |t, i, o| w[(t * ci + i) * co + o]);
+}
+
+/// Backward-data's weights (channels swapped) packed for `nr`-wide panels ([`packed_len`] floats).
+pub(crate) fn pack_backward_data(g: &Conv2dGeometry, nr: usize, w: &[f32], out: &mut [f32]) {
+    let (ci, co, taps) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
+    pack(taps, co, ci, nr, out, |t, o, i| w[(t * ci + i) * co + o]);
+}
+
+/// Packs `get(tap, k, c)` into `[panel][tap][k][nr]` panels of `w`, zero-padding the last panel.
+fn pack(taps: usize, kd: usize, cout: usize, nr: usize, w: &mut [f32], get: impl Fn(usize, usize, usize) -> f32) {
     let panels = cout.div_ceil(nr);
-    let mut w = Scratch::zeroed(panels * taps * kd * nr);
+    w.fill(0.0);
     for panel in 0..panels {
         for t in 0..taps {
             for k in 0..kd {
@@ -267,7 +287,6 @@ fn pack(taps: usize, kd: usize, cout: usize, nr: usize, get: impl Fn(usize, usiz
             }
         }
     }
-    w
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -299,33 +318,24 @@ fn run(
     });
 }
 
+/// Forward with weights packed by [`pack_forward`] for this ISA's panel width.
 pub(crate) fn forward(
     k: &Kernels,
     g: &Conv2dGeometry,
     threads: Threads,
     x: &[f32],
-    w: &[f32],
+    wp: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
-) -> Result<()> {
-    let (ci, co, taps) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
-    let wp = pack(taps, ci, co, k.conv.igemm_tile.1, |t, i, o| w[(t * ci + i) * co + o]);
-    run(k, threads, Gather::forward(g), x, &wp, taps, co, bias, y);
-    Ok(())
+) {
+    let taps = g.kernel_h() * g.kernel_w();
+    run(k, threads, Gather::forward(g), x, wp, taps, g.out_c(), bias, y);
 }
 
-pub(crate) fn backward_data(
-    k: &Kernels,
-    g: &Conv2dGeometry,
-    threads: Threads,
-    dy: &[f32],
-    w: &[f32],
-    dx: &mut [f32],
-) -> Result<()> {
-    let (ci, co, taps) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
-    let wp = pack(taps, co, ci, k.conv.igemm_tile.1, |t, o, i| w[(t * ci + i) * co + o]);
-    run(k, threads, Gather::transposed(g), dy, &wp, taps, ci, None, dx);
-    Ok(())
+/// Backward-data with weights packed by [`pack_backward_data`] for this ISA's panel width.
+pub(crate) fn backward_data(k: &Kernels, g: &Conv2dGeometry, threads: Threads, dy: &[f32], wp: &[f32], dx: &mut [f32]) {
+    let taps = g.kernel_h() * g.kernel_w();
+    run(k, threads, Gather::transposed(g), dy, wp, taps, g.in_c(), None, dx);
 }
 
 pub(crate) fn backward_filter(

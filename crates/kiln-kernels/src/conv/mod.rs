@@ -23,11 +23,14 @@ mod api;
 pub(crate) mod direct;
 pub(crate) mod igemm;
 pub(crate) mod im2col;
+mod plan;
 pub(crate) mod scratch;
 pub(crate) mod table;
 pub(crate) mod winograd;
 
 use std::fmt;
+
+pub use plan::{ConvPlan, KeptInput};
 
 use crate::error::{KernelError, Result};
 use crate::gemm::Threads;

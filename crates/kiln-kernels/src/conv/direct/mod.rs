@@ -35,7 +35,6 @@ pub(crate) use wgrad::{wgrad, wgrad_lanes};
 use super::scratch::{Scratch, SharedOut};
 use super::{parts, split};
 use crate::dispatch::Kernels;
-use crate::error::Result;
 use crate::gemm::Threads;
 use crate::geometry::Conv2dGeometry;
 
@@ -87,8 +86,13 @@ pub(crate) struct Wgrad<'a> {
     pub dy: &'a [f32],
     /// The images of this chunk.
     pub images: std::ops::Range<usize>,
-    /// Scratch: `cin` planes of `in_plane` and `cout` planes of `dy_plane`.
+    /// `cin` planes of `in_plane` per image: scratch the job fills, or with `kept` the planes the forward left
+    /// (one image's after another for single images).
     pub inp: &'a mut [f32],
+    pub kept: bool,
+    /// Where the current image's planes start in `inp`.
+    pub inp_base: usize,
+    /// Scratch: `cout` planes of `dy_plane`.
     pub dyw: &'a mut [f32],
     pub in_plane: usize,
     pub cin: usize,
@@ -127,9 +131,48 @@ fn pack_blocks(cout: usize, cin: usize, taps: usize, out: &mut [f32], get: impl 
     }
 }
 
+/// Where the forward's input planes of every work unit go when they are kept for backward-filter (see
+/// [`KeptPlanes`]); `None`: into each part's scratch.
+type Keep<'a> = Option<&'a mut [f32]>;
+
+/// The layout of the forward's input planes kept for backward-filter: the `groups` lane-batched groups first
+/// (`group` floats each: `cin` planes of `LANES` floats per position), then the single images (`single` floats
+/// each). The padding positions must be zero (the images' fills never write them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeptPlanes {
+    pub(crate) groups: usize,
+    pub(crate) group: usize,
+    pub(crate) single: usize,
+    pub(crate) len: usize,
+}
+
+impl KeptPlanes {
+    /// The layout for the forward of `g` on `k` (the same lane groups as backward-filter's: the forward's rule).
+    pub(crate) fn of(k: &Kernels, g: &Conv2dGeometry) -> Self {
+        Self::with_groups(k, g, lane_groups(&Plane::input(g), g.out_c(), g.batch(), k.conv.lanes))
+    }
+    /// The layout with `groups` lane-batched groups.
+    fn with_groups(k: &Kernels, g: &Conv2dGeometry, groups: usize) -> Self {
+        let plane = Plane::input(g);
+        let single = plane.sc * plane.in_plane();
+        let group = single * k.conv.lanes;
+        let len = groups * group + (g.batch() - groups * k.conv.lanes) * single;
+        KeptPlanes { groups, group, single, len }
+    }
+    /// Where unit `u` (a group below `groups`, else single image `u − groups` after them) starts.
+    fn unit(&self, u: usize) -> (usize, usize) {
+        if u < self.groups {
+            (u * self.group, self.group)
+        } else {
+            (self.groups * self.group + (u - self.groups) * self.single, self.single)
+        }
+    }
+}
+
 /// Runs the planar correlation for every image: `dst[n]` (NHWC, `out_h × out_w × cout`) = wide-row result
 /// (+ bias), split over images — the first `groups · LANES` images in lane-batched groups ([`lanes`]), the rest one
-/// by one ([`planar`]).
+/// by one ([`planar`]). With `keep`, each unit's input planes are written into its place of that buffer (laid out
+/// as [`KeptPlanes`], padding zero) and left there.
 #[allow(clippy::too_many_arguments)]
 fn run_planar(
     k: &Kernels,
@@ -142,6 +185,7 @@ fn run_planar(
     bias: Option<&[f32]>,
     dst: &mut [f32],
     groups: usize,
+    keep: Keep<'_>,
 ) {
     let (len, ip) = (plane.len(), plane.in_plane());
     // Tap offsets for single images, and times LANES for lane groups (built only if there are groups).
@@ -150,6 +194,8 @@ fn run_planar(
     let (oh, ow) = (plane.out_h(), plane.out_w());
     let per = oh * ow * cout;
     let lip = ip * k.conv.lanes;
+    let layout = KeptPlanes { groups, group: plane.sc * lip, single: plane.sc * ip, len: 0 };
+    let kept = keep.map(SharedOut::new);
     let out = SharedOut::new(dst);
     let batched = groups * k.conv.lanes;
     // Work units: the lane groups, then the single images.
@@ -159,20 +205,33 @@ fn run_planar(
         for u in u0..u0 + nu {
             let (n, images, bufs, ip, len, taps) = if u < groups {
                 // Input planes as the wide rows' with a vector per float, output pixels of cout vectors.
-                let b = grouped
-                    .get_or_insert_with(|| (plane.lane_planes(lip, k.conv.lanes), Scratch::take(per * k.conv.lanes)));
+                let b = grouped.get_or_insert_with(|| {
+                    let inp = kept.is_none().then(|| plane.lane_planes(lip, k.conv.lanes));
+                    (inp, Scratch::take(per * k.conv.lanes))
+                });
                 (u * k.conv.lanes, k.conv.lanes, b, lip, 0, &ltaps[..])
             } else {
-                let b = single.get_or_insert_with(|| (Scratch::zeroed(plane.sc * ip), Scratch::take(cout * len)));
+                let b = single.get_or_insert_with(|| {
+                    (kept.is_none().then(|| Scratch::zeroed(plane.sc * ip)), Scratch::take(cout * len))
+                });
                 (batched + u - groups, 1, b, ip, len, &taps[..])
             };
             // SAFETY: each part owns the images of its units in dst; dst outlives the split.
             let dst = unsafe { out.range(n * per, images * per) };
+            let inp: &mut [f32] = match (&kept, &mut bufs.0) {
+                (Some(kept), _) => {
+                    let (at, len) = layout.unit(u);
+                    // SAFETY: each part owns its units' places in the kept planes; the buffer outlives the split.
+                    unsafe { kept.range(at, len) }
+                }
+                (None, Some(scratch)) => scratch,
+                (None, None) => unreachable!("a part without kept planes takes scratch planes"),
+            };
             let mut job = Planar {
                 plane,
                 src,
                 n,
-                inp: &mut bufs.0,
+                inp,
                 in_plane: ip,
                 cin: plane.sc,
                 taps,
@@ -216,17 +275,34 @@ fn lane_groups(plane: &Plane, cout: usize, batch: usize, lanes: usize) -> usize 
     if saved > 4 * moved { batch / lanes } else { 0 }
 }
 
+/// The forward's weights packed per channel block (`g.weight_len()` floats).
+pub(crate) fn pack_forward(g: &Conv2dGeometry, w: &[f32], out: &mut [f32]) {
+    let (ci, co, nt) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
+    pack_blocks(co, ci, nt, out, |o, i, t| w[(t * ci + i) * co + o]);
+}
+
+/// Backward-data's weights: rotated by 180°, channels swapped (planar input channel = dy channel `o`, planar
+/// output channel = dx channel `i`), packed per channel block (`g.weight_len()` floats).
+pub(crate) fn pack_backward_data(g: &Conv2dGeometry, w: &[f32], out: &mut [f32]) {
+    let (ci, co, nt) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
+    pack_blocks(ci, co, nt, out, |i, o, t| w[((nt - 1 - t) * ci + i) * co + o]);
+}
+
+/// Forward with weights packed by [`pack_forward`]; with `keep` (laid out as [`KeptPlanes::of`], padding zero),
+/// the input planes are left there for [`backward_filter`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     k: &Kernels,
     g: &Conv2dGeometry,
     threads: Threads,
     x: &[f32],
-    w: &[f32],
+    wpk: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
-) -> Result<()> {
+    keep: Keep<'_>,
+) {
     let groups = lane_groups(&Plane::input(g), g.out_c(), g.batch(), k.conv.lanes);
-    forward_groups(k, g, threads, x, w, bias, y, groups)
+    forward_groups(k, g, threads, x, wpk, bias, y, groups, keep);
 }
 
 /// [`forward`] with the first `groups · LANES` images lane-batched.
@@ -236,29 +312,26 @@ fn forward_groups(
     g: &Conv2dGeometry,
     threads: Threads,
     x: &[f32],
-    w: &[f32],
+    wpk: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
     groups: usize,
-) -> Result<()> {
-    let plane = Plane::input(g);
-    let (ci, co, nt) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
-    let mut wpk = Scratch::take(g.weight_len());
-    pack_blocks(co, ci, nt, &mut wpk, |o, i, t| w[(t * ci + i) * co + o]);
-    run_planar(k, threads, g.batch(), plane, x, &wpk, co, bias, y, groups);
-    Ok(())
+    keep: Keep<'_>,
+) {
+    run_planar(k, threads, g.batch(), Plane::input(g), x, wpk, g.out_c(), bias, y, groups, keep);
 }
 
+/// Backward-data with weights packed by [`pack_backward_data`].
 pub(crate) fn backward_data(
     k: &Kernels,
     g: &Conv2dGeometry,
     threads: Threads,
     dy: &[f32],
-    w: &[f32],
+    wpk: &[f32],
     dx: &mut [f32],
-) -> Result<()> {
+) {
     let groups = lane_groups(&Plane::output_grad(g), g.in_c(), g.batch(), k.conv.lanes);
-    backward_data_groups(k, g, threads, dy, w, dx, groups)
+    backward_data_groups(k, g, threads, dy, wpk, dx, groups);
 }
 
 /// [`backward_data`] with the first `groups · LANES` images lane-batched.
@@ -267,19 +340,14 @@ fn backward_data_groups(
     g: &Conv2dGeometry,
     threads: Threads,
     dy: &[f32],
-    w: &[f32],
+    wpk: &[f32],
     dx: &mut [f32],
     groups: usize,
-) -> Result<()> {
-    let plane = Plane::output_grad(g);
-    let (ci, co, nt) = (g.in_c(), g.out_c(), g.kernel_h() * g.kernel_w());
-    let mut wpk = Scratch::take(g.weight_len());
-    // Planar input channel = dy channel `o`, planar output channel = dx channel `i`, tap rotated by 180°.
-    pack_blocks(ci, co, nt, &mut wpk, |i, o, t| w[((nt - 1 - t) * ci + i) * co + o]);
-    run_planar(k, threads, g.batch(), plane, dy, &wpk, ci, None, dx, groups);
-    Ok(())
+) {
+    run_planar(k, threads, g.batch(), Plane::output_grad(g), dy, wpk, g.in_c(), None, dx, groups, None);
 }
 
+/// Backward-filter; with `kept` (the input planes a [`forward`] of the same `x` left), x is not converted again.
 pub(crate) fn backward_filter(
     k: &Kernels,
     g: &Conv2dGeometry,
@@ -287,14 +355,16 @@ pub(crate) fn backward_filter(
     x: &[f32],
     dy: &[f32],
     dw: &mut [f32],
-) -> Result<()> {
+    kept: Keep<'_>,
+) {
     // The forward's rule: the same planes, garbage positions and floats transposed (conv2: 16.7 % fewer FMAs).
     let groups = lane_groups(&Plane::input(g), g.out_c(), g.batch(), k.conv.lanes);
-    backward_filter_groups(k, g, threads, x, dy, dw, groups)
+    backward_filter_groups(k, g, threads, x, dy, dw, groups, kept);
 }
 
 /// [`backward_filter`] with the first `groups · LANES` images in lane-batched chunks of `LANES` images (the rest in
 /// chunks of [`WGRAD_CHUNK`]).
+#[allow(clippy::too_many_arguments)]
 fn backward_filter_groups(
     k: &Kernels,
     g: &Conv2dGeometry,
@@ -303,7 +373,8 @@ fn backward_filter_groups(
     dy: &[f32],
     dw: &mut [f32],
     groups: usize,
-) -> Result<()> {
+    kept: Keep<'_>,
+) {
     let plane = Plane::input(g);
     let (len, ip) = (plane.len(), plane.in_plane());
     let (co, oh, ow, wlen, lanes) = (g.out_c(), g.out_h(), g.out_w(), g.weight_len(), k.conv.lanes);
@@ -316,17 +387,36 @@ fn backward_filter_groups(
     let dplane = Plane { sh: oh, sw: ow, sc: co, top: 0, left: 0, hp: oh, wp: plane.wp, kh: 1, kw: 1, ow };
     // A lane group's dy planes: the wide rows' positions, a vector each (the garbage columns are never read).
     let (lip, ldp) = (ip * lanes, len * lanes);
+    let layout = KeptPlanes { groups, group: plane.sc * lip, single: plane.sc * ip, len: 0 };
+    let kept = kept.map(SharedOut::new);
     split(parts(threads, chunks), chunks, |c0, nc| {
         let (mut single, mut grouped) = (None, None);
         let mut vacc = Scratch::take(wlen * ROUND);
         for chunk in c0..c0 + nc {
             let (images, bufs, in_plane, dy_plane, taps) = if chunk < groups {
-                let b = grouped.get_or_insert_with(|| (plane.lane_planes(lip, k.conv.lanes), Scratch::take(co * ldp)));
+                let b = grouped.get_or_insert_with(|| {
+                    let inp = kept.is_none().then(|| plane.lane_planes(lip, k.conv.lanes));
+                    (inp, Scratch::take(co * ldp))
+                });
                 (chunk * lanes..(chunk + 1) * lanes, b, lip, ldp, &ltaps[..])
             } else {
-                let b = single.get_or_insert_with(|| (Scratch::zeroed(plane.sc * ip), Scratch::zeroed(co * len)));
+                let b = single.get_or_insert_with(|| {
+                    (kept.is_none().then(|| Scratch::zeroed(plane.sc * ip)), Scratch::zeroed(co * len))
+                });
                 let n0 = batched + (chunk - groups) * WGRAD_CHUNK;
                 (n0..(n0 + WGRAD_CHUNK).min(g.batch()), b, ip, len, &taps[..])
+            };
+            let inp: &mut [f32] = match (&kept, &mut bufs.0) {
+                (Some(kept), _) => {
+                    // The chunk's units: its group, or its single images one after another.
+                    let (at, _) = layout.unit(if chunk < groups { chunk } else { groups + images.start - batched });
+                    let n = if chunk < groups { layout.group } else { images.len() * layout.single };
+                    // SAFETY: each part owns its chunks' places in the kept planes (disjoint units); the buffer
+                    // outlives the split. Only read here.
+                    unsafe { kept.range(at, n) }
+                }
+                (None, Some(scratch)) => scratch,
+                (None, None) => unreachable!("a part without kept planes takes scratch planes"),
             };
             // SAFETY: each part owns chunks c0 .. c0 + nc of the partials; they outlive the split.
             let acc = unsafe { shared.range(chunk * wlen, wlen) };
@@ -336,7 +426,9 @@ fn backward_filter_groups(
                 x,
                 dy,
                 images,
-                inp: &mut bufs.0,
+                inp,
+                kept: kept.is_some(),
+                inp_base: 0,
                 dyw: &mut bufs.1,
                 in_plane,
                 cin: plane.sc,
@@ -360,7 +452,6 @@ fn backward_filter_groups(
     for (i, d) in dw.iter_mut().enumerate() {
         *d = partials.chunks_exact(wlen).map(|c| f64::from(c[i])).sum::<f64>() as f32;
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -125,6 +125,13 @@ fn case() -> impl Strategy<Value = (Conv2dGeometry, bool, bool, u64)> {
         })
 }
 
+/// `w` packed by `pack` (`pack_forward` or `pack_backward_data`).
+fn packed(g: &Conv2dGeometry, w: &[f32], pack: fn(&Conv2dGeometry, &[f32], &mut [f32])) -> Vec<f32> {
+    let mut out = vec![f32::NAN; g.weight_len()];
+    pack(g, w, &mut out);
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: crate::testing::cases(64), failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -140,7 +147,7 @@ proptest! {
             let b = bias.then(|| values(g.bias_len(), seed ^ 0x3c, false));
             let run = |groups: usize, threads: Threads| {
                 let mut y = vec![f32::NAN; g.output_len()];
-                forward_groups(k, &g, threads, &x, &w, b.as_deref(), &mut y, groups).unwrap();
+                forward_groups(k, &g, threads, &x, &packed(&g, &w, pack_forward), b.as_deref(), &mut y, groups, None);
                 y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             };
             let wide = run(0, Threads::Single);
@@ -162,7 +169,7 @@ proptest! {
             let groups = g.batch() / k.conv.lanes;
             let run = |threads: Threads| {
                 let mut dw = vec![f32::NAN; g.weight_len()];
-                backward_filter_groups(k, &g, threads, &x, &dy, &mut dw, groups).unwrap();
+                backward_filter_groups(k, &g, threads, &x, &dy, &mut dw, groups, None);
                 dw
             };
             let single = run(Threads::Single);
@@ -183,13 +190,47 @@ proptest! {
             let w = values(g.weight_len(), seed ^ 0x51, false);
             let run = |groups: usize, threads: Threads| {
                 let mut dx = vec![f32::NAN; g.input_len()];
-                backward_data_groups(k, &g, threads, &dy, &w, &mut dx, groups).unwrap();
+                backward_data_groups(k, &g, threads, &dy, &packed(&g, &w, pack_backward_data), &mut dx, groups);
                 dx.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             };
             let wide = run(0, Threads::Single);
             let groups = g.batch() / k.conv.lanes;
             prop_assert_eq!(&run(groups, Threads::Single), &wide, "{} {} groups", k.isa(), groups);
             prop_assert_eq!(&run(groups, Threads::Rayon), &wide, "{} {} groups, threads", k.isa(), groups);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: crate::testing::cases(48), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Backward-filter from the input planes a forward kept gives the bits of converting x again: lane groups
+    /// (forced: all, or none) and single images, one and two threads; the forward's own output is unchanged by
+    /// keeping its planes.
+    #[test]
+    fn kept_input_planes_give_the_same_backward_filter_bits((g, _bias, pixels, seed) in case()) {
+        let kernels = Kernels::for_isa(Isa::Portable).into_iter().chain(lane_kernels());
+        for k in kernels {
+            let x = values(g.input_len(), seed, pixels);
+            let w = packed(&g, &values(g.weight_len(), seed ^ 0x51, false), pack_forward);
+            let dy = values(g.output_len(), seed ^ 0xa7, false);
+            // Lane groups only where the ISA has a lane-batched kernel (the portable path keeps wide rows).
+            let lane_groups = if k.conv.lanes > 1 { g.batch() / k.conv.lanes } else { 0 };
+            for groups in [0, lane_groups] {
+                for threads in [Threads::Single, Threads::Rayon] {
+                    let layout = KeptPlanes::with_groups(k, &g, groups);
+                    let mut kept = vec![0.0f32; layout.len];
+                    let (mut y0, mut y1) = (vec![f32::NAN; g.output_len()], vec![f32::NAN; g.output_len()]);
+                    forward_groups(k, &g, threads, &x, &w, None, &mut y0, groups, None);
+                    forward_groups(k, &g, threads, &x, &w, None, &mut y1, groups, Some(&mut kept));
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    prop_assert_eq!(bits(&y1), bits(&y0), "{} {} groups: forward", k.isa(), groups);
+                    let (mut d0, mut d1) = (vec![f32::NAN; g.weight_len()], vec![f32::NAN; g.weight_len()]);
+                    backward_filter_groups(k, &g, threads, &x, &dy, &mut d0, groups, None);
+                    backward_filter_groups(k, &g, threads, &x, &dy, &mut d1, groups, Some(&mut kept));
+                    prop_assert_eq!(bits(&d1), bits(&d0), "{} {} groups: backward-filter", k.isa(), groups);
+                }
+            }
         }
     }
 }

@@ -63,7 +63,7 @@ pub(super) fn wgrad_taps<S: Simd, const C: usize, const T: usize>(
     runs: Runs,
 ) {
     let l = S::LANES;
-    let plane = &job.inp[ci * job.in_plane..][..job.in_plane];
+    let plane = &job.inp[job.inp_base + ci * job.in_plane..][..job.in_plane];
     let dyw = &job.dyw[..job.cout * job.dy_plane];
     let mut acc = [[s.splat(0.0); T]; C];
     if runs.rows > 0 && runs.n > 0 {
@@ -119,14 +119,19 @@ pub(super) fn wgrad_blocks<S: Simd, const T: usize, const TW: usize>(s: S, job: 
     }
 }
 
-/// One chunk of images' backward-filter reduction: per image, x and dy to planar form, then every channel block
+/// One chunk of images' backward-filter reduction: per image, x (unless the forward kept its planes) and dy to
+/// planar form, then every channel block
 /// (`T` taps per register row, `TW` for blocks of up to three channels) adds its vector sums into `vacc`; one horizontal sum per weight at the end.
 #[inline(always)]
 pub(crate) fn wgrad<S: Simd, const T: usize, const TW: usize>(s: S, job: &mut Wgrad<'_>) {
     job.vacc.fill(0.0);
     let runs = Runs { x0: 0, step: 0, rows: 1, n: job.len / S::LANES };
-    for n in job.images.clone() {
-        job.plane.fill(s, job.x, n, job.inp);
+    for (i, n) in job.images.clone().enumerate() {
+        if job.kept {
+            job.inp_base = i * job.cin * job.in_plane;
+        } else {
+            job.plane.fill(s, job.x, n, job.inp);
+        }
         job.dplane.fill_strided(s, job.dy, n, job.dyw, job.len);
         wgrad_blocks::<S, T, TW>(s, job, runs);
     }
@@ -156,7 +161,9 @@ pub(crate) fn wgrad_lanes<S: Simd, const T: usize, const TW: usize>(s: S, job: &
     while r < oh {
         let rows = WGRAD_LANE_ROWS.min(oh - r);
         let need = (r + rows + plane.kh - 1).saturating_sub(xfill.top).min(plane.sh);
-        xfill.to(s, &plane, job.x, n0, job.inp, need * plane.sw * plane.sc);
+        if !job.kept {
+            xfill.to(s, &plane, job.x, n0, job.inp, need * plane.sw * plane.sc);
+        }
         dfill.to(s, &dplane, job.dy, n0, job.dyw, (r + rows) * dplane.sw * dplane.sc);
         let runs = Runs { x0: r * plane.wp * l, step: plane.wp * l, rows, n: plane.out_w() };
         wgrad_blocks::<S, T, TW>(s, job, runs);

@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use super::WinogradTile;
 use super::matrices::WinogradSet;
+use crate::conv::scratch::Scratch;
 use crate::geometry::Conv2dGeometry;
 
 /// Tap `u < r` and dy row `a < out` meet when input row `a − pad + u` lies in `0..input` (stride 1, dilation 1):
@@ -33,7 +34,10 @@ pub(super) fn live_dy(g: &Conv2dGeometry) -> [Range<usize>; 2] {
 /// Filter transform `U[ξ][i][o] = (G g Gᵀ)[ξ]` in f64 of HWIO weights `w` (`r×r×cin×cout`), rounded once; with
 /// `rotated`, of the kernel turned by 180° and with its channels swapped (`g'[a][b][o][i] = w[r−1−a][r−1−b][i][o]`,
 /// backward-data), giving `U[ξ][o][i]`. Taps outside `live` (rows, columns of `w`) are taken as zero. The loops
-/// run along `cout`, contiguous in both `w` and `U`.
+/// run along `cout`, contiguous in both `w` and `U`. Writes the `α²·cin·cout` floats of `out`; `f64s` is the
+/// caller's scratch for the f64 partial sums (kept by a plan, so a transform per weight version allocates nothing
+/// once warm).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn filter_transform(
     set: &WinogradSet,
     cin: usize,
@@ -41,12 +45,20 @@ pub(super) fn filter_transform(
     w: &[f32],
     rotated: bool,
     live: &[Range<usize>; 2],
-) -> Vec<f32> {
+    out: &mut [f32],
+    f64s: &mut Vec<f64>,
+) {
     let (al, r) = (set.alpha, set.r);
-    let mut u = vec![0.0f32; al * al * cin * cout];
+    // Rotated weights are transformed into scratch, then transposed into `out`.
+    let mut unrotated = rotated.then(|| Scratch::take(al * al * cin * cout));
+    let u: &mut [f32] = match &mut unrotated {
+        Some(s) => s,
+        None => out,
+    };
     // gt[x][b][o] = Σ_a G[x][a] g[a][b][o], then U[x][y][o] = Σ_b gt[x][b][o] G[y][b], for one input channel.
-    let mut gt = vec![0.0f64; al * r * cout];
-    let mut acc = vec![0.0f64; cout];
+    f64s.clear();
+    f64s.resize(al * r * cout + cout, 0.0);
+    let (gt, acc) = f64s.split_at_mut(al * r * cout);
     for i in 0..cin {
         let tap = |a: usize, b: usize| {
             let (a, b) = if rotated { (r - 1 - a, r - 1 - b) } else { (a, b) };
@@ -76,18 +88,15 @@ pub(super) fn filter_transform(
                         *s += g * c;
                     }
                 }
-                for (d, &s) in u[((x * al + y) * cin + i) * cout..][..cout].iter_mut().zip(&acc) {
+                for (d, &s) in u[((x * al + y) * cin + i) * cout..][..cout].iter_mut().zip(acc.iter()) {
                     *d = s as f32;
                 }
             }
         }
     }
-    if !rotated {
-        return u;
-    }
+    let Some(u) = unrotated else { return };
     // Swap the channels of every ξ (`[ci][co]` → `[co][ci]`) in 16×16 blocks, so both sides stay in cache lines.
-    let mut t = vec![0.0f32; u.len()];
-    for (src, dst) in u.chunks_exact(cin * cout).zip(t.chunks_exact_mut(cin * cout)) {
+    for (src, dst) in u.chunks_exact(cin * cout).zip(out.chunks_exact_mut(cin * cout)) {
         for i0 in (0..cin).step_by(16) {
             for o0 in (0..cout).step_by(16) {
                 for i in i0..(i0 + 16).min(cin) {
@@ -98,7 +107,6 @@ pub(super) fn filter_transform(
             }
         }
     }
-    t
 }
 
 /// Transformed weights, reusable while the weights they came from do not change.

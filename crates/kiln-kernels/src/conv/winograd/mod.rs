@@ -213,7 +213,8 @@ impl Kernels {
         let set = set_for(tile, g);
         let (ci, co) = (g.in_c(), g.out_c());
         // Every tap, so the weights serve any image size of this channel geometry.
-        let u = filter_transform(set, ci, co, w, false, &[0..set.r, 0..set.r]);
+        let mut u = vec![0.0; set.alpha * set.alpha * ci * co];
+        filter_transform(set, ci, co, w, false, &[0..set.r, 0..set.r], &mut u, &mut Vec::new());
         Ok(WinogradWeights { tile, cin: ci, cout: co, u })
     }
 
@@ -269,6 +270,31 @@ fn run_forward(
     run(k, set, lay, g.batch(), threads, u, x, bias, y)
 }
 
+/// Floats of the weights transformed for `tile` on `g` (forward or backward-data).
+pub(crate) fn transformed_len(g: &Conv2dGeometry, tile: WinogradTile) -> usize {
+    let al = set_for(tile, g).alpha;
+    al * al * g.in_c() * g.out_c()
+}
+
+/// The forward's transformed weights `U = G g Gᵀ` ([`transformed_len`] floats), from the taps that meet the image.
+pub(crate) fn transform_forward(g: &Conv2dGeometry, tile: WinogradTile, w: &[f32], u: &mut [f32], f64s: &mut Vec<f64>) {
+    let set = set_for(tile, g);
+    filter_transform(set, g.in_c(), g.out_c(), w, false, &live_taps(g), u, f64s);
+}
+
+/// Backward-data's transformed weights: rotated by 180°, channels swapped (`g'[a][b][o][i] = w[r−1−a][r−1−b][i][o]`).
+pub(crate) fn transform_backward_data(
+    g: &Conv2dGeometry,
+    tile: WinogradTile,
+    w: &[f32],
+    u: &mut [f32],
+    f64s: &mut Vec<f64>,
+) {
+    let set = set_for(tile, g);
+    filter_transform(set, g.in_c(), g.out_c(), w, true, &live_taps(g), u, f64s);
+}
+
+/// Forward with weights transformed by [`transform_forward`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward(
     k: &Kernels,
@@ -276,29 +302,25 @@ pub(crate) fn forward(
     tile: WinogradTile,
     threads: Threads,
     x: &[f32],
-    w: &[f32],
+    u: &[f32],
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> Result<()> {
-    let set = set_for(tile, g);
-    let (ci, co) = (g.in_c(), g.out_c());
-    let u = filter_transform(set, ci, co, w, false, &live_taps(g));
-    run_forward(k, g, set, threads, &u, x, bias, y)
+    run_forward(k, g, set_for(tile, g), threads, u, x, bias, y)
 }
 
+/// Backward-data with weights transformed by [`transform_backward_data`].
 pub(crate) fn backward_data(
     k: &Kernels,
     g: &Conv2dGeometry,
     tile: WinogradTile,
     threads: Threads,
     dy: &[f32],
-    w: &[f32],
+    u: &[f32],
     dx: &mut [f32],
 ) -> Result<()> {
     let set = set_for(tile, g);
     let (ci, co, r) = (g.in_c(), g.out_c(), set.r);
-    // Rotated by 180°, channels swapped: g'[a][b][o][i] = w[r−1−a][r−1−b][i][o].
-    let u = filter_transform(set, ci, co, w, true, &live_taps(g));
     let dy_live = live_dy(g);
     let lay = Layout {
         sh: g.out_h(),
@@ -311,7 +333,7 @@ pub(crate) fn backward_data(
         ow: g.in_w(),
         oc: ci,
     };
-    run(k, set, lay, g.batch(), threads, &u, dy, None, dx)
+    run(k, set, lay, g.batch(), threads, u, dy, None, dx)
 }
 
 #[cfg(test)]

@@ -172,7 +172,8 @@ fn filter_transform_matches_the_exact_matrices() {
         let r = set.r;
         let g = vals(r * r, 5);
         let g32: Vec<f32> = g.iter().map(|&v| v as f32).collect();
-        let u = filter_transform(set, 1, 1, &g32, false, &[0..r, 0..r]);
+        let mut u = vec![f32::NAN; set.alpha * set.alpha];
+        filter_transform(set, 1, 1, &g32, false, &[0..r, 0..r], &mut u, &mut Vec::new());
         let g64: Vec<f64> = g.iter().map(|&v| f64::from(v as f32)).collect();
         // U = G g Gᵀ with G (α × r).
         let al = set.alpha;
