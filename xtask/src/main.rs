@@ -98,7 +98,13 @@ fn check_metrics(file: &Path, min: f64) -> Result<(), String> {
 fn isa_report() {
     for isa in Isa::ALL {
         let state = if isa.is_supported() { "supported" } else { "not supported" };
-        println!("{:<9} {state}", isa.name());
+        let formats: Vec<&str> =
+            kiln_kernels::DType::ALL.into_iter().filter(|d| isa.supports(*d)).map(|d| d.name()).collect();
+        println!(
+            "{:<9} {state:<13} native formats: {}",
+            isa.name(),
+            if formats.is_empty() { "-".to_string() } else { formats.join(", ") }
+        );
     }
     match std::env::var(kiln_kernels::isa::ENV_ISA_CAP) {
         Ok(cap) => println!("KILN_ISA cap: {cap}"),

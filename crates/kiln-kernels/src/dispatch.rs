@@ -12,11 +12,14 @@ use crate::elementwise::table::ElementwiseTable;
 use crate::gemm::table::GemmTable;
 use crate::isa::Isa;
 use crate::optim::table::OptimTable;
+use crate::precision::DType;
 
 /// The kernels of one instruction set: one table per kernel family.
 pub struct Kernels {
     isa: Isa,
     pub(crate) gemm: &'static GemmTable,
+    /// bf16-input GEMM, for ISAs with a bf16 extension (none yet; used only where `isa.supports(BF16)`).
+    pub(crate) gemm_bf16: Option<&'static GemmTable<half::bf16>>,
     pub(crate) conv: &'static ConvTable,
     pub(crate) elementwise: &'static ElementwiseTable,
     pub(crate) optim: &'static OptimTable,
@@ -34,6 +37,7 @@ macro_rules! kernels_of {
         Kernels {
             isa: $isa,
             gemm: &crate::gemm::table::$m::TABLE,
+            gemm_bf16: None,
             conv: &crate::conv::table::$m::TABLE,
             elementwise: &crate::elementwise::table::$m::TABLE,
             optim: &crate::optim::table::$m::TABLE,
@@ -77,6 +81,14 @@ impl Kernels {
     /// The instruction set.
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// Whether this table has kernels for `dtype` inputs that this CPU can run.
+    pub fn supports(&self, dtype: DType) -> bool {
+        match dtype {
+            DType::F32 => true,
+            DType::BF16 => self.gemm_bf16.is_some() && self.isa.supports(DType::BF16),
+        }
     }
 
     /// The GEMM kernel's name, `gemm/<isa>/<MR>x<NR>` (used in logs and bench ids).

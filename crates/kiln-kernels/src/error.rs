@@ -83,6 +83,19 @@ pub enum KernelError {
         /// Its length in floats.
         elements: usize,
     },
+    /// A kernel was asked for in a number format its ISA has no table for on this CPU.
+    #[error("{op}: no {dtype} kernel for ISA `{isa}` on this CPU")]
+    UnsupportedDType {
+        /// The operation.
+        op: &'static str,
+        /// The format asked for.
+        dtype: crate::precision::DType,
+        /// The ISA of the kernel table used.
+        isa: &'static str,
+    },
+    /// A number format name Kiln does not know.
+    #[error("unknown number format `{0}` (expected float32 or bfloat16)")]
+    UnknownDType(String),
     /// An ISA name (from `KILN_ISA`, `KILN_REQUIRE_ISA` or a caller) that Kiln does not know.
     #[error("unknown ISA `{0}` (expected one of: portable, avx2, avx512, neon)")]
     UnknownIsa(String),

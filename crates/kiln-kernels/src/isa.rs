@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 
 use crate::error::{KernelError, Result};
+use crate::precision::DType;
 
 /// Name of the environment variable that caps the ISA chosen by [`Isa::best`].
 pub const ENV_ISA_CAP: &str = "KILN_ISA";
@@ -89,6 +90,20 @@ impl Isa {
             Isa::Avx2Fma => detect_avx2_fma(),
             Isa::Avx512 => detect_avx512(),
             Isa::Neon => detect_neon(),
+        }
+    }
+
+    /// Whether this tier has native arithmetic for `dtype` on this CPU: `f32` wherever the tier runs; bfloat16 on
+    /// AVX-512 with the BF16 extension (`vdpbf16ps`, Zen 4+, Cooper Lake+) and on NEON with FEAT_BF16 (`bfmmla`).
+    /// Ignores `KILN_ISA`.
+    pub fn supports(self, dtype: DType) -> bool {
+        match dtype {
+            DType::F32 => self.is_supported(),
+            DType::BF16 => match self {
+                Isa::Avx512 => detect_avx512() && detect_avx512_bf16(),
+                Isa::Neon => detect_neon() && detect_neon_bf16(),
+                Isa::Portable | Isa::Avx2Fma => false,
+            },
         }
     }
 
@@ -215,6 +230,26 @@ fn detect_avx512() -> bool {
     false
 }
 
+#[cfg(target_arch = "x86_64")]
+fn detect_avx512_bf16() -> bool {
+    std::arch::is_x86_feature_detected!("avx512bf16")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect_avx512_bf16() -> bool {
+    false
+}
+
+#[cfg(target_arch = "aarch64")]
+fn detect_neon_bf16() -> bool {
+    std::arch::is_aarch64_feature_detected!("bf16")
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn detect_neon_bf16() -> bool {
+    false
+}
+
 #[cfg(target_arch = "aarch64")]
 fn detect_neon() -> bool {
     std::arch::is_aarch64_feature_detected!("neon")
@@ -287,6 +322,14 @@ mod tests {
             assert!(available.contains(&Isa::Avx2Fma));
         }
         assert!(available.contains(&Isa::best()));
+        for isa in Isa::ALL {
+            // A tier computes in f32 exactly where it runs; bf16 only on a tier that runs, and never on the tiers
+            // without a bf16 extension.
+            assert_eq!(isa.supports(DType::F32), isa.is_supported());
+            if isa.supports(DType::BF16) {
+                assert!(isa.is_supported() && matches!(isa, Isa::Avx512 | Isa::Neon), "{isa}");
+            }
+        }
     }
 
     /// `KILN_REQUIRE_ISA` is the contract with CI: every ISA it names must be detected on this host.

@@ -7,7 +7,7 @@ mod common;
 use common::conv::{ConvCase, algos, check_batching, check_conv, conv_case, lane_batched_geometries};
 use common::{Coverage, cases, runner, testable_kernels};
 use kiln_kernels::{
-    Conv2dGeometry, ConvAlgo, ConvOptions, ConvPass, Isa, KernelError, Kernels, Padding, Threads, WinogradTile,
+    Conv2dGeometry, ConvAlgo, ConvOptions, ConvPass, DType, Isa, KernelError, Kernels, Padding, Threads, WinogradTile,
 };
 
 fn property(isa: Isa) {
@@ -143,6 +143,15 @@ fn forced_algorithms_that_do_not_apply_are_typed_errors() {
     // Wrong slice lengths are typed errors too.
     let err = k.conv2d_forward(&wide, ConvOptions::default(), &x, &w, None, &mut y).unwrap_err();
     assert!(matches!(err, KernelError::SliceLen { .. }), "{err}");
+    // A compute format without kernels is refused up front, by the one-shot entries and by plans alike.
+    let g = Conv2dGeometry::spec(1, [9, 9, 16], [3, 3], 16).build().unwrap();
+    let (x, w) = (vec![0.0; g.input_len()], vec![0.0; g.weight_len()]);
+    let mut y = vec![0.0; g.output_len()];
+    let bf16 = ConvOptions::default().compute(DType::BF16);
+    let err = k.conv2d_forward(&g, bf16, &x, &w, None, &mut y).unwrap_err();
+    assert!(matches!(err, KernelError::UnsupportedDType { dtype: DType::BF16, .. }), "{err}");
+    assert!(matches!(k.conv_plan(&g, bf16), Err(KernelError::UnsupportedDType { .. })));
+    assert!(k.conv_plan(&g, ConvOptions::default()).is_ok());
 }
 
 /// Winograd weights transformed once and reused give the same bits as the per-call path, and are rejected for

@@ -31,6 +31,7 @@ impl Kernels {
         y: &mut [f32],
     ) -> Result<ConvAlgo> {
         g.check_forward(x.len(), w.len(), bias.map(<[f32]>::len), y.len())?;
+        opts.check_compute(self, "conv2d_forward")?;
         let algo = opts.algo.resolve(g, ConvPass::Forward)?;
         if g.batch() == 0 {
             return Ok(algo);
@@ -50,6 +51,7 @@ impl Kernels {
         dx: &mut [f32],
     ) -> Result<ConvAlgo> {
         g.check_backward_data(dy.len(), w.len(), dx.len())?;
+        opts.check_compute(self, "conv2d_backward_data")?;
         let algo = opts.algo.resolve(g, ConvPass::BackwardData)?;
         if g.batch() == 0 {
             return Ok(algo);
@@ -69,6 +71,7 @@ impl Kernels {
         dw: &mut [f32],
     ) -> Result<ConvAlgo> {
         g.check_backward_filter(x.len(), dy.len(), dw.len())?;
+        opts.check_compute(self, "conv2d_backward_filter")?;
         let algo = opts.algo.resolve(g, ConvPass::BackwardFilter)?;
         if g.batch() == 0 {
             dw.fill(0.0);

@@ -32,9 +32,11 @@ use std::fmt;
 
 pub use plan::{ConvPlan, KeptInput};
 
+use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
 use crate::gemm::Threads;
 use crate::geometry::Conv2dGeometry;
+use crate::precision::DType;
 
 /// The Winograd tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -218,6 +220,10 @@ pub struct ConvOptions {
     pub algo: ConvAlgo,
     /// Threading (default: the current rayon pool).
     pub threads: Threads,
+    /// The format products are computed in (default `f32`). Operands and results stay `f32`; `BF16` means
+    /// oneDNN's `fpmath_mode::bf16`: operands rounded to bfloat16, accumulation in `f32`. No ISA has bf16
+    /// convolution kernels yet, so anything but `F32` is [`KernelError::UnsupportedDType`].
+    pub compute: DType,
 }
 
 impl ConvOptions {
@@ -229,6 +235,18 @@ impl ConvOptions {
     pub fn threads(mut self, threads: Threads) -> Self {
         self.threads = threads;
         self
+    }
+    /// These options with another compute format.
+    pub fn compute(mut self, compute: DType) -> Self {
+        self.compute = compute;
+        self
+    }
+    /// Whether `k` has convolution kernels computing in [`ConvOptions::compute`].
+    pub(crate) fn check_compute(&self, k: &Kernels, op: &'static str) -> Result<()> {
+        match self.compute {
+            DType::F32 => Ok(()),
+            dtype => Err(KernelError::UnsupportedDType { op, dtype, isa: k.isa().name() }),
+        }
     }
 }
 

@@ -159,6 +159,7 @@ impl Kernels {
     /// A plan for convolutions of geometry `g` with `opts` (the algorithm of each pass resolved now: an error if a
     /// forced algorithm cannot run one of them).
     pub fn conv_plan(&'static self, g: &Conv2dGeometry, opts: ConvOptions) -> Result<ConvPlan> {
+        opts.check_compute(self, "conv_plan")?;
         let algos = [ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter]
             .map(|pass| opts.algo.resolve(g, pass));
         let [f, d, w] = algos;

@@ -21,8 +21,10 @@ pub(crate) mod x86_64;
 use rayon::prelude::*;
 
 use crate::dispatch::Kernels;
-use crate::error::Result;
+use crate::error::{KernelError, Result};
 use crate::geometry::GemmGeometry;
+use crate::precision::Element;
+use table::GemmTable;
 use task::GemmTask;
 
 /// How a GEMM may use threads.
@@ -48,7 +50,7 @@ pub fn sgemm(g: &GemmGeometry, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &
 impl Kernels {
     /// [`sgemm`] with this table's kernel, multi-threaded when large.
     pub fn sgemm(&self, g: &GemmGeometry, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) -> Result<()> {
-        self.sgemm_with(Threads::Rayon, g, alpha, a, b, beta, c)
+        self.gemm(Threads::Rayon, g, alpha, a, b, beta, c)
     }
 
     /// [`sgemm`] with this table's kernel and an explicit threading policy.
@@ -63,40 +65,86 @@ impl Kernels {
         beta: f32,
         c: &mut [f32],
     ) -> Result<()> {
+        self.gemm(threads, g, alpha, a, b, beta, c)
+    }
+
+    /// `C = alpha·op(A)·op(B) + beta·C` with A and B of element `T` and C in `f32` (the accumulation format of
+    /// every element type), or [`KernelError::UnsupportedDType`] when this ISA has no `T` kernel on this CPU.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm<T: Element>(
+        &self,
+        threads: Threads,
+        g: &GemmGeometry,
+        alpha: f32,
+        a: &[T],
+        b: &[T],
+        beta: f32,
+        c: &mut [f32],
+    ) -> Result<()> {
+        let table = T::gemm_table(self).ok_or(KernelError::UnsupportedDType {
+            op: "gemm",
+            dtype: T::DTYPE,
+            isa: self.isa().name(),
+        })?;
         g.check(a.len(), b.len(), c.len())?;
         let task = GemmTask::new(g, alpha, a, b, beta, c);
         match threads {
-            Threads::Single => self.run_gemm(&task),
-            Threads::Rayon => self.run_gemm_parallel(&task),
+            Threads::Single => run_gemm(table, &task),
+            Threads::Rayon => run_gemm_parallel(table, &task),
         }
         Ok(())
     }
+}
 
-    fn run_gemm(&self, t: &GemmTask) {
-        // SAFETY: a `&Kernels` exists only for an ISA this CPU supports (`for_isa` / `best`), and the task was built
-        // from a validated geometry and checked slices (or is a disjoint sub-block of such a task).
-        unsafe { (self.gemm.run)(t) }
+fn run_gemm<T: Element>(table: &GemmTable<T>, t: &GemmTask<T>) {
+    // SAFETY: `table` comes from a `&Kernels`, which exists only for an ISA this CPU supports (`for_isa` / `best`),
+    // and `Element::gemm_table` hands out a table needing an ISA extension only where the CPU has it; the task was
+    // built from a validated geometry and checked slices (or is a disjoint sub-block of such a task).
+    unsafe { (table.run)(t) }
+}
+
+fn run_gemm_parallel<T: Element>(table: &GemmTable<T>, t: &GemmTask<T>) {
+    let threads = rayon::current_num_threads();
+    let (mr, nr) = table.tile;
+    let (m_tiles, n_tiles) = (t.m.div_ceil(mr), t.n.div_ceil(nr));
+    if threads <= 1 || t.flops() < PARALLEL_MIN_FLOPS || m_tiles.max(n_tiles) < 2 {
+        return run_gemm(table, t);
     }
-
-    fn run_gemm_parallel(&self, t: &GemmTask) {
-        let threads = rayon::current_num_threads();
-        let (mr, nr) = self.gemm.tile;
-        let (m_tiles, n_tiles) = (t.m.div_ceil(mr), t.n.div_ceil(nr));
-        if threads <= 1 || t.flops() < PARALLEL_MIN_FLOPS || m_tiles.max(n_tiles) < 2 {
-            return self.run_gemm(t);
+    // Split the dimension with more tiles into whole-tile blocks, one per thread.
+    let (tiles, tile, by_rows) = if m_tiles >= n_tiles { (m_tiles, mr, true) } else { (n_tiles, nr, false) };
+    let parts = threads.min(tiles);
+    let span = tiles.div_ceil(parts) * tile;
+    let extent = if by_rows { t.m } else { t.n };
+    (0..parts).into_par_iter().for_each(|p| {
+        let start = p * span;
+        if start < extent {
+            let len = span.min(extent - start);
+            let sub = if by_rows { t.rows(start, len) } else { t.cols(start, len) };
+            run_gemm(table, &sub);
         }
-        // Split the dimension with more tiles into whole-tile blocks, one per thread.
-        let (tiles, tile, by_rows) = if m_tiles >= n_tiles { (m_tiles, mr, true) } else { (n_tiles, nr, false) };
-        let parts = threads.min(tiles);
-        let span = tiles.div_ceil(parts) * tile;
-        let extent = if by_rows { t.m } else { t.n };
-        (0..parts).into_par_iter().for_each(|p| {
-            let start = p * span;
-            if start < extent {
-                let len = span.min(extent - start);
-                let sub = if by_rows { t.rows(start, len) } else { t.cols(start, len) };
-                self.run_gemm(&sub);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::precision::DType;
+
+    /// A format without a table is a typed error, never a call into code the CPU may lack.
+    #[test]
+    fn bf16_without_a_table_is_a_typed_error() {
+        let g = GemmGeometry::new(2, 2, 2).unwrap();
+        let (a, b) = ([half::bf16::ONE; 4], [half::bf16::ONE; 4]);
+        let mut c = [0.0f32; 4];
+        for isa in crate::Isa::available() {
+            let k = Kernels::for_isa(isa).unwrap();
+            let got = k.gemm(Threads::Single, &g, 1.0, &a, &b, 0.0, &mut c);
+            if k.supports(DType::BF16) {
+                assert_eq!(got, Ok(()));
+                assert_eq!(c, [2.0; 4]);
+            } else {
+                assert_eq!(got, Err(KernelError::UnsupportedDType { op: "gemm", dtype: DType::BF16, isa: isa.name() }));
             }
-        });
+        }
     }
 }

@@ -2,15 +2,18 @@
 //! (`portable.rs`, `x86_64/{avx2,avx512}.rs`, `aarch64/neon.rs`), re-exported here under the ISA's name.
 
 use super::task::GemmTask;
+use crate::precision::Element;
 
-/// The GEMM of one ISA.
-pub(crate) struct GemmTable {
+/// The GEMM of one ISA for inputs of element `T` (`f32` for every ISA today; a bf16 table is a new file with its
+/// own `TABLE`, referenced from `Kernels::gemm_bf16`). `pub` only so the sealed `Element` trait may name it; its
+/// module is private to the crate.
+pub struct GemmTable<T: Element = f32> {
     /// `gemm/<isa>/<MR>x<NR>`, used in logs and bench ids.
     pub(crate) name: &'static str,
     /// The microkernel's register tile `(MR, NR)`: the granule of the threaded split.
     pub(crate) tile: (usize, usize),
     /// The loop nest compiled for this ISA.
-    pub(crate) run: unsafe fn(&GemmTask),
+    pub(crate) run: unsafe fn(&GemmTask<T>),
 }
 
 /// Portable (`wide`) GEMM.

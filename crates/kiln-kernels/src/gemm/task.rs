@@ -1,24 +1,25 @@
 //! The validated, pointer-level description of one GEMM (or a disjoint block of one) that ISA entry points run.
 
 use crate::geometry::GemmGeometry;
+use crate::precision::Element;
 
-/// `C[0..m, 0..n] = alpha·op(A)·op(B) + beta·C` with `op(A)[i][p] = a[i·rsa + p·csa]`,
+/// `C[0..m, 0..n] = alpha·op(A)·op(B) + beta·C`, A and B of element `T` (C always `f32`), with `op(A)[i][p] = a[i·rsa + p·csa]`,
 /// `op(B)[p][j] = b[p·rsb + j·csb]`, `C[i][j] = c[i·ldc + j]`.
 ///
 /// Built only by [`GemmTask::new`] from a validated geometry and slices that passed [`GemmGeometry::check`], or by
 /// [`GemmTask::rows`] / [`GemmTask::cols`] as a sub-block of such a task, so every index the loop nest forms is in
 /// bounds.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct GemmTask {
+pub(crate) struct GemmTask<T: Element = f32> {
     pub m: usize,
     pub n: usize,
     pub k: usize,
     pub alpha: f32,
     pub beta: f32,
-    pub a: *const f32,
+    pub a: *const T,
     pub rsa: usize,
     pub csa: usize,
-    pub b: *const f32,
+    pub b: *const T,
     pub rsb: usize,
     pub csb: usize,
     pub c: *mut f32,
@@ -28,13 +29,13 @@ pub(crate) struct GemmTask {
 // SAFETY: a task is shared between rayon workers only as disjoint sub-blocks (`rows`/`cols`) of one validated
 // problem: A and B are only read, and each worker writes a region of C no other worker touches. The raw pointers
 // are derived from slices borrowed (`&`/`&mut`) for the whole parallel call, which outlives every worker.
-unsafe impl Send for GemmTask {}
+unsafe impl<T: Element> Send for GemmTask<T> {}
 // SAFETY: see `Send`: shared access is read-only for A/B and disjoint for C.
-unsafe impl Sync for GemmTask {}
+unsafe impl<T: Element> Sync for GemmTask<T> {}
 
-impl GemmTask {
+impl<T: Element> GemmTask<T> {
     /// A task over whole slices that passed `g.check(a.len(), b.len(), c.len())`.
-    pub(crate) fn new(g: &GemmGeometry, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) -> Self {
+    pub(crate) fn new(g: &GemmGeometry, alpha: f32, a: &[T], b: &[T], beta: f32, c: &mut [f32]) -> Self {
         debug_assert!(g.check(a.len(), b.len(), c.len()).is_ok());
         let (rsa, csa) = if g.trans_a().is_transposed() { (1, g.lda()) } else { (g.lda(), 1) };
         let (rsb, csb) = if g.trans_b().is_transposed() { (1, g.ldb()) } else { (g.ldb(), 1) };
