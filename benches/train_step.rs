@@ -18,11 +18,11 @@ use kiln_nn::prelude::*;
 
 fn model() -> Model {
     let inputs = Input::new(&[28, 28, 1]);
-    let x = Conv2D::new(3, 5).activation(Activation::Swish).call(&inputs).expect("conv2d");
-    let x = Conv2D::new(6, 5).activation(Activation::Swish).call(&x).expect("conv2d_1");
+    let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs).expect("conv2d");
+    let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x).expect("conv2d_1");
     let x = Flatten::new().call(&x).expect("flatten");
-    let x = Dense::new(84).activation(Activation::Swish).call(&x).expect("dense");
-    let outputs = Dense::new(10).activation(Activation::Softmax).call(&x).expect("dense_1");
+    let x = Dense::new(84).activation(ActivationFn::Swish).call(&x).expect("dense");
+    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x).expect("dense_1");
     let mut m = Model::new(&inputs, &outputs).expect("model");
     m.compile("categorical_crossentropy", Optimizer::rmsprop(), &["accuracy"]).expect("compile");
     m

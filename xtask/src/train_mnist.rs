@@ -129,11 +129,11 @@ fn check_writable(dir: &Path) -> Result<(), String> {
 /// → Dense(10,softmax)`.
 pub fn notebook_model() -> Result<Model, NnError> {
     let inputs = Input::new(&[28, 28, 1]);
-    let x = Conv2D::new(3, 5).activation(Activation::Swish).call(&inputs)?;
-    let x = Conv2D::new(6, 5).activation(Activation::Swish).call(&x)?;
+    let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs)?;
+    let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x)?;
     let x = Flatten::new().call(&x)?;
-    let x = Dense::new(84).activation(Activation::Swish).call(&x)?;
-    let outputs = Dense::new(10).activation(Activation::Softmax).call(&x)?;
+    let x = Dense::new(84).activation(ActivationFn::Swish).call(&x)?;
+    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x)?;
     Model::new(&inputs, &outputs)
 }
 

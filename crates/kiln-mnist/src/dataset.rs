@@ -90,7 +90,7 @@ impl Dataset {
         let files = find_files(dir).map_err(|missing| MnistError::NotFound {
             dataset: self.name(),
             searched: vec![(dir.to_path_buf(), missing)],
-            hint: self.hint(),
+            hint: self.hint(self.cache_dir().as_deref()),
         })?;
         let [train_x, train_y, test_x, test_y] = files;
         Ok(Mnist {
@@ -136,25 +136,35 @@ impl Dataset {
                 Err(missing) => searched.push((dir, missing)),
             }
         }
-        match (self, cache) {
-            (Dataset::Mnist, Some(cache)) => {
-                download::download(&cache, mirror, &MNIST_FILES)?;
-                self.load(&cache)
-            }
-            _ => Err(MnistError::NotFound { dataset: self.name(), searched, hint: self.hint() }),
+        match (self, &cache) {
+            (Dataset::Mnist, Some(dir)) => match download::download(dir, mirror, &MNIST_FILES) {
+                Ok(()) => self.load(dir),
+                Err(err) => Err(MnistError::Unavailable {
+                    dataset: self.name(),
+                    searched,
+                    download: Box::new(err),
+                    hint: self.hint(cache.as_deref()),
+                }),
+            },
+            _ => Err(MnistError::NotFound { dataset: self.name(), searched, hint: self.hint(cache.as_deref()) }),
         }
     }
 
-    fn hint(self) -> String {
+    fn hint(self, cache: Option<&Path>) -> String {
+        let cache =
+            cache.map_or_else(|| "(no cache directory: HOME is unset)".to_string(), |c| c.display().to_string());
         match self {
             Dataset::Mnist => format!(
-                "Set {ENV_MNIST_DIR} to a directory holding train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], \
-                 t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz], or call kiln_mnist::Mnist::locate(None), \
-                 which downloads and verifies them into the user cache."
+                "Supply the four files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], \
+                 t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) in one of these ways: pass their directory \
+                 (`cargo xtask train-mnist --data-dir DIR`, or `Mnist::locate(Some(dir))`); set {ENV_MNIST_DIR}=DIR; \
+                 or copy them into the cache {cache}. Online, Mnist::locate(None) downloads and verifies them there \
+                 (mirror: KILN_MNIST_MIRROR)."
             ),
             Dataset::FashionMnist => format!(
-                "Install Debian's package (apt-get install dataset-fashion-mnist, into {FASHION_MNIST_SYSTEM_DIR}) \
-                 or set {ENV_FASHION_MNIST_DIR} to a directory holding the four Fashion-MNIST IDX files."
+                "Install Debian's package (apt-get install dataset-fashion-mnist, into {FASHION_MNIST_SYSTEM_DIR}), \
+                 pass the directory of the four Fashion-MNIST IDX files explicitly, set {ENV_FASHION_MNIST_DIR}=DIR, \
+                 or copy them into the cache {cache}."
             ),
         }
     }
@@ -375,12 +385,23 @@ mod tests {
         // An empty cache leads to the download, into the cache, from the mirror.
         let cache = empty.path().join("kiln/mnist");
         let err = m.locate_from(None, None, Some(cache.clone()), mirror).unwrap_err();
+        // Offline, the error names where it looked and every way to supply the files.
+        let msg = err.to_string();
+        for needle in ["--data-dir", ENV_MNIST_DIR, &cache.display().to_string(), "downloading failed"] {
+            assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
+        }
         match err {
-            MnistError::Download { url, path, .. } => {
-                assert!(url.starts_with(mirror) && url.ends_with("train-images-idx3-ubyte.gz"));
-                assert!(path.starts_with(&cache));
+            MnistError::Unavailable { download, searched, .. } => {
+                assert_eq!(searched.len(), 1);
+                match *download {
+                    MnistError::Download { url, path, .. } => {
+                        assert!(url.starts_with(mirror) && url.ends_with("train-images-idx3-ubyte.gz"));
+                        assert!(path.starts_with(&cache));
+                    }
+                    other => panic!("expected a download attempt, got {other}"),
+                }
             }
-            other => panic!("expected a download attempt, got {other}"),
+            other => panic!("expected Unavailable, got {other}"),
         }
         // Fashion-MNIST never downloads: after the cache comes the Debian package's directory, and if that is
         // missing too, the error names every place searched.

@@ -124,6 +124,18 @@ pub enum MnistError {
         /// How to get the data.
         hint: String,
     },
+    /// The dataset is in none of the places searched and downloading it failed (e.g. offline).
+    #[error("{dataset} not found; looked in:\n{}\nthen downloading failed: {download}\n{hint}", Searched(searched))]
+    Unavailable {
+        /// The dataset's name.
+        dataset: &'static str,
+        /// The directories searched, each with what was missing there.
+        searched: Vec<(PathBuf, String)>,
+        /// Why the download failed.
+        download: Box<MnistError>,
+        /// How to supply the files by hand.
+        hint: String,
+    },
 }
 
 struct Searched<'a>(&'a [(PathBuf, String)]);

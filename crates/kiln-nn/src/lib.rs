@@ -12,11 +12,11 @@
 //! use kiln_nn::prelude::*;
 //!
 //! let inputs = Input::new(&[28, 28, 1]);
-//! let x = Conv2D::new(3, 5).activation(Activation::Swish).call(&inputs)?;
-//! let x = Conv2D::new(6, 5).activation(Activation::Swish).call(&x)?;
+//! let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs)?;
+//! let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x)?;
 //! let x = Flatten::new().call(&x)?;
-//! let x = Dense::new(84).activation(Activation::Swish).call(&x)?;
-//! let outputs = Dense::new(10).activation(Activation::Softmax).call(&x)?;
+//! let x = Dense::new(84).activation(ActivationFn::Swish).call(&x)?;
+//! let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x)?;
 //! let mut model = Model::new(&inputs, &outputs)?;
 //! model.compile("categorical_crossentropy", Optimizer::rmsprop(), &["accuracy"])?;
 //! assert_eq!(model.count_params(), 203_068);
@@ -52,10 +52,12 @@ pub use symbolic::{Call, Input, SymbolicTensor};
 
 /// Everything needed to describe, train and use a model: `use kiln_nn::prelude::*;`.
 pub mod prelude {
-    pub use crate::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+    /// The activation functions (`ActivationFn::Swish`), named apart from Keras' `Activation` layer.
+    pub use crate::Activation as ActivationFn;
+    pub use crate::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
     pub use crate::{
-        Activation, Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Sequential,
-        Validation, Verbose,
+        Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Sequential, Validation,
+        Verbose,
     };
     pub use kiln_autograd::PoolPadding;
     pub use kiln_kernels::Padding;

@@ -55,12 +55,12 @@ fn conv_algorithms_are_reported() {
 #[test]
 fn sequential_names_shapes_and_weights() {
     let model = Sequential::new(&[12, 12, 2])
-        .add(Conv2D::new(4, 3).padding(Padding::Same).activation(Activation::Relu))
+        .add(Conv2D::new(4, 3).padding(Padding::Same).activation(ActivationFn::Relu))
         .add(MaxPooling2D::new(2))
         .add(Conv2D::new(5, (3, 2)).strides(2))
         .add(Dropout::new(0.5))
         .add(Flatten::new())
-        .add(Dense::new(7).activation(Activation::Tanh))
+        .add(Dense::new(7).activation(ActivationFn::Tanh))
         .add(Dense::new(3).name("head"))
         .build()
         .unwrap();

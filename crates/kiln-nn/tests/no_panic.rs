@@ -4,15 +4,15 @@
 mod fuzz_bodies;
 
 use kiln_nn::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
-use kiln_nn::{Activation, Sequential};
+use kiln_nn::{Activation as ActivationFn, Sequential};
 use proptest::prelude::*;
 
 fn valid_files() -> (Vec<u8>, Vec<u8>) {
     let mut m = Sequential::new(&[8, 8, 1])
-        .add(Conv2D::new(2, 3).activation(Activation::Swish))
+        .add(Conv2D::new(2, 3).activation(ActivationFn::Swish))
         .add(MaxPooling2D::new(2))
         .add(Flatten::new())
-        .add(Dense::new(3).activation(Activation::Softmax))
+        .add(Dense::new(3).activation(ActivationFn::Softmax))
         .build()
         .unwrap();
     m.compile("categorical_crossentropy", kiln_nn::Optimizer::adam(), &["accuracy"]).unwrap();

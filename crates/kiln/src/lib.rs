@@ -31,10 +31,12 @@ pub mod prelude {
         Transpose, WinogradTile,
     };
     pub use kiln_mnist::{BatchOptions, Dataset, LabelFormat, Mnist, MnistError, Scale};
-    pub use kiln_nn::layers::{Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+    /// The activation functions (`ActivationFn::Swish`), named apart from Keras' `Activation` layer.
+    pub use kiln_nn::Activation as ActivationFn;
+    pub use kiln_nn::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
     pub use kiln_nn::{
-        Activation, Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer,
-        Sequential, Validation, Verbose,
+        Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer, Sequential,
+        Validation, Verbose,
     };
     pub use kiln_tensor::{DType, Shape, Tensor, TensorError, TensorView, bf16, f16};
 }

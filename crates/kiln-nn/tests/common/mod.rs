@@ -13,11 +13,11 @@ pub fn flagship() -> Model {
 /// The flagship architecture on `side × side` images with `hidden` dense units.
 pub fn flagship_sized(side: usize, hidden: usize) -> Model {
     let inputs = Input::new(&[side, side, 1]);
-    let x = Conv2D::new(3, 5).activation(Activation::Swish).call(&inputs).unwrap();
-    let x = Conv2D::new(6, 5).activation(Activation::Swish).call(&x).unwrap();
+    let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs).unwrap();
+    let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x).unwrap();
     let x = Flatten::new().call(&x).unwrap();
-    let x = Dense::new(hidden).activation(Activation::Swish).call(&x).unwrap();
-    let outputs = Dense::new(10).activation(Activation::Softmax).call(&x).unwrap();
+    let x = Dense::new(hidden).activation(ActivationFn::Swish).call(&x).unwrap();
+    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x).unwrap();
     let mut model = Model::new(&inputs, &outputs).unwrap();
     model.compile("categorical_crossentropy", Optimizer::rmsprop(), &["accuracy"]).unwrap();
     model
