@@ -15,6 +15,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kiln_kernels::Isa;
 use kiln_nn::prelude::*;
+use kiln_tensor::Tensor;
 
 fn model() -> Model {
     let inputs = Input::new(&[28, 28, 1]);
@@ -28,17 +29,14 @@ fn model() -> Model {
     m
 }
 
-fn batch() -> (Vec<f32>, Vec<f32>) {
+fn batch() -> (Tensor, Tensor) {
     let (pixels, labels): (Vec<u8>, Vec<u8>) = match std::env::var_os("MNIST_DIR").map(kiln_mnist::Mnist::load) {
         Some(Ok(m)) => (m.train.pixels()[..32 * 784].to_vec(), m.train.labels()[..32].to_vec()),
         _ => ((0..32 * 784).map(|i| ((i * 37) % 256) as u8).collect(), (0..32).map(|i| (i % 10) as u8).collect()),
     };
-    let x = pixels.iter().map(|&p| f32::from(p)).collect();
-    let mut y = vec![0.0; 320];
-    for (r, &l) in labels.iter().enumerate() {
-        y[r * 10 + usize::from(l)] = 1.0;
-    }
-    (x, y)
+    let x = ImagesU8::new(&pixels, [28, 28, 1], 1.0).expect("images");
+    let y = OneHot::new(&labels, 10).expect("labels");
+    (x.to_tensor().expect("x"), y.to_tensor().expect("y"))
 }
 
 fn bench(c: &mut Criterion) {
@@ -69,9 +67,9 @@ fn bench(c: &mut Criterion) {
         let mut m = model();
         m.set_isa(isa).expect("isa");
         m.set_threads(None).expect("threads");
-        let mut out = [0.0f32; 10];
+        let one = x.rows(0..1).expect("one image");
         group.bench_function(BenchmarkId::new("flagship/batch1", isa.to_string()), |b| {
-            b.iter(|| m.predict_on_batch(black_box(&x[..784]), &mut out).expect("predict"))
+            b.iter(|| m.predict_on_batch(black_box(&one)).expect("predict"))
         });
     }
     group.finish();
@@ -82,7 +80,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// Median per-layer forward/backward times over 300 profiled steps (1 thread), with each layer's share.
-fn breakdown(isa: Isa, x: &[f32], y: &[f32]) {
+fn breakdown(isa: Isa, x: &Tensor, y: &Tensor) {
     let mut m = model();
     m.set_isa(isa).expect("isa");
     m.set_threads(Some(1)).expect("threads");

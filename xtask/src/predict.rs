@@ -71,15 +71,14 @@ pub fn run(args: PredictArgs) -> Result<(), String> {
         (None, Some(path)) => (png_pixels(path)?, path.display().to_string(), None),
         (None, None) => return Err("give --index N or an IMAGE.png".into()),
     };
-    let x: Vec<f32> = pixels.iter().map(|&p| f32::from(p) * scale).collect();
-    let mut p = [0.0f32; 10];
+    let x = ImagesU8::new(&pixels, [28, 28, 1], scale).map_err(|e| e.to_string())?;
     model.set_threads(None).map_err(|e| e.to_string())?;
-    model.predict_on_batch(&x, &mut p).map_err(|e| e.to_string())?;
+    let p = model.predict_on_batch(&x).map_err(|e| e.to_string())?;
     println!("{what}");
-    for (c, v) in p.iter().enumerate() {
-        println!("  class {c}: {v:.4}");
+    for c in 0..10 {
+        println!("  class {c}: {:.4}", p[[0, c]]);
     }
-    let best = p.iter().enumerate().fold(0, |b, (i, &v)| if v > p[b] { i } else { b });
+    let best = p.argmax(1).map_err(|e| e.to_string())?[0];
     match label {
         Some(l) => println!("predicted class: {best} (label {l})"),
         None => println!("predicted class: {best}"),

@@ -149,6 +149,11 @@ fn conv_algorithms(model: &Model, batch: usize) -> Result<Value, String> {
 }
 
 /// An f32 as the shortest decimal that reads back as the same f32 (for readable JSON).
+/// Sample dimensions as Python prints a shape's tail: `28, 28, 1`.
+fn dims(d: &[usize]) -> String {
+    d.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+}
+
 fn short(v: f32) -> Value {
     v.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
 }
@@ -195,18 +200,14 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     if n == 0 {
         return Err("--limit 0 leaves no training images".into());
     }
-    let scale = if args.normalize { 1.0 / 255.0 } else { 1.0 };
+    let scale = if args.normalize { Scale::Unit } else { Scale::Raw };
     let say = !args.quiet;
 
-    let x_train = ImagesU8::new(&data.train.pixels()[..n * 784], [28, 28, 1], scale).map_err(|e| e.to_string())?;
-    let y_train = OneHot::new(&data.train.labels()[..n], 10).map_err(|e| e.to_string())?;
+    let x_train = data.train.images(scale).map_err(|e| e.to_string())?.take(n);
+    let y_train = data.train.one_hot().map_err(|e| e.to_string())?.take(n);
     if say {
-        println!("({n}, 28, 28, 1) ({n}, 10)");
-        let first = Tensor::from_fn(&[n.min(10), 10], |i| {
-            f32::from(u8::from(usize::from(data.train.labels()[i / 10]) == i % 10))
-        })
-        .map_err(|e| e.to_string())?;
-        println!("{}", first.table(1).map_err(|e| e.to_string())?);
+        println!("({n}, {}) ({n}, {})", dims(x_train.sample_dims()), dims(y_train.sample_dims()));
+        println!("{:.1}", y_train.head(10).map_err(|e| e.to_string())?);
     }
 
     let mut model = notebook_model().map_err(|e| e.to_string())?;
@@ -229,7 +230,7 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
         model.set_isa(isa).map_err(|e| e.to_string())?;
     }
     model.set_data_parallel(!args.no_data_parallel);
-    model.set_metadata("input_scale", scale.to_string());
+    model.set_metadata("input_scale", scale.factor().to_string());
     model.set_metadata("dataset", dataset.name());
     if say {
         model.print_summary();
@@ -244,23 +245,16 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
 
-    let mut pred = vec![0.0f32; 50];
-    let first5: Vec<f32> = data.train.pixels()[..5 * 784].iter().map(|&p| f32::from(p) * scale).collect();
-    model.predict_on_batch(&first5, &mut pred).map_err(|e| e.to_string())?;
+    let pred = model.predict_on_batch(&x_train.take(5)).map_err(|e| e.to_string())?;
     if say {
-        let rounded: Vec<f32> = pred.iter().map(|p| (p * 100.0).round() / 100.0).collect();
-        let p = Tensor::from_vec(&[5, 10], rounded).map_err(|e| e.to_string())?;
         println!("\nPredictions for the first 5 training images (rounded to 2 decimals):");
-        println!("{}", p.table(2).map_err(|e| e.to_string())?);
+        println!("{pred:.2}");
         println!("Their labels (one-hot):");
-        let labels =
-            Tensor::from_fn(&[5, 10], |i| f32::from(u8::from(usize::from(data.train.labels()[i / 10]) == i % 10)))
-                .map_err(|e| e.to_string())?;
-        println!("{}", labels.table(1).map_err(|e| e.to_string())?);
+        println!("{:.1}", y_train.head(5).map_err(|e| e.to_string())?);
     }
 
-    let x_test = ImagesU8::new(data.test.pixels(), [28, 28, 1], scale).map_err(|e| e.to_string())?;
-    let y_test = OneHot::new(data.test.labels(), 10).map_err(|e| e.to_string())?;
+    let x_test = data.test.images(scale).map_err(|e| e.to_string())?;
+    let y_test = data.test.one_hot().map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let test = model.evaluate(&x_test, &y_test, 32).map_err(|e| e.to_string())?;
     let test_acc = test.accuracy.unwrap_or(f32::NAN);

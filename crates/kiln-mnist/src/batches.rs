@@ -1,6 +1,7 @@
-//! Seeded, shuffled epochs of NHWC `f32` batches, converted from the u8 images per batch into reused buffers.
+//! Seeded, shuffled epochs of NHWC `f32` batches, gathered through the split's [`Data`] sources (the same path
+//! `Model::fit` takes) into reused buffers.
 
-use kiln_tensor::{Shape, Tensor, TensorError, TensorView};
+use kiln_tensor::{ClassIndices, Data, ImagesU8, OneHot, Shape, Tensor, TensorError, TensorView};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -79,7 +80,7 @@ pub struct Batch<'a> {
     /// The labels as bytes.
     pub labels: &'a [u8],
     /// Which examples of the split these are.
-    pub indices: &'a [u32],
+    pub indices: &'a [usize],
 }
 
 impl Batch<'_> {
@@ -97,10 +98,12 @@ impl Batch<'_> {
 /// [`Batches::start_epoch`] for the next (reshuffled) epoch. Buffers are allocated once, at construction.
 #[derive(Debug)]
 pub struct Batches<'a> {
-    split: &'a Split,
+    images: ImagesU8<'a>,
+    one_hot: OneHot<'a>,
+    indices: ClassIndices<'a>,
     opts: BatchOptions,
     rng: ChaCha8Rng,
-    order: Vec<u32>,
+    order: Vec<usize>,
     cursor: usize,
     x: Vec<f32>,
     y: Vec<f32>,
@@ -126,19 +129,18 @@ impl Split {
             return Err(invalid("batch size must be at least 1".into()));
         }
         let n = opts.limit.map_or(self.len(), |l| l.min(self.len()));
-        if n > u32::MAX as usize {
-            return Err(invalid(format!("{n} examples exceed the batch iterator's u32 indices")));
-        }
         let b = opts.batch_size.min(n.max(1));
         let last = if n.is_multiple_of(b) { b } else { n % b };
         let full = shapes(b, opts.labels).map_err(|e| invalid(e.to_string()))?;
         let tail = shapes(last, opts.labels).map_err(|e| invalid(e.to_string()))?;
         let y_per = if opts.labels == LabelFormat::OneHot { CLASSES } else { 1 };
         let mut batches = Batches {
-            split: self,
+            images: self.images(opts.scale)?.take(n),
+            one_hot: self.one_hot()?.take(n),
+            indices: self.class_indices().take(n),
             opts,
             rng: ChaCha8Rng::seed_from_u64(opts.seed),
-            order: (0..n as u32).collect(),
+            order: (0..n).collect(),
             cursor: 0,
             x: vec![0.0; b * IMAGE_PIXELS],
             y: vec![0.0; b * y_per],
@@ -186,26 +188,14 @@ impl Batches<'_> {
         self.cursor = end;
         let b = end - start;
         let indices = &self.order[start..end];
-        let factor = self.opts.scale.factor();
-        let pixels = self.split.pixels();
-        let labels = self.split.labels();
         let one_hot = self.opts.labels == LabelFormat::OneHot;
         let y_per = if one_hot { CLASSES } else { 1 };
-        for (k, &i) in indices.iter().enumerate() {
-            let i = i as usize;
-            let src = &pixels[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS];
-            for (d, &p) in self.x[k * IMAGE_PIXELS..(k + 1) * IMAGE_PIXELS].iter_mut().zip(src) {
-                *d = f32::from(p) * factor;
-            }
-            let label = labels[i];
-            self.labels[k] = label;
-            let y = &mut self.y[k * y_per..(k + 1) * y_per];
-            if one_hot {
-                y.fill(0.0);
-                y[usize::from(label)] = 1.0;
-            } else {
-                y[0] = f32::from(label);
-            }
+        self.images.gather(indices, &mut self.x[..b * IMAGE_PIXELS]);
+        let y: &dyn Data = if one_hot { &self.one_hot } else { &self.indices };
+        y.gather(indices, &mut self.y[..b * y_per]);
+        let labels = self.indices.labels();
+        for (l, &i) in self.labels.iter_mut().zip(indices) {
+            *l = labels[i];
         }
         let (xs, ys) = if b == self.opts.batch_size.min(n.max(1)) { &self.shapes[0] } else { &self.shapes[1] };
         // The shapes were built for exactly these lengths, so the views cannot fail.

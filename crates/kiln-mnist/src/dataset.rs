@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kiln_tensor::Tensor;
+use kiln_tensor::{ClassIndices, ImagesU8, OneHot, Tensor};
 
 use crate::download::{self, MNIST_FILES};
 use crate::error::{MnistError, Result};
@@ -286,8 +286,8 @@ impl Split {
         self.labels.path()
     }
 
-    /// Images `range` as an NHWC f32 tensor, raw 0..255 or scaled to [0, 1]. (Training uses
-    /// [`Split::batches`], which converts per batch without allocating.)
+    /// Images `range` as an NHWC f32 tensor, raw 0..255 or scaled to [0, 1]. (Training reads [`Split::images`],
+    /// which converts per batch without holding the floats.)
     pub fn images_f32(&self, range: std::ops::Range<usize>, scale: crate::Scale) -> Result<Tensor> {
         if range.start > range.end || range.end > self.len {
             return Err(MnistError::invalid(
@@ -301,9 +301,22 @@ impl Split {
             .map_err(|e| MnistError::invalid(self.images.path(), e.to_string()))
     }
 
-    /// All labels one-hot encoded, `n × 10` (the notebook's `pd.get_dummies(y)`).
-    pub fn one_hot(&self) -> Result<Tensor> {
-        crate::one_hot(self.labels(), CLASSES).map_err(|e| MnistError::invalid(self.labels.path(), e.to_string()))
+    /// The images as a model input: samples of shape `(28, 28, 1)`, each pixel converted to `f32` and scaled as
+    /// each batch is gathered. `.take(n)` keeps the first `n`.
+    pub fn images(&self, scale: crate::Scale) -> Result<ImagesU8<'_>> {
+        ImagesU8::new(self.pixels(), [IMAGE_SIDE, IMAGE_SIDE, 1], scale.factor())
+            .map_err(|e| MnistError::invalid(self.images.path(), e.to_string()))
+    }
+
+    /// The labels as one-hot targets of 10 columns (the notebook's `pd.get_dummies(y)`), built per batch.
+    /// `.take(n)` keeps the first `n`; `.head(n)` makes a tensor of them for printing.
+    pub fn one_hot(&self) -> Result<OneHot<'_>> {
+        OneHot::new(self.labels(), CLASSES).map_err(|e| MnistError::invalid(self.labels.path(), e.to_string()))
+    }
+
+    /// The labels as class indices, the targets of `sparse_categorical_crossentropy`.
+    pub fn class_indices(&self) -> ClassIndices<'_> {
+        ClassIndices::new(self.labels())
     }
 }
 

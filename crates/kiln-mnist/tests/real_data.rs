@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use kiln_mnist::download::{MNIST_FILES, decompressed_sha256};
-use kiln_mnist::{BatchOptions, Dataset, FASHION_MNIST_SYSTEM_DIR, LabelFormat, Mnist, Scale};
+use kiln_mnist::{BatchOptions, Data, Dataset, FASHION_MNIST_SYSTEM_DIR, LabelFormat, Mnist, Scale};
 
 fn mnist_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("MNIST_DIR").map(PathBuf::from);
@@ -27,8 +27,11 @@ fn mnist_facts() {
     assert_eq!(m.test.class_counts(), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
     // The notebook's y = pd.get_dummies(labels): shape (60000, 10), first row is a 5.
     let y = m.train.one_hot().unwrap();
-    assert_eq!(y.dims(), &[60000, 10]);
-    assert_eq!(y.argmax(1).unwrap()[..5], [5, 0, 4, 1, 9]);
+    assert_eq!((y.len(), y.sample_dims()), (60000, &[10usize][..]));
+    assert_eq!(y.head(5).unwrap().argmax(1).unwrap(), [5, 0, 4, 1, 9]);
+    let images = m.train.images(Scale::Unit).unwrap();
+    assert_eq!((images.len(), images.sample_dims()), (60000, &[28usize, 28, 1][..]));
+    assert_eq!(images.take(7).len(), 7);
     let x = m.train.images_f32(0..2, Scale::Raw).unwrap();
     assert_eq!(x.dims(), &[2, 28, 28, 1]);
     assert_eq!(x.as_slice().iter().copied().fold(0.0, f32::max), 255.0);
@@ -83,10 +86,10 @@ fn batches_cover_each_example_once_per_epoch() {
             assert!(seen.insert(i));
             first_order.push(i);
             // Pixels and labels belong to example i.
-            let img = m.train.image(i as usize).unwrap();
+            let img = m.train.image(i).unwrap();
             let x = &batch.x.as_slice()[k * 784..(k + 1) * 784];
             assert!(x.iter().zip(img).all(|(a, &b)| *a == f32::from(b)));
-            let label = m.train.label(i as usize).unwrap();
+            let label = m.train.label(i).unwrap();
             assert_eq!(batch.labels[k], label);
             assert_eq!(batch.y.as_slice()[k * 10 + usize::from(label)], 1.0);
             assert_eq!(batch.y.as_slice()[k * 10..(k + 1) * 10].iter().sum::<f32>(), 1.0);
@@ -97,12 +100,12 @@ fn batches_cover_each_example_once_per_epoch() {
     assert_eq!(sizes.iter().filter(|&&s| s == 32).count(), 31);
     assert_eq!(*sizes.last().unwrap(), 8);
     // Shuffled (not the identity), different next epoch, reproducible from the seed.
-    assert_ne!(first_order, (0..1000).collect::<Vec<u32>>());
+    assert_ne!(first_order, (0..1000).collect::<Vec<usize>>());
     epoch.start_epoch();
-    let second: Vec<u32> = std::iter::from_fn(|| epoch.next_batch().map(|b| b.indices.to_vec())).flatten().collect();
+    let second: Vec<usize> = std::iter::from_fn(|| epoch.next_batch().map(|b| b.indices.to_vec())).flatten().collect();
     assert_ne!(second, first_order);
     let mut again = m.train.batches(opts).unwrap();
-    let replay: Vec<u32> = std::iter::from_fn(|| again.next_batch().map(|b| b.indices.to_vec())).flatten().collect();
+    let replay: Vec<usize> = std::iter::from_fn(|| again.next_batch().map(|b| b.indices.to_vec())).flatten().collect();
     assert_eq!(replay, first_order);
 }
 

@@ -26,7 +26,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod data;
 mod error;
 pub mod io;
 mod layer;
@@ -38,9 +37,11 @@ mod progress;
 mod summary;
 mod symbolic;
 
-pub use data::{ClassIndices, Data, ImagesU8, OneHot};
 pub use error::{NnError, Result};
 pub use kiln_autograd::Activation;
+/// The sources `fit`, `evaluate`, `predict` and `train_on_batch` read samples from (defined in `kiln-tensor`, so
+/// dataset crates implement them without depending on the framework).
+pub use kiln_tensor::data::{self, ClassIndices, Data, ImagesU8, OneHot, Rows};
 pub use layer::{Layer, Pair, fans, glorot_uniform, parse_activation};
 pub use model::{
     BatchStats, Compiled, ConvChoice, DEFAULT_SEED, EpochLog, Evaluation, FitOptions, History, LayerTime, Model,
@@ -56,7 +57,7 @@ pub mod prelude {
     pub use crate::Activation as ActivationFn;
     pub use crate::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
     pub use crate::{
-        Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Sequential, Validation,
+        Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Rows, Sequential, Validation,
         Verbose,
     };
     pub use kiln_autograd::PoolPadding;

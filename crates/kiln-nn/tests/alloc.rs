@@ -48,11 +48,11 @@ fn on_the_calling_thread() {
     model.set_threads(None).unwrap();
     let (x, y) = data(1);
     for _ in 0..5 {
-        model.train_on_batch(x.as_slice(), y.as_slice()).unwrap();
+        model.train_on_batch(&x, &y).unwrap();
     }
     let n = counting(|| {
         for _ in 0..20 {
-            model.train_on_batch(x.as_slice(), y.as_slice()).unwrap();
+            model.train_on_batch(&x, &y).unwrap();
         }
     });
     assert_eq!(n, 0, "allocations in 20 warm steps on the calling thread");

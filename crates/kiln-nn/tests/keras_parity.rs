@@ -42,7 +42,7 @@
 
 mod common;
 
-use kiln_mnist::Mnist;
+use kiln_mnist::{Data, Mnist, Scale};
 use kiln_tensor::Tensor;
 
 const KERAS_LOSSES: [f32; 12] = [
@@ -94,19 +94,16 @@ fn training_matches_keras_step_by_step() {
             .collect();
         model.set_weight(&name, &Tensor::from_vec(w.dims(), v).unwrap()).unwrap();
     }
-    let x: Vec<f32> = mnist.train.pixels()[..12 * 32 * 784].iter().map(|&p| f32::from(p)).collect();
-    let mut y = vec![0.0f32; 12 * 32 * 10];
-    for (i, &l) in mnist.train.labels()[..12 * 32].iter().enumerate() {
-        y[i * 10 + usize::from(l)] = 1.0;
-    }
+    let (x, y) = (mnist.train.images(Scale::Raw).unwrap(), mnist.train.one_hot().unwrap());
     for (s, &expected) in KERAS_LOSSES.iter().enumerate() {
-        let got = model.train_on_batch(&x[s * 32 * 784..(s + 1) * 32 * 784], &y[s * 320..(s + 1) * 320]).unwrap().loss;
+        let batch = s * 32..(s + 1) * 32;
+        let got = model.train_on_batch(&x.rows(batch.clone()).unwrap(), &y.rows(batch).unwrap()).unwrap().loss;
         println!("step {s}: kiln {got:.6e} keras {expected:.6e}");
         assert!((got - expected).abs() <= 1e-3 * expected, "step {s}: {got} vs Keras {expected}");
     }
-    let mut p = [0.0f32; 20];
-    model.predict_on_batch(&x[..2 * 784], &mut p).unwrap();
-    for (i, (a, b)) in p.iter().zip(KERAS_PREDICTIONS).enumerate() {
+    let p = model.predict_on_batch(&x.take(2)).unwrap();
+    assert_eq!(p.dims(), &[2, 10]);
+    for (i, (a, b)) in p.as_slice().iter().zip(KERAS_PREDICTIONS).enumerate() {
         assert!((a - b).abs() <= 1e-3, "probability {i}: {a} vs Keras {b}");
     }
 }

@@ -11,17 +11,17 @@
 
 mod common;
 
-use kiln_mnist::Mnist;
+use kiln_mnist::{Mnist, Scale};
 use kiln_nn::prelude::*;
 
 #[test]
 fn flagship_learns_mnist_from_2000_images() {
     let Some(dir) = common::mnist_dir() else { return };
     let mnist = Mnist::load(&dir).unwrap();
-    let x = ImagesU8::new(&mnist.train.pixels()[..2000 * 784], [28, 28, 1], 1.0).unwrap();
-    let y = OneHot::new(&mnist.train.labels()[..2000], 10).unwrap();
-    let tx = ImagesU8::new(&mnist.test.pixels()[..1000 * 784], [28, 28, 1], 1.0).unwrap();
-    let ty = OneHot::new(&mnist.test.labels()[..1000], 10).unwrap();
+    let x = mnist.train.images(Scale::Raw).unwrap().take(2000);
+    let y = mnist.train.one_hot().unwrap().take(2000);
+    let tx = mnist.test.images(Scale::Raw).unwrap().take(1000);
+    let ty = mnist.test.one_hot().unwrap().take(1000);
     let mut accuracies = Vec::new();
     for seed in 0..5 {
         let mut model = common::flagship();

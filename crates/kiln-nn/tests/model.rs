@@ -116,7 +116,9 @@ fn bad_configurations_are_errors() {
     let short = Tensor::zeros(&[3, 10]).unwrap();
     assert!(matches!(m.fit(&x, &short, &FitOptions::default()), Err(NnError::Data { .. })));
     assert!(m.fit(&x, &y, &FitOptions::default().batch_size(0)).is_err());
-    assert!(m.train_on_batch(&[0.0; 7], &[0.0; 10]).is_err());
+    let (x7, y1) = (Tensor::zeros(&[1, 7]).unwrap(), Tensor::zeros(&[1, 10]).unwrap());
+    assert!(matches!(m.train_on_batch(&x7, &y1), Err(NnError::Data { what: "x", .. })));
+    assert!(matches!(m.train_on_batch(&x.rows(0..2).unwrap(), &y1), Err(NnError::Data { what: "y", .. })));
 }
 
 /// Glorot-uniform with Keras' fans: every kernel value inside ±√(6/(fan_in+fan_out)), spread like a uniform
@@ -253,8 +255,8 @@ fn data_parallel_is_deterministic_and_equivalent() {
         n.set_weight(&name, &w).unwrap();
     }
     let (a, b) = (
-        m.train_on_batch(&x.as_slice()[..10 * 144], &y.as_slice()[..100]).unwrap(),
-        n.train_on_batch(&x.as_slice()[..10 * 144], &y.as_slice()[..100]).unwrap(),
+        m.train_on_batch(&x.rows(0..10).unwrap(), &y.rows(0..10).unwrap()).unwrap(),
+        n.train_on_batch(&x.rows(0..10).unwrap(), &y.rows(0..10).unwrap()).unwrap(),
     );
     assert_eq!(a, b);
     assert_eq!(m.weights().unwrap(), n.weights().unwrap());

@@ -31,7 +31,8 @@ fn kernel_after_one_step(seed: u64, threads: usize) -> Vec<f32> {
     for (i, v) in x[16..].iter_mut().enumerate() {
         *v = 1.0 + (i % 5) as f32;
     }
-    let y: Vec<f32> = (0..8 * 3).map(|i| (i % 3) as f32).collect();
+    let x = Tensor::from_vec(&[8, 4], x).unwrap();
+    let y = Tensor::from_fn(&[8, 3], |i| (i % 3) as f32).unwrap();
     m.train_on_batch(&x, &y).unwrap();
     m.weights().unwrap().into_iter().find(|(n, _)| n == "dense/kernel").unwrap().1.as_slice().to_vec()
 }
@@ -135,7 +136,7 @@ fn layer_state_is_assigned_once_per_step_and_left_alone_by_inference() {
         m.evaluate(&x, &y, 4).unwrap();
         assert_eq!(steps(&m), 3.0, "inference assigns nothing");
         // The optimizer leaves non-trainable state alone: it is not in any gradient.
-        m.train_on_batch(x.as_slice(), y.as_slice()).unwrap();
+        m.train_on_batch(&x, &y).unwrap();
         assert_eq!(steps(&m), 4.0);
     }
 }

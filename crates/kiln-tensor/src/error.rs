@@ -76,6 +76,17 @@ pub enum TensorError {
         /// The dimensions.
         dims: Vec<usize>,
     },
+    /// A data source was given inconsistent samples (a pixel count that is not a whole number of images, a label
+    /// beyond the classes).
+    #[error("{what}: expected {expected}, got {got}")]
+    Data {
+        /// Which data.
+        what: &'static str,
+        /// What was expected.
+        expected: String,
+        /// What was found.
+        got: String,
+    },
     /// The allocation of the tensor's storage failed.
     #[error("cannot allocate {elements} elements: {reason}")]
     Alloc {

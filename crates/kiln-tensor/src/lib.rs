@@ -2,7 +2,8 @@
 //!
 //! The tensor core of Kiln: [`Shape`] (any rank, row-major; images are NHWC), [`Tensor`] (owned `f32` storage
 //! aligned to 64 bytes), [`TensorView`] (borrowed, reshaped or batch-sliced without copying), `f16`/`bf16`
-//! storage ([`HalfTensor`]) and a pandas-like table for printing 2-D results ([`Table`]).
+//! storage ([`HalfTensor`]), a pandas-like table for printing 2-D results ([`Table`]) and the [`Data`] sources
+//! models read samples from.
 //!
 //! Computation is in `f32`. Every operation that can be handed inconsistent input returns a [`TensorError`].
 //!
@@ -17,12 +18,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod data;
 mod display;
 mod dtype;
 mod error;
 mod shape;
 mod tensor;
 
+pub use data::{ClassIndices, Data, ImagesU8, OneHot, Rows};
 pub use display::Table;
 pub use dtype::{DType, HalfElement, HalfTensor};
 pub use error::{Result, TensorError};

@@ -122,6 +122,13 @@ impl Tensor {
         self.shape.offset(index).map(|i| self.data[i])
     }
 
+    /// Row `i` of the first axis (sample `i` of a batch of predictions), or `None` past the end.
+    pub fn row(&self, i: usize) -> Option<&[f32]> {
+        let per: usize = self.dims().get(1..).map_or(1, |d| d.iter().product());
+        let start = i.checked_mul(per)?;
+        self.data.get(start..start.checked_add(per)?)
+    }
+
     /// A borrowed view of the whole tensor.
     pub fn view(&self) -> TensorView<'_> {
         TensorView { shape: &self.shape, data: &self.data }
@@ -456,6 +463,18 @@ impl<'a> BatchView<'a> {
     /// The same rows under new dimensions (no copy).
     pub fn reshape(self, dims: &[usize]) -> Result<BatchView<'a>> {
         Ok(BatchView { shape: reshaped(&self.shape, dims)?, data: self.data })
+    }
+}
+
+/// `t[[i, j]]`: the element at a multi-index, as `Vec` indexing does — it panics when the index is out of bounds
+/// or of the wrong rank; [`Tensor::get`] is the checked form.
+impl<const N: usize> std::ops::Index<[usize; N]> for Tensor {
+    type Output = f32;
+    fn index(&self, index: [usize; N]) -> &f32 {
+        match self.shape.offset(&index) {
+            Some(i) => &self.data[i],
+            None => panic!("index {index:?} is out of bounds for a tensor of shape {}", self.shape),
+        }
     }
 }
 

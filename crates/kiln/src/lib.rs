@@ -35,8 +35,8 @@ pub mod prelude {
     pub use kiln_nn::Activation as ActivationFn;
     pub use kiln_nn::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
     pub use kiln_nn::{
-        Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer, Sequential,
-        Validation, Verbose,
+        Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer, Rows,
+        Sequential, Validation, Verbose,
     };
     pub use kiln_tensor::{DType, Shape, Tensor, TensorError, TensorView, bf16, f16};
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use kiln_autograd::{MAX_RANK, Params, Recording, Tape, Var};
 use kiln_kernels::{FlushDenormals, Threads, set_flush_denormals};
+use kiln_tensor::{Data, Tensor};
 
 use super::{BatchStats, Compiled, LayerTime, Model, Slot, StepProfile, mix, stream};
 use crate::error::{NnError, Result};
@@ -315,11 +316,29 @@ impl Model {
         Ok(())
     }
 
-    /// One training step on a batch (Keras `train_on_batch`): forward, loss, backward, optimizer update.
-    /// `x` holds whole samples of the input shape, `y` the matching targets. A non-finite loss leaves the
-    /// weights untouched and is an error.
-    pub fn train_on_batch(&mut self, x: &[f32], y: &[f32]) -> Result<BatchStats> {
-        let s = self.in_pool(|m| m.step(x, y, None, None))?;
+    /// Runs `f` on all of `x` and `y` as `f32` slices: read in place when the sources store them so (tensors),
+    /// else gathered into the model's reused batch buffers.
+    fn with_whole_batch<R>(
+        &mut self,
+        x: &dyn Data,
+        y: &dyn Data,
+        f: impl FnOnce(&mut Self, &[f32], &[f32]) -> Result<R>,
+    ) -> Result<R> {
+        self.check_x(x)?;
+        self.check_y(x, y)?;
+        if let (Some(xs), Some(ys)) = (x.contiguous(), y.contiguous()) {
+            return f(self, xs, ys);
+        }
+        let [mut xbuf, mut ybuf, xn, yn] = std::mem::take(&mut self.batch_bufs);
+        let res = gather_all(x, &mut xbuf).and_then(|()| gather_all(y, &mut ybuf)).and_then(|()| f(self, &xbuf, &ybuf));
+        self.batch_bufs = [xbuf, ybuf, xn, yn];
+        res
+    }
+
+    /// One training step on a batch (Keras `train_on_batch`): forward, loss, backward, optimizer update, on every
+    /// sample of `x` and its target in `y`. A non-finite loss leaves the weights untouched and is an error.
+    pub fn train_on_batch(&mut self, x: &dyn Data, y: &dyn Data) -> Result<BatchStats> {
+        let s = self.with_whole_batch(x, y, |m, xs, ys| m.in_pool(|m| m.step(xs, ys, None, None)))?;
         if !s.loss.is_finite() {
             return Err(NnError::NonFiniteLoss {
                 epoch: self.epochs_done + 1,
@@ -330,13 +349,14 @@ impl Model {
         Ok(s)
     }
 
-    /// One training step with wall-time measurements per layer (forward and backward), loss and optimizer.
-    pub fn profile_step(&mut self, x: &[f32], y: &[f32]) -> Result<StepProfile> {
+    /// One training step (as [`Model::train_on_batch`]) with wall-time measurements per layer (forward and
+    /// backward), loss and optimizer.
+    pub fn profile_step(&mut self, x: &dyn Data, y: &dyn Data) -> Result<StepProfile> {
         let mut p =
             StepProfile { layers: Vec::new(), loss: Duration::ZERO, optimizer: Duration::ZERO, total: Duration::ZERO };
         self.ensure_tapes(1);
         self.tapes[0].set_profiling(true);
-        let res = self.in_pool(|m| m.step(x, y, Some(&mut p), None));
+        let res = self.with_whole_batch(x, y, |m, xs, ys| m.in_pool(|m| m.step(xs, ys, Some(&mut p), None)));
         self.tapes[0].set_profiling(false);
         let s = res?;
         if !s.loss.is_finite() {
@@ -349,9 +369,9 @@ impl Model {
         Ok(p)
     }
 
-    /// Inference on one batch into `out` (`batch × output size`), with nothing recorded for differentiation.
-    pub fn predict_on_batch(&mut self, x: &[f32], out: &mut [f32]) -> Result<()> {
-        self.in_pool(|m| m.predict_batch(x, out))
+    /// Keras `predict_on_batch`: the outputs for every sample of `x` as one batch, nothing recorded.
+    pub fn predict_on_batch(&mut self, x: &dyn Data) -> Result<Tensor> {
+        self.predict(x, x.len().max(1))
     }
 
     pub(crate) fn predict_batch(&mut self, x: &[f32], out: &mut [f32]) -> Result<()> {
@@ -394,4 +414,30 @@ impl Model {
         tape.set_grad_enabled(true);
         res
     }
+}
+
+/// Copies every sample of `d` into `buf` (resized; its capacity is kept between calls).
+fn gather_all(d: &dyn Data, buf: &mut Vec<f32>) -> Result<()> {
+    let n = d.len().checked_mul(d.sample_len()).ok_or_else(|| NnError::Data {
+        what: "batch",
+        expected: "a size that fits in memory".into(),
+        got: format!("{} samples of {:?}", d.len(), d.sample_dims()),
+    })?;
+    buf.clear();
+    buf.try_reserve(n).map_err(|e| NnError::Data {
+        what: "batch",
+        expected: format!("memory for {n} floats"),
+        got: e.to_string(),
+    })?;
+    buf.resize(n, 0.0);
+    let mut idx = [0usize; 64];
+    let per = d.sample_len().max(1);
+    for (k, out) in buf.chunks_mut(64 * per).enumerate() {
+        let m = out.len() / per;
+        for (j, i) in idx[..m].iter_mut().enumerate() {
+            *i = k * 64 + j;
+        }
+        d.gather(&idx[..m], out);
+    }
+    Ok(())
 }

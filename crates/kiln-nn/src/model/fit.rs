@@ -3,22 +3,21 @@
 
 use std::time::Instant;
 
-use kiln_tensor::Tensor;
+use kiln_tensor::{Data, Rows, Tensor};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::{EpochLog, Evaluation, FitOptions, History, Model, Validation, mix, stream};
-use crate::data::{Data, Slice};
 use crate::error::{NnError, Result};
 use crate::progress::EpochProgress;
 
-fn slice(d: &dyn Data, start: usize, len: usize) -> Slice<'_> {
-    Slice { inner: d, start, len, scratch_dims: d.sample_dims().to_vec() }
+fn slice(d: &dyn Data, start: usize, len: usize) -> Result<Rows<'_>> {
+    Ok(Rows::new(d, start..start + len)?)
 }
 
 impl Model {
-    fn check_x(&self, x: &dyn Data) -> Result<()> {
+    pub(super) fn check_x(&self, x: &dyn Data) -> Result<()> {
         if x.sample_dims() != self.input_shape.as_slice() {
             return Err(NnError::Data {
                 what: "x",
@@ -29,7 +28,7 @@ impl Model {
         Ok(())
     }
 
-    fn check_y(&self, x: &dyn Data, y: &dyn Data) -> Result<()> {
+    pub(super) fn check_y(&self, x: &dyn Data, y: &dyn Data) -> Result<()> {
         if y.len() != x.len() {
             return Err(NnError::Data {
                 what: "y",
@@ -107,7 +106,7 @@ impl Model {
             return Err(NnError::config("fit", "batch_size must be ≥ 1"));
         }
         let n = x.len();
-        let (train_x, train_y, val_x, val_y): (Slice<'_>, Slice<'_>, Option<Slice<'_>>, Option<Slice<'_>>);
+        let (train_x, train_y, val_x, val_y): (Rows<'_>, Rows<'_>, Option<Rows<'_>>, Option<Rows<'_>>);
         let split_at = match opts.validation {
             Validation::Split(f) => {
                 if !(0.0..1.0).contains(&f) {
@@ -117,25 +116,25 @@ impl Model {
             }
             _ => n,
         };
-        train_x = slice(x, 0, split_at);
-        train_y = slice(y, 0, split_at);
+        train_x = slice(x, 0, split_at)?;
+        train_y = slice(y, 0, split_at)?;
         match opts.validation {
             Validation::Split(_) if split_at < n => {
-                val_x = Some(slice(x, split_at, n - split_at));
-                val_y = Some(slice(y, split_at, n - split_at));
+                val_x = Some(slice(x, split_at, n - split_at)?);
+                val_y = Some(slice(y, split_at, n - split_at)?);
             }
             Validation::Data(vx, vy) => {
                 self.check_x(vx)?;
                 self.check_y(vx, vy)?;
-                val_x = Some(slice(vx, 0, vx.len()));
-                val_y = Some(slice(vy, 0, vy.len()));
+                val_x = Some(slice(vx, 0, vx.len())?);
+                val_y = Some(slice(vy, 0, vy.len())?);
             }
             _ => {
                 val_x = None;
                 val_y = None;
             }
         }
-        if train_x.len == 0 {
+        if train_x.len() == 0 {
             return Err(NnError::Data { what: "x", expected: "at least one training sample".into(), got: "0".into() });
         }
         let mut start = opts.initial_epoch;
@@ -153,11 +152,11 @@ impl Model {
         let res = self.in_pool(|m| {
             for epoch in start..opts.epochs {
                 let t0 = Instant::now();
-                let mut order: Vec<usize> = (0..train_x.len).collect();
+                let mut order: Vec<usize> = (0..train_x.len()).collect();
                 if opts.shuffle {
                     order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(m.seed, epoch as u64, stream::SHUFFLE)));
                 }
-                let steps = train_x.len.div_ceil(bs);
+                let steps = train_x.len().div_ceil(bs);
                 let mut bar = EpochProgress::start(opts.verbose, epoch + 1, opts.epochs, steps);
                 let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
                 // Batch k + 1 is gathered during step k (into the other buffer pair), off the critical path.

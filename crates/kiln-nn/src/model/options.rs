@@ -6,9 +6,9 @@ use std::time::Duration;
 use kiln_kernels::ConvAlgo;
 use serde::Serialize;
 
-use crate::data::Data;
 use crate::optim::{Loss, Optimizer};
 use crate::progress::Verbose;
+use kiln_tensor::Data;
 
 /// Loss, optimizer and metrics chosen by [`Model::compile`](crate::Model::compile).
 #[derive(Debug, Clone, Copy, PartialEq)]
