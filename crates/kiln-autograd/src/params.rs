@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_kernels::AlignedVec;
+use kiln_kernels::optim::{Stream, stream_buffer};
 use kiln_tensor::Tensor;
 
 use crate::dims::Dims;
@@ -83,8 +84,9 @@ impl Params {
         let dims = Dims::new(value.dims())?;
         let id = u32::try_from(self.entries.len())
             .map_err(|_| AutogradError::Alloc { what: "parameter handles", elements: self.entries.len() })?;
-        let data = AlignedVec::try_from_slice(value.as_slice())
+        let mut data = stream_buffer(value.len(), Stream::Value)
             .map_err(|_| AutogradError::Alloc { what: "parameter", elements: value.len() })?;
+        data.copy_from_slice(value.as_slice());
         self.entries.push(Param { name: name.into(), dims, value: data, trainable, version: next_version() });
         Ok(ParamId(id))
     }

@@ -12,6 +12,7 @@ use std::any::Any;
 use std::ops::Deref;
 use std::time::Duration;
 
+use kiln_kernels::optim::{Stream, stream_buffer};
 use kiln_kernels::{AlignedVec, ConvOptions, ConvPlan, Kernels, Threads};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -72,6 +73,9 @@ pub struct State {
     /// The step's convolutions' plans, by the order of their `conv2d` calls (kept across steps; `None` while
     /// an op has its plan out).
     pub(crate) plans: Vec<Option<ConvPlan>>,
+    /// This tape's data-parallel replica (0 or 1): where its large gradients sit in a page
+    /// (`kiln_kernels::optim::Stream`).
+    pub(crate) replica: usize,
     /// `conv2d` calls so far in this step.
     pub(crate) convs: usize,
 }
@@ -243,7 +247,8 @@ impl State {
                 // A parameter's gradient buffer is sized on its first use and kept.
                 let g = &mut self.grads[p];
                 if g.buf.len() != len {
-                    g.buf.try_resize(len, 0.0).map_err(|_| AutogradError::Alloc { what: "gradient", elements: len })?;
+                    let alloc = AutogradError::Alloc { what: "gradient", elements: len };
+                    g.buf = stream_buffer(len, Stream::Gradient(self.replica)).map_err(|_| alloc)?;
                 }
                 g.written
             }
@@ -319,6 +324,7 @@ impl Tape {
                 threads: Threads::Rayon,
                 step: 0,
                 plans: Vec::new(),
+                replica: 0,
                 convs: 0,
             },
             backs: Vec::new(),
@@ -350,6 +356,12 @@ impl Tape {
     /// The convolution options in use.
     pub fn conv_options(&self) -> ConvOptions {
         self.st.conv
+    }
+
+    /// Marks this tape as data-parallel replica `r`: its large parameter gradients are placed apart from the other
+    /// replica's within a page, so the optimizer step that reads both does not suffer 4K aliasing.
+    pub fn set_replica(&mut self, r: usize) {
+        self.st.replica = r;
     }
 
     /// Sets the threading of every kernel (GEMMs and convolutions): `Threads::Single` keeps all work on the

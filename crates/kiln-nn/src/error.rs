@@ -88,19 +88,6 @@ pub enum NnError {
     },
 }
 
-/// A zero-filled `Vec<f32>` of `n` elements, or an error instead of an abort when memory is short (sizes come
-/// from user-supplied model descriptions).
-pub(crate) fn try_zeros(what: &'static str, n: usize) -> Result<Vec<f32>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|e| NnError::Data {
-        what,
-        expected: format!("memory for {n} floats"),
-        got: e.to_string(),
-    })?;
-    v.resize(n, 0.0);
-    Ok(v)
-}
-
 impl NnError {
     pub(crate) fn config(layer: impl Into<String>, message: impl Into<String>) -> Self {
         NnError::Config { layer: layer.into(), message: message.into() }

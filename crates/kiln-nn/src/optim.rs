@@ -1,8 +1,8 @@
 //! Losses, metrics and optimizers by Keras name, with Keras 3 defaults.
 
 use kiln_autograd::{Params, Tape};
-use kiln_kernels::Kernels;
-use kiln_kernels::optim::{AdamParams, Average, RmsPropParams, SgdParams, Update};
+use kiln_kernels::optim::{AdamParams, Average, RmsPropParams, SgdParams, Stream, Update, stream_buffer};
+use kiln_kernels::{AlignedVec, Kernels};
 use serde_json::{Value, json};
 
 use crate::error::{NnError, Result};
@@ -194,7 +194,7 @@ impl Optimizer {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OptimizerState {
     /// `slots[s][param]`.
-    pub(crate) slots: Vec<Vec<Vec<f32>>>,
+    pub(crate) slots: Vec<Vec<AlignedVec>>,
     /// Steps taken (Keras `optimizer.iterations`).
     pub(crate) iterations: u64,
 }
@@ -205,10 +205,15 @@ const SPLIT_MIN: usize = 1 << 16;
 impl OptimizerState {
     pub(crate) fn new(opt: Optimizer, params: &Params) -> Result<Self> {
         let mut slots = Vec::new();
-        for _ in 0..opt.slots() {
+        for per_slot in 0..opt.slots() {
             let mut per = Vec::new();
             for id in params.ids() {
-                per.push(crate::error::try_zeros("optimizer state", params.dims(id)?.numel())?);
+                let n = params.dims(id)?.numel();
+                per.push(stream_buffer(n, Stream::State(per_slot)).map_err(|e| NnError::Data {
+                    what: "optimizer state",
+                    expected: format!("memory for {n} floats"),
+                    got: e.to_string(),
+                })?);
             }
             slots.push(per);
         }

@@ -9,9 +9,11 @@
 //!   Defaults: lr 0.01, μ 0.
 
 mod kernels;
+mod streams;
 pub(crate) mod table;
 
 pub(crate) use kernels::run;
+pub use streams::{STAGGER_MIN, Stream, stream_buffer};
 
 use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};

@@ -136,6 +136,7 @@ impl Model {
     fn ensure_tapes(&mut self, n: usize) {
         while self.tapes.len() < n {
             let mut t = Tape::with_kernels(self.kernels);
+            t.set_replica(self.tapes.len());
             t.set_threads(self.kernel_threads);
             t.set_conv_options(self.conv.threads(self.kernel_threads));
             self.tapes.push(t);
