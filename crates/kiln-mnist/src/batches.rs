@@ -1,7 +1,7 @@
 //! Seeded, shuffled epochs of NHWC `f32` batches, gathered through the split's [`Data`] sources (the same path
 //! `Model::fit` takes) into reused buffers.
 
-use kiln_tensor::{ClassIndices, Data, ImagesU8, OneHot, Shape, Tensor, TensorError, TensorView};
+use kiln_tensor::{ClassIndices, Data, ImagesU8, OneHot, Shape, TensorError, TensorView};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -202,52 +202,5 @@ impl Batches<'_> {
         let x = TensorView::new(xs, &self.x[..b * IMAGE_PIXELS]).ok()?;
         let y = TensorView::new(ys, &self.y[..b * y_per]).ok()?;
         Some(Batch { x, y, labels: &self.labels[..b], indices })
-    }
-}
-
-/// One-hot encodes `labels` into a `len × classes` tensor (the notebook's `pd.get_dummies`, with all `classes`
-/// columns present). An error if a label is not below `classes`.
-pub fn one_hot(labels: &[u8], classes: usize) -> std::result::Result<Tensor, OneHotError> {
-    if let Some((index, &label)) = labels.iter().enumerate().find(|(_, l)| usize::from(**l) >= classes) {
-        return Err(OneHotError::LabelOutOfRange { index, label, classes });
-    }
-    let mut t = Tensor::zeros(&[labels.len(), classes]).map_err(OneHotError::Tensor)?;
-    let data = t.as_mut_slice();
-    for (row, &l) in labels.iter().enumerate() {
-        data[row * classes + usize::from(l)] = 1.0;
-    }
-    Ok(t)
-}
-
-/// Why [`one_hot`] failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum OneHotError {
-    /// A label is not below the number of classes.
-    #[error("label {label} at index {index} is not below {classes}")]
-    LabelOutOfRange {
-        /// Position of the label.
-        index: usize,
-        /// The label.
-        label: u8,
-        /// Number of classes.
-        classes: usize,
-    },
-    /// The tensor could not be created.
-    #[error(transparent)]
-    Tensor(TensorError),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_hot_rows() {
-        let t = one_hot(&[2, 0, 1], 3).unwrap();
-        assert_eq!(t.dims(), &[3, 3]);
-        assert_eq!(t.as_slice(), &[0., 0., 1., 1., 0., 0., 0., 1., 0.]);
-        assert_eq!(one_hot(&[3], 3), Err(OneHotError::LabelOutOfRange { index: 0, label: 3, classes: 3 }));
-        assert_eq!(one_hot(&[], 10).unwrap().dims(), &[0, 10]);
     }
 }

@@ -31,7 +31,7 @@ pub mod download;
 mod error;
 pub mod idx;
 
-pub use batches::{Batch, BatchOptions, Batches, LabelFormat, OneHotError, Scale, one_hot};
+pub use batches::{Batch, BatchOptions, Batches, LabelFormat, Scale};
 pub use dataset::{
     CLASSES, Dataset, ENV_FASHION_MNIST_DIR, ENV_MNIST_DIR, FASHION_MNIST_SYSTEM_DIR, FILE_NAMES, IMAGE_PIXELS,
     IMAGE_SIDE, Mnist, Split, find_files,

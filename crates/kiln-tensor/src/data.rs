@@ -58,18 +58,26 @@ fn gather_rows(data: &[f32], per: usize, indices: &[usize], out: &mut [f32]) {
     }
 }
 
+/// A tensor is read through its view (whose borrows last as long as the tensor's).
 impl Data for Tensor {
     fn len(&self) -> usize {
-        self.dims().first().copied().unwrap_or(0)
+        self.view().len()
     }
     fn sample_dims(&self) -> &[usize] {
-        self.dims().get(1..).unwrap_or(&[])
+        self.view().sample_dims_of_view()
     }
     fn gather(&self, indices: &[usize], out: &mut [f32]) {
-        gather_rows(self.as_slice(), self.sample_len(), indices, out);
+        self.view().gather(indices, out);
     }
     fn contiguous(&self) -> Option<&[f32]> {
         Some(self.as_slice())
+    }
+}
+
+impl<'a> TensorView<'a> {
+    /// The dimensions after the first, borrowed for the view's whole lifetime.
+    fn sample_dims_of_view(self) -> &'a [usize] {
+        self.dims().get(1..).unwrap_or(&[])
     }
 }
 
@@ -78,7 +86,7 @@ impl Data for TensorView<'_> {
         self.dims().first().copied().unwrap_or(0)
     }
     fn sample_dims(&self) -> &[usize] {
-        self.dims().get(1..).unwrap_or(&[])
+        self.sample_dims_of_view()
     }
     fn gather(&self, indices: &[usize], out: &mut [f32]) {
         gather_rows(self.as_slice(), self.sample_len(), indices, out);
@@ -309,7 +317,14 @@ mod tests {
         let y = OneHot::new(&[2, 0], 3).unwrap();
         assert_eq!(all(&y), [0., 0., 1., 1., 0., 0.]);
         assert_eq!(y.head(1).unwrap().as_slice(), &[0., 0., 1.]);
-        assert!(matches!(OneHot::new(&[3], 3), Err(TensorError::Data { what: "labels", .. })));
+        assert_eq!(
+            OneHot::new(&[2, 0, 1], 3).unwrap().to_tensor().unwrap().as_slice(),
+            &[0., 0., 1., 1., 0., 0., 0., 1., 0.]
+        );
+        assert!(
+            matches!(OneHot::new(&[3], 3), Err(TensorError::Data { what: "labels", got, .. }) if got == "3 at index 0")
+        );
+        assert_eq!(OneHot::new(&[], 10).unwrap().to_tensor().unwrap().dims(), &[0, 10]);
         assert_eq!(all(&ClassIndices::new(&[4, 1]).take(1)), [4.0]);
     }
 

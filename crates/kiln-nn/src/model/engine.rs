@@ -424,8 +424,7 @@ fn gather_all(d: &dyn Data, buf: &mut Vec<f32>) -> Result<()> {
         expected: "a size that fits in memory".into(),
         got: format!("{} samples of {:?}", d.len(), d.sample_dims()),
     })?;
-    buf.clear();
-    buf.try_reserve(n).map_err(|e| NnError::Data {
+    buf.try_reserve(n.saturating_sub(buf.len())).map_err(|e| NnError::Data {
         what: "batch",
         expected: format!("memory for {n} floats"),
         got: e.to_string(),
