@@ -17,6 +17,7 @@ use crate::error::{NnError, Result};
 use crate::layers::layer_from_config;
 use crate::model::{Compiled, Model};
 use crate::optim::{Loss, Optimizer, OptimizerState};
+use crate::schedules::LearningRateSchedule;
 
 /// File name of the architecture inside a model directory.
 pub const MODEL_JSON: &str = "model.json";
@@ -108,9 +109,14 @@ impl Model {
             .map(|s| json!({"class_name": s.layer.class_name(), "config": s.layer.config()}))
             .collect();
         let compile = self.compiled.map(|c| {
+            let mut optimizer = c.optimizer.config();
+            if let (Some(s), Some(o)) = (&self.schedule, optimizer.as_object_mut()) {
+                // Keras stores a schedule in place of the optimizer's rate.
+                o.insert("learning_rate".into(), s.config());
+            }
             json!({
                 "loss": c.loss.name(),
-                "optimizer": c.optimizer.config(),
+                "optimizer": optimizer,
                 "metrics": if c.accuracy { vec!["accuracy"] } else { vec![] },
             })
         });
@@ -164,9 +170,19 @@ impl Model {
         }
         if let Some(c) = v.get("compile").filter(|c| !c.is_null()) {
             let loss = Loss::from_name(c.get("loss").and_then(Value::as_str).unwrap_or(""))?;
-            let optimizer = Optimizer::from_config(c.get("optimizer").unwrap_or(&Value::Null))?;
+            let mut cfg = c.get("optimizer").cloned().unwrap_or(Value::Null);
+            let mut schedule = None;
+            if let Some(o) = cfg.as_object_mut()
+                && let Some(lr) = o.get("learning_rate").filter(|v| v.is_object())
+            {
+                let s = LearningRateSchedule::from_config(lr)?;
+                o.insert("learning_rate".into(), json!(s.at(0)));
+                schedule = Some(s);
+            }
+            let optimizer = Optimizer::from_config(&cfg)?;
             let accuracy = c.get("metrics").and_then(Value::as_array).is_some_and(|m| !m.is_empty());
             model.compile_with(Compiled { loss, optimizer, accuracy })?;
+            model.schedule = schedule;
         }
         Ok(model)
     }
@@ -267,12 +283,16 @@ impl Model {
                 ));
             }
         }
-        let meta = HashMap::from([
+        let mut meta = HashMap::from([
             ("format".to_owned(), FORMAT.to_owned()),
             ("iterations".to_owned(), self.state.iterations.to_string()),
             ("epochs_done".to_owned(), self.epochs_done.to_string()),
             ("optimizer".to_owned(), self.compiled.map_or("none", |c| c.optimizer.name()).to_owned()),
         ]);
+        if let Some(c) = self.compiled {
+            // The optimizer's own rate, as callbacks may have changed it (shortest form that reads back exactly).
+            meta.insert("learning_rate".to_owned(), c.optimizer.lr().to_string());
+        }
         let path = dir.join(CHECKPOINT);
         write_atomic(&path, &serialize(&path, &tensors, meta)?)?;
         let json = serde_json::to_vec_pretty(&self.to_json()).map_err(|e| NnError::format(dir, e.to_string()))?;
@@ -322,9 +342,19 @@ impl Model {
         if let Some(extra) = tensors.keys().next() {
             return Err(NnError::format(&path, format!("unexpected tensor `{extra}`")));
         }
+        let lr = match meta.get("learning_rate") {
+            Some(v) => Some(
+                v.parse::<f32>()
+                    .map_err(|_| NnError::format(&path, format!("metadata `learning_rate` = {v:?} is not a number")))?,
+            ),
+            None => None,
+        };
         state.iterations = iterations;
         self.state = state;
         self.epochs_done = epochs_done as usize;
+        if let (Some(lr), Some(c)) = (lr, self.compiled.as_mut()) {
+            c.optimizer = c.optimizer.learning_rate(lr);
+        }
         Ok(())
     }
 }

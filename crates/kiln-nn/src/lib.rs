@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod callbacks;
 mod error;
 pub mod io;
 mod layer;
@@ -34,6 +35,7 @@ mod model;
 mod optim;
 mod parallel;
 mod progress;
+pub mod schedules;
 mod summary;
 mod symbolic;
 
@@ -49,6 +51,7 @@ pub use model::{
 };
 pub use optim::{Loss, Metric, Optimizer};
 pub use progress::{Verbose, per_step};
+pub use schedules::LearningRateSchedule;
 pub use symbolic::{Call, Input, SymbolicTensor};
 
 /// Everything needed to describe, train and use a model: `use kiln_nn::prelude::*;`.

@@ -78,6 +78,14 @@ impl EpochProgress {
         }
     }
 
+    /// Removes the moving bar (before callbacks print at the end of the epoch); `finish` then prints the final
+    /// line.
+    pub(crate) fn clear(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
     /// Prints the epoch's final line.
     pub(crate) fn finish(self, loss: f32, accuracy: Option<f32>, val: Option<(f32, Option<f32>)>) {
         let elapsed = self.start.elapsed();

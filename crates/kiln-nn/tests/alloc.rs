@@ -68,7 +68,7 @@ fn on_a_pool() {
         let opts = FitOptions::default().verbose(Verbose::Silent);
         // Warm-up: each worker keeps its own kernel scratch, and work-stealing decides which worker runs which
         // part of a kernel, so several epochs give both workers every part.
-        model.fit(&x80, &y80, &opts.clone().epochs(3)).unwrap();
+        model.fit(&x80, &y80, &FitOptions::default().verbose(Verbose::Silent).epochs(3)).unwrap();
         let short = counting(|| drop(model.fit(&x40, &y40, &opts).unwrap()));
         let long = counting(|| drop(model.fit(&x80, &y80, &opts).unwrap()));
         // Any allocation per step would add ≥ 40. A handful either way comes from rayon's own bookkeeping

@@ -281,8 +281,12 @@ impl Model {
         }
         let t_opt = Instant::now();
         let kernels = self.kernels;
+        let optimizer = match &self.schedule {
+            Some(s) => c.optimizer.learning_rate(s.at(self.state.iterations)),
+            None => c.optimizer,
+        };
         self.state.step(
-            c.optimizer,
+            optimizer,
             kernels,
             &mut self.params,
             &self.tapes[..replicas],

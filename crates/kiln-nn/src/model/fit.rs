@@ -9,8 +9,25 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::{EpochLog, Evaluation, FitOptions, History, Model, Validation, mix, stream};
+use crate::callbacks::{Callback, Logs};
 use crate::error::{NnError, Result};
 use crate::progress::EpochProgress;
+
+/// Keras' logs of an epoch (or of the batches so far): `loss`, `accuracy`, `val_loss`, `val_accuracy`.
+fn epoch_logs(loss: f32, accuracy: Option<f32>, val: Option<Evaluation>) -> Logs {
+    let mut logs = Logs::default();
+    logs.set("loss", f64::from(loss));
+    if let Some(a) = accuracy {
+        logs.set("accuracy", f64::from(a));
+    }
+    if let Some(v) = val {
+        logs.set("val_loss", f64::from(v.loss));
+        if let Some(a) = v.accuracy {
+            logs.set("val_accuracy", f64::from(a));
+        }
+    }
+    logs
+}
 
 fn slice(d: &dyn Data, start: usize, len: usize) -> Result<Rows<'_>> {
     Ok(Rows::new(d, start..start + len)?)
@@ -149,8 +166,17 @@ impl Model {
         for (b, len) in [(&mut xbuf, xl), (&mut ybuf, yl), (&mut xnext, xl), (&mut ynext, yl)] {
             b.resize(bs * len, 0.0);
         }
+        let mut callbacks = opts.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        let cbs: &mut Vec<&mut dyn Callback> = &mut callbacks;
         let res = self.in_pool(|m| {
+            m.stop_training = false;
+            for cb in cbs.iter_mut() {
+                cb.on_train_begin(m)?;
+            }
             for epoch in start..opts.epochs {
+                for cb in cbs.iter_mut() {
+                    cb.on_epoch_begin(epoch, m)?;
+                }
                 let t0 = Instant::now();
                 let mut order: Vec<usize> = (0..train_x.len()).collect();
                 if opts.shuffle {
@@ -175,13 +201,24 @@ impl Model {
                     let s = m.step(xb, yb, None, Some(&mut prefetch))?;
                     std::mem::swap(&mut xbuf, &mut xnext);
                     std::mem::swap(&mut ybuf, &mut ynext);
-                    if !s.loss.is_finite() {
-                        return Err(NnError::NonFiniteLoss { epoch: epoch + 1, step: k + 1, value: s.loss });
-                    }
                     loss_sum += f64::from(s.loss) * s.samples as f64;
                     correct += s.correct;
                     seen += s.samples;
-                    bar.step(k + 1, (loss_sum / seen as f64) as f32, c.accuracy.then(|| correct as f32 / seen as f32));
+                    let (run_loss, run_acc) =
+                        ((loss_sum / seen as f64) as f32, c.accuracy.then(|| correct as f32 / seen as f32));
+                    bar.step(k + 1, run_loss, run_acc);
+                    if !cbs.is_empty() {
+                        let logs = epoch_logs(run_loss, run_acc, None);
+                        for cb in cbs.iter_mut() {
+                            cb.on_train_batch_end(k, &logs, m)?;
+                        }
+                    }
+                    if m.stop_training {
+                        break;
+                    }
+                    if !s.loss.is_finite() {
+                        return Err(NnError::NonFiniteLoss { epoch: epoch + 1, step: k + 1, value: s.loss });
+                    }
                 }
                 let train_seconds = t0.elapsed().as_secs_f64();
                 let (loss, acc) =
@@ -191,6 +228,11 @@ impl Model {
                     _ => None,
                 };
                 m.epochs_done = epoch + 1;
+                bar.clear();
+                let mut logs = epoch_logs(loss, acc, val);
+                for cb in cbs.iter_mut() {
+                    cb.on_epoch_end(epoch, &mut logs, m)?;
+                }
                 if let Some(dir) = &opts.checkpoint {
                     m.save_checkpoint(dir)?;
                 }
@@ -201,13 +243,21 @@ impl Model {
                     accuracy: acc,
                     val_loss: val.map(|v| v.loss),
                     val_accuracy: val.and_then(|v| v.accuracy),
+                    learning_rate: logs.get("learning_rate").map(|v| v as f32),
                     train_seconds,
                     seconds: t0.elapsed().as_secs_f64(),
                     samples_per_second: seen as f64 / train_seconds.max(1e-9),
                 });
+                if m.stop_training {
+                    break;
+                }
+            }
+            for cb in cbs.iter_mut() {
+                cb.on_train_end(m)?;
             }
             Ok(())
         });
+        drop(callbacks);
         self.batch_bufs = [xbuf, ybuf, xnext, ynext];
         res.map(|()| history)
     }

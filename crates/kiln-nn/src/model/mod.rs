@@ -26,6 +26,7 @@ use crate::error::{NnError, Result};
 use crate::layer::Layer;
 use crate::layers::default_base_name;
 use crate::optim::{Loss, Metric, Optimizer, OptimizerState};
+use crate::schedules::LearningRateSchedule;
 use crate::symbolic::SymbolicTensor;
 
 /// The seed used for weight initialisation and shuffling until [`Model::set_seed`] is called.
@@ -64,6 +65,10 @@ pub struct Model {
     kernel_threads: Threads,
     /// fit's batch buffers, kept between calls: (current x, current y, next x, next y).
     batch_bufs: [Vec<f32>; 4],
+    /// The learning rate as a function of the step, when set (it then overrides the optimizer's rate).
+    pub(crate) schedule: Option<LearningRateSchedule>,
+    /// Keras `model.stop_training`: set by a callback, read by `fit` after every batch and epoch.
+    stop_training: bool,
 }
 
 impl std::fmt::Debug for Model {
@@ -201,6 +206,8 @@ impl Model {
             pool: None,
             kernel_threads: Threads::Rayon,
             batch_bufs: Default::default(),
+            schedule: None,
+            stop_training: false,
         };
         model.initialize()?;
         Ok(model)
@@ -302,6 +309,38 @@ impl Model {
         Ok(out)
     }
 
+    /// Keras `get_weights()`: every weight and piece of layer state, in the order of [`Model::weights`].
+    pub fn get_weights(&self) -> Result<Vec<Tensor>> {
+        Ok(self.weights()?.into_iter().map(|(_, t)| t).collect())
+    }
+
+    /// Keras `set_weights(weights)`: as many tensors as [`Model::get_weights`] returns, each of the same shape;
+    /// nothing is changed unless all fit.
+    pub fn set_weights(&mut self, weights: &[Tensor]) -> Result<()> {
+        let ids: Vec<_> = self.params.ids().collect();
+        if ids.len() != weights.len() {
+            return Err(NnError::Data {
+                what: "weights",
+                expected: format!("{} tensors", ids.len()),
+                got: weights.len().to_string(),
+            });
+        }
+        for (&id, w) in ids.iter().zip(weights) {
+            let dims = self.params.dims(id)?;
+            if dims.as_slice() != w.dims() {
+                return Err(NnError::Data {
+                    what: "weight",
+                    expected: format!("{} of shape {dims}", self.params.name(id)?),
+                    got: w.shape().to_string(),
+                });
+            }
+        }
+        for (&id, w) in ids.iter().zip(weights) {
+            self.params.set_value(id, w.as_slice())?;
+        }
+        Ok(())
+    }
+
     /// Overwrites the weight named `name` (same shape required).
     pub fn set_weight(&mut self, name: &str, value: &Tensor) -> Result<()> {
         let id = self.params.find(name).ok_or_else(|| NnError::config("model", format!("no weight named `{name}`")))?;
@@ -345,6 +384,53 @@ impl Model {
     /// The compile settings, if compiled.
     pub fn compiled(&self) -> Option<Compiled> {
         self.compiled
+    }
+
+    /// The learning rate of the next update (Keras `optimizer.learning_rate`): the schedule's value at
+    /// [`Model::iterations`] when one is set, else the compiled optimizer's rate.
+    pub fn learning_rate(&self) -> Result<f32> {
+        let c = self.compiled.ok_or(NnError::NotCompiled("reading the learning rate"))?;
+        Ok(self.schedule.as_ref().map_or(c.optimizer.lr(), |s| s.at(self.state.iterations)))
+    }
+
+    /// Sets the learning rate (Keras `optimizer.learning_rate = lr`), as callbacks do; an error when a schedule
+    /// sets it, as in Keras, or when it is not a finite number ≥ 0.
+    pub fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        let c = self.compiled.as_mut().ok_or(NnError::NotCompiled("setting the learning rate"))?;
+        if self.schedule.is_some() {
+            return Err(NnError::config(
+                "optimizer",
+                "the learning rate comes from a LearningRateSchedule, so it cannot be set",
+            ));
+        }
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(NnError::config("optimizer", format!("learning rate {lr} must be a finite number ≥ 0")));
+        }
+        c.optimizer = c.optimizer.learning_rate(lr);
+        Ok(())
+    }
+
+    /// Makes the learning rate a function of the step (Keras `optimizer(learning_rate=schedule)`), evaluated
+    /// before every update at [`Model::iterations`]; `None` returns to the optimizer's own rate. Saved with the
+    /// model and its checkpoints.
+    pub fn set_learning_rate_schedule(&mut self, schedule: Option<LearningRateSchedule>) {
+        self.schedule = schedule;
+    }
+
+    /// The learning-rate schedule, if one is set.
+    pub fn learning_rate_schedule(&self) -> Option<&LearningRateSchedule> {
+        self.schedule.as_ref()
+    }
+
+    /// Keras `model.stop_training`: whether `fit` ends after the current batch (and that epoch's end).
+    pub fn stop_training(&self) -> bool {
+        self.stop_training
+    }
+
+    /// Asks `fit` to stop after the current batch (its epoch still ends: validation, callbacks, history), as a
+    /// Keras callback sets `self.model.stop_training = True`.
+    pub fn set_stop_training(&mut self, on: bool) {
+        self.stop_training = on;
     }
 
     /// Optimizer steps taken so far (Keras `optimizer.iterations`).

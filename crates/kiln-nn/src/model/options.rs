@@ -1,11 +1,13 @@
 //! The values `compile`, `fit`, `evaluate` and a profiled step take and return, with Keras' names and defaults.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use kiln_kernels::ConvAlgo;
 use serde::Serialize;
 
+use crate::callbacks::Callback;
 use crate::optim::{Loss, Optimizer};
 use crate::progress::Verbose;
 use kiln_tensor::Data;
@@ -54,6 +56,9 @@ pub struct EpochLog {
     pub val_loss: Option<f32>,
     /// Validation accuracy.
     pub val_accuracy: Option<f32>,
+    /// The learning rate at the end of the epoch, when a callback logged it (Keras' `ReduceLROnPlateau` and
+    /// `LearningRateScheduler` do).
+    pub learning_rate: Option<f32>,
     /// Wall time of the training steps, seconds.
     pub train_seconds: f64,
     /// Wall time of the whole epoch (training, validation, checkpoint), seconds.
@@ -93,7 +98,6 @@ pub enum Validation<'a> {
 }
 
 /// Options of [`Model::fit`](crate::Model::fit) (Keras' arguments and defaults).
-#[derive(Clone)]
 pub struct FitOptions<'a> {
     /// Epochs to train up to (default 1).
     pub epochs: usize,
@@ -112,6 +116,9 @@ pub struct FitOptions<'a> {
     /// Resume from the checkpoint in this directory: restores weights and optimizer state and continues with
     /// the epoch after the last one saved.
     pub resume_from: Option<PathBuf>,
+    /// Keras `callbacks=[…]`, called in this order (borrowed, so their state can be read after `fit`; held in a
+    /// mutex because `fit` takes the options by shared reference).
+    pub callbacks: Mutex<Vec<&'a mut dyn Callback>>,
 }
 
 impl Default for FitOptions<'_> {
@@ -125,6 +132,7 @@ impl Default for FitOptions<'_> {
             initial_epoch: 0,
             checkpoint: None,
             resume_from: None,
+            callbacks: Mutex::new(Vec::new()),
         }
     }
 }
@@ -159,6 +167,12 @@ impl<'a> FitOptions<'a> {
     pub fn checkpoint(mut self, dir: impl Into<PathBuf>) -> Self {
         self.checkpoint = Some(dir.into());
         self
+    }
+    /// Adds a callback (Keras `callbacks=[…]`); callbacks run in the order added.
+    pub fn callback(self, cb: &'a mut dyn Callback) -> Self {
+        let mut list = self.callbacks.into_inner().unwrap_or_else(|e| e.into_inner());
+        list.push(cb);
+        FitOptions { callbacks: Mutex::new(list), ..self }
     }
     /// Resumes from a checkpoint.
     pub fn resume_from(mut self, dir: impl Into<PathBuf>) -> Self {
