@@ -7,13 +7,17 @@
 //! under `--out` (default `target/kiln-runs/<timestamp>/`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use kiln::kernels::Isa;
 use kiln::mnist::Dataset;
+use kiln::nn::callbacks::{BackupAndRestore, Callback, Logs};
 use kiln::prelude::*;
 use serde_json::{Value, json};
+use signal_hook::consts::SIGINT;
 
 /// Which dataset to train on.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -106,6 +110,57 @@ pub struct TrainArgs {
     /// Either way the results are identical for any --threads.
     #[arg(long)]
     pub no_data_parallel: bool,
+    /// Continue an interrupted run (killed, or stopped with Ctrl-C) from the backup of its last complete epoch
+    /// (Keras' BackupAndRestore), ending with the same bits as an uninterrupted run. The run is `--out`, or else
+    /// the most recent run under `target/kiln-runs/` that has a backup. Give the same flags as the first time.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// Where a run keeps its `BackupAndRestore` state.
+const BACKUP: &str = "backup";
+
+/// The most recent run directory under `runs` holding a backup.
+fn latest_backup(runs: &Path) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|d| d.join(BACKUP).join(kiln::nn::io::CHECKPOINT).is_file())
+        .collect();
+    // Run directories are named by their start time (`%Y%m%d-%H%M%S`), so the greatest name is the newest.
+    dirs.sort();
+    dirs.pop()
+}
+
+/// Stops `fit` after the current batch once Ctrl-C was pressed (a second Ctrl-C exits at once).
+struct Interrupt {
+    flag: Arc<AtomicBool>,
+    epoch: usize,
+    hit: Option<usize>,
+}
+
+impl Callback for Interrupt {
+    fn on_epoch_begin(&mut self, epoch: usize, _: &mut Model) -> kiln::nn::Result<()> {
+        self.epoch = epoch;
+        Ok(())
+    }
+
+    fn on_train_batch_end(&mut self, _: usize, _: &Logs, model: &mut Model) -> kiln::nn::Result<()> {
+        if self.flag.load(Ordering::Relaxed) && self.hit.is_none() {
+            self.hit = Some(self.epoch);
+            model.set_stop_training(true);
+        }
+        Ok(())
+    }
+}
+
+/// Ctrl-C sets the returned flag; pressed again while it is set, it ends the process (exit code 1).
+fn ctrl_c_flag() -> Result<Arc<AtomicBool>, String> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let err = |e: std::io::Error| format!("cannot install the Ctrl-C handler: {e}");
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 1, flag.clone()).map_err(err)?;
+    signal_hook::flag::register(SIGINT, flag.clone()).map_err(err)?;
+    Ok(flag)
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
@@ -169,10 +224,23 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     let start = Instant::now();
-    let out = args.out.clone().unwrap_or_else(|| {
-        root.join("target").join("kiln-runs").join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string())
-    });
+    let runs = root.join("target").join("kiln-runs");
+    let out = match (&args.out, args.resume) {
+        (Some(out), _) => out.clone(),
+        (None, true) => latest_backup(&runs).ok_or_else(|| {
+            format!("--resume: no run with a backup under {} (give the run's directory with --out)", runs.display())
+        })?,
+        (None, false) => runs.join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string()),
+    };
     check_writable(&out)?;
+    let backup = out.join(BACKUP);
+    if args.resume && !backup.join(kiln::nn::io::CHECKPOINT).is_file() {
+        return Err(format!("--resume: {} holds no backup to continue from", out.display()));
+    }
+    if !args.resume && backup.exists() {
+        // A fresh run in a directory an interrupted run used: its backup must not be picked up.
+        std::fs::remove_dir_all(&backup).map_err(|e| format!("{}: {e}", backup.display()))?;
+    }
     if args.epochs == 0 || args.batch_size == 0 {
         return Err("--epochs and --batch-size must be at least 1".into());
     }
@@ -237,13 +305,25 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     }
 
     let verbose = if say { Verbose::ProgressBar } else { Verbose::Silent };
+    let mut restore = BackupAndRestore::new(&backup);
+    let mut interrupt = Interrupt { flag: ctrl_c_flag()?, epoch: 0, hit: None };
+    let opts = FitOptions::default().epochs(args.epochs).batch_size(args.batch_size).verbose(verbose);
     let history = model
-        .fit(
-            &x_train,
-            &y_train,
-            &FitOptions::default().epochs(args.epochs).batch_size(args.batch_size).verbose(verbose),
-        )
+        .fit(&x_train, &y_train, &opts.callback(&mut restore).callback(&mut interrupt))
         .map_err(|e| e.to_string())?;
+    if let Some(epoch) = interrupt.hit {
+        return Err(format!(
+            "interrupted during epoch {}; {} holds the state after epoch {epoch}. Continue with the same flags and: \
+             --resume --out {}",
+            epoch + 1,
+            backup.display(),
+            out.display()
+        ));
+    }
+    let resumed_from = restore.restored_epochs();
+    if let (Some(e), true) = (resumed_from, say) {
+        println!("Resumed after epoch {e} from {}", backup.display());
+    }
 
     let pred = model.predict_on_batch(&x_train.take(5)).map_err(|e| e.to_string())?;
     if say {
@@ -292,6 +372,7 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
         "seed": args.seed,
         "threads": model.threads(),
         "data_parallel": !args.no_data_parallel,
+        "resumed_after_epoch": resumed_from,
         "isa": kernels.isa().name(),
         "kernels": {
             "gemm": kernels.gemm_name(),

@@ -1,8 +1,10 @@
 //! `cargo xtask train-mnist` / `predict` on bad input: one clear message on stderr, a non-zero exit, never a
 //! panic or a backtrace. With `MNIST_DIR`, a smoke run writes every output and `predict` reads them back.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn xtask(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -143,4 +145,75 @@ fn smoke_run_writes_outputs_that_predict_reads() {
         "0.999",
     ]);
     fails_with(&check, &["below 0.999"]);
+}
+
+/// `MNIST_DIR` as a string, or `None` (skipped) — a failure when `KILN_REQUIRE_MNIST` is set.
+fn mnist_dir() -> Option<String> {
+    let Some(mnist) = std::env::var_os("MNIST_DIR") else {
+        assert!(std::env::var_os("KILN_REQUIRE_MNIST").is_none(), "KILN_REQUIRE_MNIST is set but MNIST_DIR is not");
+        println!("skipped: MNIST_DIR is not set");
+        return None;
+    };
+    Some(mnist.into_string().unwrap())
+}
+
+/// Starts `xtask train-mnist` with `args`, waits until its backup of epoch 1 exists, lets it run 60 ms into
+/// epoch 2, then stops it with `stop(child)`; returns how it ended and its stderr.
+fn interrupt_run(args: &[&str], out: &Path, stop: impl FnOnce(&mut Child)) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .args(["--out", out.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start xtask");
+    let backup = out.join("backup").join("checkpoint.safetensors");
+    let t0 = Instant::now();
+    while !backup.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first backup");
+        assert!(t0.elapsed() < Duration::from_secs(120), "no backup after 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(60));
+    stop(&mut child);
+    let out = child.wait_with_output().unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Keras' BackupAndRestore in `train-mnist`: a run killed with SIGKILL in its second epoch, or stopped with
+/// Ctrl-C (SIGINT), continues with `--resume` and ends with exactly the weights of a run never interrupted.
+#[test]
+fn killed_or_interrupted_runs_resume_to_the_same_bits() {
+    let Some(m) = mnist_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["train-mnist", "--data-dir", &m, "--limit", "12000", "--epochs", "3", "--seed", "5", "--quiet"];
+    let whole = dir.path().join("whole");
+    let out = xtask(&[&args[..], &["--out", whole.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!whole.join("backup").exists(), "a complete run deletes its backup");
+    let reference = std::fs::read(whole.join("model.safetensors")).unwrap();
+
+    let killed = dir.path().join("killed");
+    let (status, _) = interrupt_run(&args, &killed, |c| c.kill().unwrap());
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL, not finished ({status})");
+    assert!(!killed.join("model.safetensors").exists());
+
+    let stopped = dir.path().join("stopped");
+    let (status, stderr) = interrupt_run(&args, &stopped, |c| {
+        let pid = c.id().to_string();
+        assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    });
+    assert!(!status.success());
+    assert!(stderr.contains("interrupted during epoch 2") && stderr.contains("--resume"), "{stderr}");
+
+    for run in [killed, stopped] {
+        let out = xtask(&[&args[..], &["--resume", "--out", run.to_str().unwrap()]].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+        assert_eq!(metrics["resumed_after_epoch"], 1);
+        assert!(std::fs::read(run.join("model.safetensors")).unwrap() == reference, "{}: bits differ", run.display());
+    }
+    let none = dir.path().join("none");
+    fails_with(&xtask(&[&args[..], &["--resume", "--out", none.to_str().unwrap()]].concat()), &["no backup"]);
 }

@@ -4,7 +4,8 @@
 mod common;
 
 use kiln_nn::callbacks::{
-    Callback, EarlyStopping, LearningRateScheduler, Logs, ModelCheckpoint, ReduceLROnPlateau, SaveFreq, TerminateOnNaN,
+    BackupAndRestore, Callback, EarlyStopping, LearningRateScheduler, Logs, ModelCheckpoint, ReduceLROnPlateau,
+    SaveFreq, TerminateOnNaN,
 };
 use kiln_nn::prelude::*;
 use kiln_nn::schedules::{ExponentialDecay, PiecewiseConstantDecay};
@@ -243,4 +244,52 @@ fn callbacks_keep_one_and_two_threads_bitwise_equal() {
         assert_eq!(one, run(Some(2), schedule), "schedule {schedule}");
         assert_ne!(one.1, 1e-3, "the rate moved");
     }
+}
+
+/// Stops training after `at` batches in all (a stand-in for an interruption inside an epoch).
+struct StopAfter {
+    at: usize,
+    seen: usize,
+}
+
+impl Callback for StopAfter {
+    fn on_train_batch_end(&mut self, _: usize, _: &Logs, m: &mut Model) -> kiln_nn::Result<()> {
+        self.seen += 1;
+        if self.seen == self.at {
+            m.set_stop_training(true);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn backup_and_restore_continues_an_interrupted_run_bitwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("backup");
+    let (x, y) = common::synthetic(64, 12, 10);
+    let fresh = || {
+        let mut m = model();
+        m.set_data_parallel(true);
+        m
+    };
+    let mut whole = fresh();
+    whole.fit(&x, &y, &quiet().epochs(3)).unwrap();
+
+    // Interrupted in the middle of the second epoch (4 steps per epoch): the backup holds epoch 1.
+    let mut m = fresh();
+    let mut b = BackupAndRestore::new(&backup);
+    let h = m.fit(&x, &y, &quiet().epochs(3).callback(&mut b).callback(&mut StopAfter { at: 6, seen: 0 })).unwrap();
+    assert_eq!(h.epochs.len(), 2);
+    assert_eq!(m.epochs_done(), 1, "the cut epoch does not count");
+    assert!(backup.join("checkpoint.safetensors").exists(), "kept after an interrupted run");
+
+    // A new process would start from a fresh model: the backup brings it to epoch 1, fit continues with epoch 2.
+    let mut m = fresh();
+    let mut b = BackupAndRestore::new(&backup);
+    let h = m.fit(&x, &y, &quiet().epochs(3).callback(&mut b)).unwrap();
+    assert_eq!(b.restored_epochs(), Some(1));
+    assert_eq!(h.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(m.get_weights().unwrap(), whole.get_weights().unwrap(), "bitwise equal to the uninterrupted run");
+    assert_eq!(m.iterations(), whole.iterations());
+    assert!(!backup.exists(), "deleted after a complete run");
 }

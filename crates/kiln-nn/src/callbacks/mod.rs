@@ -13,6 +13,7 @@
 //! # drop(opts);
 //! ```
 
+mod backup_and_restore;
 mod csv_logger;
 mod early_stopping;
 mod learning_rate_scheduler;
@@ -24,6 +25,7 @@ mod terminate_on_nan;
 
 use std::collections::BTreeMap;
 
+pub use backup_and_restore::BackupAndRestore;
 pub use csv_logger::CSVLogger;
 pub use early_stopping::EarlyStopping;
 pub use learning_rate_scheduler::LearningRateScheduler;

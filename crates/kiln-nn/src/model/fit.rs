@@ -170,9 +170,12 @@ impl Model {
         let cbs: &mut Vec<&mut dyn Callback> = &mut callbacks;
         let res = self.in_pool(|m| {
             m.stop_training = false;
+            m.restored_epoch = None;
             for cb in cbs.iter_mut() {
                 cb.on_train_begin(m)?;
             }
+            // A callback that restored a backup (BackupAndRestore) moves the start, as Keras' `_initial_epoch`.
+            let start = m.restored_epoch.take().unwrap_or(start);
             for epoch in start..opts.epochs {
                 for cb in cbs.iter_mut() {
                     cb.on_epoch_begin(epoch, m)?;
@@ -190,6 +193,7 @@ impl Model {
                 let first = chunk_at(0);
                 train_x.gather(first, &mut xbuf[..first.len() * xl]);
                 train_y.gather(first, &mut ybuf[..first.len() * yl]);
+                let mut complete = true;
                 for k in 0..steps {
                     let (chunk, next) = (chunk_at(k), chunk_at(k + 1));
                     let (xb, yb) = (&xbuf[..chunk.len() * xl], &ybuf[..chunk.len() * yl]);
@@ -214,6 +218,7 @@ impl Model {
                         }
                     }
                     if m.stop_training {
+                        complete = k + 1 == steps;
                         break;
                     }
                     if !s.loss.is_finite() {
@@ -227,13 +232,17 @@ impl Model {
                     (Some(vx), Some(vy)) => Some(m.evaluate(vx, vy, bs)?),
                     _ => None,
                 };
-                m.epochs_done = epoch + 1;
+                // An epoch cut short (a callback stopped training mid-epoch) does not count as done: checkpoints and
+                // backups keep the last complete epoch, from which a resumed run continues bitwise.
+                if complete {
+                    m.epochs_done = epoch + 1;
+                }
                 bar.clear();
                 let mut logs = epoch_logs(loss, acc, val);
                 for cb in cbs.iter_mut() {
                     cb.on_epoch_end(epoch, &mut logs, m)?;
                 }
-                if let Some(dir) = &opts.checkpoint {
+                if let Some(dir) = opts.checkpoint.as_ref().filter(|_| complete) {
                     m.save_checkpoint(dir)?;
                 }
                 bar.finish(loss, acc, val.map(|v| (v.loss, v.accuracy)));

@@ -69,6 +69,8 @@ pub struct Model {
     pub(crate) schedule: Option<LearningRateSchedule>,
     /// Keras `model.stop_training`: set by a callback, read by `fit` after every batch and epoch.
     stop_training: bool,
+    /// The epoch a callback restored a backup at, during `on_train_begin` (Keras' `model._initial_epoch`).
+    pub(crate) restored_epoch: Option<usize>,
 }
 
 impl std::fmt::Debug for Model {
@@ -208,6 +210,7 @@ impl Model {
             batch_bufs: Default::default(),
             schedule: None,
             stop_training: false,
+            restored_epoch: None,
         };
         model.initialize()?;
         Ok(model)
