@@ -1,7 +1,8 @@
-"""Keras' own answers for Kiln's callback and schedule tests (crates/kiln-nn/tests/keras_callbacks.rs).
+"""Keras' own answers for Kiln's callback, schedule and weight-decay tests (crates/kiln-nn/tests/keras_callbacks.rs).
 
-Drives real Keras 3 callbacks with fixed sequences of epoch logs and evaluates Keras' learning-rate schedules at
-fixed steps; prints one JSON document. Run it in a throwaway venv (`pip install tensorflow-cpu`):
+Drives real Keras 3 callbacks with fixed sequences of epoch logs, evaluates Keras' learning-rate schedules at
+fixed steps, and trains a small model three steps with AdamW and other optimizers given weight decay; prints one
+JSON document. Run it in a throwaway venv (`pip install tensorflow-cpu`):
 
     python benches/reference/keras_callbacks.py > /tmp/keras_callbacks.json
 
@@ -142,6 +143,27 @@ def csv_logger():
     return {"no_val": no_val, "with_val_semicolon": with_val}
 
 
+def weight_decay():
+    """Three train_on_batch steps of Dense(2, softmax) from fixed weights under optimizers with weight decay."""
+    x = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75], [-0.5, 0.8, 0.1], [2.0, -0.3, 0.6]], "float32")
+    y = np.eye(2, dtype="float32")[[0, 1, 1, 0]]
+    kernel = np.array([[0.1, -0.2], [0.3, 0.05], [-0.15, 0.25]], "float32")
+    bias = np.array([0.01, -0.02], "float32")
+    out = {}
+    for name, opt in [
+        ("adamw", lambda: keras.optimizers.AdamW(learning_rate=0.01)),
+        ("sgd_momentum_wd", lambda: keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, weight_decay=0.01)),
+        ("rmsprop_wd", lambda: keras.optimizers.RMSprop(learning_rate=0.01, weight_decay=0.05)),
+    ]:
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+        m.layers[0].set_weights([kernel, bias])
+        m.compile(optimizer=opt(), loss="categorical_crossentropy")
+        losses = [float(m.train_on_batch(x, y)) for _ in range(3)]
+        k, b = m.layers[0].get_weights()
+        out[name] = {"losses": losses, "kernel": k.ravel().tolist(), "bias": b.tolist()}
+    return out
+
+
 if __name__ == "__main__":
     print(json.dumps({
         "keras_version": keras.__version__,
@@ -149,4 +171,5 @@ if __name__ == "__main__":
         "early_stopping": early_stopping(),
         "reduce_lr_on_plateau": reduce_lr(),
         "csv_logger": csv_logger(),
+        "weight_decay": weight_decay(),
     }, indent=1))

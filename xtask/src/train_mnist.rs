@@ -35,6 +35,8 @@ pub enum OptimizerArg {
     Rmsprop,
     /// Adam (lr 1e-3, β 0.9/0.999, ε 1e-7).
     Adam,
+    /// AdamW (Adam with decoupled weight decay 0.004).
+    Adamw,
     /// SGD (lr 0.01).
     Sgd,
 }
@@ -282,6 +284,7 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     let optimizer = match args.optimizer {
         OptimizerArg::Rmsprop => Optimizer::rmsprop(),
         OptimizerArg::Adam => Optimizer::adam(),
+        OptimizerArg::Adamw => Optimizer::adamw(),
         OptimizerArg::Sgd => Optimizer::sgd(),
     };
     let optimizer = match args.lr {

@@ -70,6 +70,8 @@ pub enum Optimizer {
     RmsProp(RmsPropParams),
     /// Adam: lr 1e-3, β₁ 0.9, β₂ 0.999, ε 1e-7.
     Adam(AdamParams),
+    /// AdamW: Adam with decoupled weight decay, Keras' default 0.004 (`w ← w − (w·wd)·lr` before each update).
+    AdamW(AdamParams),
     /// SGD: lr 0.01, optional momentum and Nesterov.
     Sgd(SgdParams),
 }
@@ -89,13 +91,17 @@ impl Optimizer {
     pub fn adam() -> Self {
         Optimizer::Adam(AdamParams::default())
     }
+    /// AdamW with Keras defaults (lr 1e-3, weight decay 0.004, β₁ 0.9, β₂ 0.999, ε 1e-7).
+    pub fn adamw() -> Self {
+        Optimizer::AdamW(AdamParams { weight_decay: 0.004, ..AdamParams::default() })
+    }
     /// SGD with Keras defaults (lr 0.01, no momentum).
     pub fn sgd() -> Self {
         Optimizer::Sgd(SgdParams::default())
     }
     /// SGD with momentum (and optionally Nesterov).
     pub fn sgd_momentum(lr: f32, momentum: f32, nesterov: bool) -> Self {
-        Optimizer::Sgd(SgdParams { lr, momentum, nesterov })
+        Optimizer::Sgd(SgdParams { lr, momentum, nesterov, ..SgdParams::default() })
     }
 
     /// Parses `rmsprop`, `adam` or `sgd` (with defaults).
@@ -103,8 +109,9 @@ impl Optimizer {
         match name.to_ascii_lowercase().as_str() {
             "rmsprop" => Ok(Optimizer::rmsprop()),
             "adam" => Ok(Optimizer::adam()),
+            "adamw" => Ok(Optimizer::adamw()),
             "sgd" => Ok(Optimizer::sgd()),
-            _ => Err(NnError::Unknown { kind: "optimizer", name: name.to_owned(), known: "rmsprop, adam, sgd" }),
+            _ => Err(NnError::Unknown { kind: "optimizer", name: name.to_owned(), known: "rmsprop, adam, adamw, sgd" }),
         }
     }
 
@@ -113,7 +120,27 @@ impl Optimizer {
         match self {
             Optimizer::RmsProp(p) => Optimizer::RmsProp(RmsPropParams { lr, ..p }),
             Optimizer::Adam(p) => Optimizer::Adam(AdamParams { lr, ..p }),
+            Optimizer::AdamW(p) => Optimizer::AdamW(AdamParams { lr, ..p }),
             Optimizer::Sgd(p) => Optimizer::Sgd(SgdParams { lr, ..p }),
+        }
+    }
+
+    /// The same optimizer with Keras 3's decoupled weight decay `wd` (any optimizer takes it; 0 = none).
+    pub fn weight_decay(self, wd: f32) -> Self {
+        match self {
+            Optimizer::RmsProp(p) => Optimizer::RmsProp(RmsPropParams { weight_decay: wd, ..p }),
+            Optimizer::Adam(p) => Optimizer::Adam(AdamParams { weight_decay: wd, ..p }),
+            Optimizer::AdamW(p) => Optimizer::AdamW(AdamParams { weight_decay: wd, ..p }),
+            Optimizer::Sgd(p) => Optimizer::Sgd(SgdParams { weight_decay: wd, ..p }),
+        }
+    }
+
+    /// The weight decay (0 = none).
+    pub fn decay(self) -> f32 {
+        match self {
+            Optimizer::RmsProp(p) => p.weight_decay,
+            Optimizer::Adam(p) | Optimizer::AdamW(p) => p.weight_decay,
+            Optimizer::Sgd(p) => p.weight_decay,
         }
     }
 
@@ -121,7 +148,7 @@ impl Optimizer {
     pub fn lr(self) -> f32 {
         match self {
             Optimizer::RmsProp(p) => p.lr,
-            Optimizer::Adam(p) => p.lr,
+            Optimizer::Adam(p) | Optimizer::AdamW(p) => p.lr,
             Optimizer::Sgd(p) => p.lr,
         }
     }
@@ -131,6 +158,7 @@ impl Optimizer {
         match self {
             Optimizer::RmsProp(_) => "rmsprop",
             Optimizer::Adam(_) => "adam",
+            Optimizer::AdamW(_) => "adamw",
             Optimizer::Sgd(_) => "sgd",
         }
     }
@@ -139,17 +167,23 @@ impl Optimizer {
     /// back as the same `f32` (`0.001`, not `0.0010000000474974513`).
     pub fn config(self) -> Value {
         let f = |v: f32| -> f64 { v.to_string().parse().unwrap_or(f64::from(v)) };
-        match self {
+        let mut cfg = match self {
             Optimizer::RmsProp(p) => {
                 json!({"name": "rmsprop", "learning_rate": f(p.lr), "rho": f(p.rho), "epsilon": f(p.epsilon)})
             }
-            Optimizer::Adam(p) => {
-                json!({"name": "adam", "learning_rate": f(p.lr), "beta_1": f(p.beta_1), "beta_2": f(p.beta_2), "epsilon": f(p.epsilon)})
+            Optimizer::Adam(p) | Optimizer::AdamW(p) => {
+                json!({"name": self.name(), "learning_rate": f(p.lr), "beta_1": f(p.beta_1), "beta_2": f(p.beta_2), "epsilon": f(p.epsilon)})
             }
             Optimizer::Sgd(p) => {
                 json!({"name": "sgd", "learning_rate": f(p.lr), "momentum": f(p.momentum), "nesterov": p.nesterov})
             }
+        };
+        // Keras writes `null` for no weight decay.
+        let wd = self.decay();
+        if let Some(o) = cfg.as_object_mut() {
+            o.insert("weight_decay".into(), if wd == 0.0 { Value::Null } else { json!(f(wd)) });
         }
+        cfg
     }
 
     /// Reads [`Optimizer::config`] back.
@@ -162,29 +196,41 @@ impl Optimizer {
                 .ok_or_else(|| NnError::config("optimizer", format!("`{k}` must be a number")))
         };
         Ok(match name {
-            "rmsprop" => {
-                Optimizer::RmsProp(RmsPropParams { lr: f("learning_rate")?, rho: f("rho")?, epsilon: f("epsilon")? })
-            }
-            "adam" => Optimizer::Adam(AdamParams {
+            "rmsprop" => Optimizer::RmsProp(RmsPropParams {
                 lr: f("learning_rate")?,
-                beta_1: f("beta_1")?,
-                beta_2: f("beta_2")?,
+                rho: f("rho")?,
                 epsilon: f("epsilon")?,
+                weight_decay: 0.0,
             }),
+            "adam" | "adamw" => {
+                let p = AdamParams {
+                    lr: f("learning_rate")?,
+                    beta_1: f("beta_1")?,
+                    beta_2: f("beta_2")?,
+                    epsilon: f("epsilon")?,
+                    weight_decay: 0.0,
+                };
+                if name == "adam" { Optimizer::Adam(p) } else { Optimizer::AdamW(p) }
+            }
             "sgd" => Optimizer::Sgd(SgdParams {
                 lr: f("learning_rate")?,
                 momentum: f("momentum")?,
                 nesterov: cfg.get("nesterov").and_then(Value::as_bool).unwrap_or(false),
+                weight_decay: 0.0,
             }),
             _ => return Optimizer::from_name(name),
-        })
+        }
+        .weight_decay(match cfg.get("weight_decay") {
+            None | Some(Value::Null) => 0.0,
+            Some(_) => f("weight_decay")?,
+        }))
     }
 
     /// Number of per-parameter state slots (RMSprop 1, Adam 2, SGD 1 with momentum else 0).
     pub fn slots(self) -> usize {
         match self {
             Optimizer::RmsProp(_) => 1,
-            Optimizer::Adam(_) => 2,
+            Optimizer::Adam(_) | Optimizer::AdamW(_) => 2,
             Optimizer::Sgd(p) => usize::from(p.momentum != 0.0),
         }
     }
@@ -311,7 +357,7 @@ impl<'a> Chunk<'a> {
     fn run(self, k: &Kernels, w: &mut [f32], s0: &mut [f32], s1: &mut [f32]) -> kiln_autograd::Result<()> {
         let update = match self.opt {
             Optimizer::RmsProp(p) => Update::RmsProp { v: s0, p },
-            Optimizer::Adam(p) => Update::Adam { m: s0, v: s1, p, t: self.t },
+            Optimizer::Adam(p) | Optimizer::AdamW(p) => Update::Adam { m: s0, v: s1, p, t: self.t },
             Optimizer::Sgd(p) => Update::Sgd { u: s0, p },
         };
         match self.avg {

@@ -1,6 +1,6 @@
-//! Callbacks and learning-rate schedules against real Keras 3.15.1: the numbers below were produced by
-//! `benches/reference/keras_callbacks.py`, which drives Keras' own callbacks with the same sequences of epoch
-//! logs and evaluates Keras' schedules at the same steps.
+//! Callbacks, learning-rate schedules and weight decay against real Keras 3.15.1: the numbers below were produced
+//! by `benches/reference/keras_callbacks.py`, which drives Keras' own callbacks with the same sequences of epoch
+//! logs, evaluates Keras' schedules at the same steps and trains a small model with decaying optimizers.
 
 use kiln_nn::callbacks::{CSVLogger, Callback, EarlyStopping, Logs, Mode, ReduceLROnPlateau};
 use kiln_nn::prelude::*;
@@ -358,4 +358,51 @@ fn csv_logger_writes_keras_bytes() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.matches("epoch;").count(), 1);
     assert!(text.ends_with("\r\n1;0.75;0.25;0.699999988079071;0.30000001192092896\r\n"));
+}
+
+#[test]
+fn weight_decay_trains_as_keras() {
+    // Three `train_on_batch` steps of Dense(2, softmax) from fixed weights (the script's `weight_decay()`).
+    let x =
+        kiln_tensor::Tensor::from_slice(&[4, 3], &[0.5, -1.0, 2.0, 1.5, 0.25, -0.75, -0.5, 0.8, 0.1, 2.0, -0.3, 0.6])
+            .unwrap();
+    let y = kiln_tensor::Tensor::from_slice(&[4, 2], &[1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]).unwrap();
+    let kernel = kiln_tensor::Tensor::from_slice(&[3, 2], &[0.1, -0.2, 0.3, 0.05, -0.15, 0.25]).unwrap();
+    let bias = kiln_tensor::Tensor::from_slice(&[2], &[0.01, -0.02]).unwrap();
+    // (optimizer, Keras' losses, kernel and bias after the third step)
+    type Case = (Optimizer, [f32; 3], [f32; 6], [f32; 2]);
+    let cases: [Case; 3] = [
+        (
+            Optimizer::adamw().learning_rate(0.01),
+            [0.920_470_4, 0.900_457_7, 0.880_802_6],
+            [0.129_899_16, -0.229_887_16, 0.269_982_37, 0.079_975_65, -0.119_996_6, 0.219_984_62],
+            [-0.020_042_378, 0.010_043_577],
+        ),
+        (
+            Optimizer::sgd_momentum(0.1, 0.9, false).weight_decay(0.01),
+            [0.920_470_4, 0.839_051_6, 0.706_562_6],
+            [0.147_442_68, -0.247_143, 0.111_660_37, 0.237_290_73, 0.130_883_1, -0.031_182_818],
+            [-0.009_078_628, -0.000_891_405_16],
+        ),
+        (
+            Optimizer::rmsprop().learning_rate(0.01).weight_decay(0.05),
+            [0.920_470_4, 0.858_274_1, 0.816_379_7],
+            [0.167_587_04, -0.267_437_1, 0.227_176_15, 0.122_299_15, -0.077_109_1, 0.176_959_15],
+            [-0.068_004_24, 0.058_019_25],
+        ),
+    ];
+    for (opt, losses, k_want, b_want) in cases {
+        let mut m = Sequential::new(&[3]).add(Dense::new(2).activation(ActivationFn::Softmax)).build().unwrap();
+        m.compile("categorical_crossentropy", opt, &[]).unwrap();
+        m.set_weights(&[kernel.clone(), bias.clone()]).unwrap();
+        for want in losses {
+            let got = m.train_on_batch(&x, &y).unwrap().loss;
+            assert!((got - want).abs() <= 2e-6 * want.abs(), "{}: loss {got} vs Keras {want}", opt.name());
+        }
+        let w = m.get_weights().unwrap();
+        for (got, want) in w[0].as_slice().iter().chain(w[1].as_slice()).zip(k_want.iter().chain(&b_want)) {
+            // A few f32 roundings apart at most: Keras on TensorFlow sums the 4-sample gradient in another order.
+            assert!((got - want).abs() <= 1e-6 + 2e-6 * want.abs(), "{}: weight {got} vs Keras {want}", opt.name());
+        }
+    }
 }

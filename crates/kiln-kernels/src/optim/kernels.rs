@@ -12,6 +12,8 @@ fn adam_alpha(p: &AdamParams, t: u64) -> f32 {
 /// A per-vector update `(w, g, a, b) → (w′, a′, b′)` (see `simd::Op1` for why not a closure).
 trait Op4<S: Simd>: Copy {
     fn apply(self, s: S, w: S::V, g: S::V, a: S::V, b: S::V) -> (S::V, S::V, S::V);
+    /// `(weight_decay, lr)` of the decoupled weight decay applied to `w` before `apply`.
+    fn decay(self) -> (f32, f32);
 }
 
 /// Loads `k ≤ LANES` floats at `src[i..]`, through a zero-padded buffer when `k < LANES`.
@@ -54,11 +56,15 @@ fn zip4<S: Simd, F: Op4<S>>(
     let len = w.len();
     let (has_a, has_b) = (!a.is_empty(), !b.is_empty());
     let mut bufs = [[0.0f32; 16]; 5];
+    let (wd, lr) = f.decay();
     let mut i = 0;
     while i < len {
         let k = n.min(len - i);
         let [bw, bg, ba, bb, bo] = &mut bufs;
-        let (vw, mut vg) = (load_at(s, w, i, k, bw), load_at(s, g, i, k, bg));
+        let (mut vw, mut vg) = (load_at(s, w, i, k, bw), load_at(s, g, i, k, bg));
+        if wd != 0.0 {
+            vw = s.sub(vw, s.mul(s.mul(vw, s.splat(wd)), s.splat(lr)));
+        }
         if let Some(r) = &avg {
             let vo = load_at(s, r.other, i, k, bo);
             vg = s.mul_add(s.splat(r.b), vo, s.mul(s.splat(r.a), vg));
@@ -87,6 +93,10 @@ impl<S: Simd> Op4<S> for RmsPropOp {
         let w = s.sub(w, s.div(s.mul(s.splat(p.lr), g), s.sqrt(s.add(v, s.splat(p.epsilon)))));
         (w, v, v)
     }
+    #[inline(always)]
+    fn decay(self) -> (f32, f32) {
+        (self.0.weight_decay, self.0.lr)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -99,6 +109,10 @@ impl<S: Simd> Op4<S> for AdamOp {
         let v = s.mul_add(s.mul(g, g), s.splat(1.0 - p.beta_2), s.mul(s.splat(p.beta_2), v));
         let w = s.sub(w, s.div(s.mul(s.splat(alpha), m), s.add(s.sqrt(v), s.splat(p.epsilon))));
         (w, m, v)
+    }
+    #[inline(always)]
+    fn decay(self) -> (f32, f32) {
+        (self.0.weight_decay, self.0.lr)
     }
 }
 
@@ -116,6 +130,10 @@ impl<S: Simd> Op4<S> for SgdOp {
         let u = s.sub(s.mul(mu, u), lg);
         let w = if p.nesterov { s.add(w, s.sub(s.mul(mu, u), lg)) } else { s.add(w, u) };
         (w, u, u)
+    }
+    #[inline(always)]
+    fn decay(self) -> (f32, f32) {
+        (self.0.weight_decay, self.0.lr)
     }
 }
 

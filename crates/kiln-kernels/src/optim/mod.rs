@@ -27,11 +27,14 @@ pub struct RmsPropParams {
     pub rho: f32,
     /// ε, added inside the square root.
     pub epsilon: f32,
+    /// Keras 3's decoupled weight decay (`weight_decay`; 0 = none, Keras' default except for AdamW): before the
+    /// update, `w ← w − (w·weight_decay)·lr`, in that order, as Keras' `_apply_weight_decay`.
+    pub weight_decay: f32,
 }
 
 impl Default for RmsPropParams {
     fn default() -> Self {
-        RmsPropParams { lr: 1e-3, rho: 0.9, epsilon: 1e-7 }
+        RmsPropParams { lr: 1e-3, rho: 0.9, epsilon: 1e-7, weight_decay: 0.0 }
     }
 }
 
@@ -46,11 +49,14 @@ pub struct AdamParams {
     pub beta_2: f32,
     /// ε, added outside the square root.
     pub epsilon: f32,
+    /// Keras 3's decoupled weight decay (`weight_decay`; 0 = none, Keras' default except for AdamW): before the
+    /// update, `w ← w − (w·weight_decay)·lr`, in that order, as Keras' `_apply_weight_decay`.
+    pub weight_decay: f32,
 }
 
 impl Default for AdamParams {
     fn default() -> Self {
-        AdamParams { lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7 }
+        AdamParams { lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, weight_decay: 0.0 }
     }
 }
 
@@ -63,11 +69,14 @@ pub struct SgdParams {
     pub momentum: f32,
     /// Nesterov momentum.
     pub nesterov: bool,
+    /// Keras 3's decoupled weight decay (`weight_decay`; 0 = none, Keras' default except for AdamW): before the
+    /// update, `w ← w − (w·weight_decay)·lr`, in that order, as Keras' `_apply_weight_decay`.
+    pub weight_decay: f32,
 }
 
 impl Default for SgdParams {
     fn default() -> Self {
-        SgdParams { lr: 0.01, momentum: 0.0, nesterov: false }
+        SgdParams { lr: 0.01, momentum: 0.0, nesterov: false, weight_decay: 0.0 }
     }
 }
 

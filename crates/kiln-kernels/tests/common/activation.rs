@@ -307,7 +307,7 @@ pub fn check_optim(k: &Kernels, len: usize, seed: u64) -> Result<(), String> {
         let [s2a, s2b] = &mut s2[..] else { unreachable!() };
         let g_before = g.clone();
         let r = Average { other: &h, a, b };
-        let sgd = SgdParams { lr: 0.01, momentum: 0.9, nesterov: false };
+        let sgd = SgdParams { lr: 0.01, momentum: 0.9, nesterov: false, ..SgdParams::default() };
         let res = match which {
             0 => k.rmsprop_step(&mut w2, &avg, s2a, RmsPropParams::default()).and_then(|()| {
                 k.averaged_step(&mut w1, &g, Update::RmsProp { v: s1a, p: RmsPropParams::default() }, r)
@@ -342,9 +342,45 @@ pub fn check_optim(k: &Kernels, len: usize, seed: u64) -> Result<(), String> {
     let w_ref: Vec<f64> = (0..len).map(|i| wd[i] - step[i]).collect();
     close("adam w", &w, &w_ref, &(0..len).map(|i| wd[i].abs() + step[i].abs()).collect::<Vec<_>>())?;
 
+    // Decoupled weight decay (Keras 3 `weight_decay`, AdamW): the step on `w` with decay equals, bit for bit, the
+    // step without decay on `w − (w·wd)·lr` computed in f32 in Keras' order — every optimizer, averaged or not.
+    let (wdec, lr) = (0.004f32, 0.05f32);
+    let decayed: Vec<f32> = w0.iter().map(|&x| x - (x * wdec) * lr).collect();
+    for which in 0..3 {
+        let (mut w1, mut w2) = (w0.clone(), decayed.clone());
+        let (mut a1, mut b1, mut a2, mut b2) = (s0.clone(), s0.clone(), s0.clone(), s0.clone());
+        for a in [&mut a1, &mut b1, &mut a2, &mut b2] {
+            a.iter_mut().for_each(|x| *x = x.abs());
+        }
+        let rms = RmsPropParams { lr, ..RmsPropParams::default() };
+        let adam = AdamParams { lr, ..AdamParams::default() };
+        let sgd = SgdParams { lr, momentum: 0.9, nesterov: true, ..SgdParams::default() };
+        let (u1, u2) = match which {
+            0 => (
+                Update::RmsProp { v: &mut a1, p: RmsPropParams { weight_decay: wdec, ..rms } },
+                Update::RmsProp { v: &mut a2, p: rms },
+            ),
+            1 => (
+                Update::Adam { m: &mut a1, v: &mut b1, p: AdamParams { weight_decay: wdec, ..adam }, t: 4 },
+                Update::Adam { m: &mut a2, v: &mut b2, p: adam, t: 4 },
+            ),
+            _ => (
+                Update::Sgd { u: &mut a1, p: SgdParams { weight_decay: wdec, ..sgd } },
+                Update::Sgd { u: &mut a2, p: sgd },
+            ),
+        };
+        let r = Average { other: &g, a: 0.25, b: 0.75 };
+        k.averaged_step(&mut w1, &g, u1, r)
+            .and_then(|()| k.averaged_step(&mut w2, &g, u2, r))
+            .map_err(|e| e.to_string())?;
+        if w1.iter().zip(&w2).any(|(x, y)| x.to_bits() != y.to_bits()) {
+            return Err(format!("{}: weight decay of optimizer {which} differs from w − (w·wd)·lr first", k.isa()));
+        }
+    }
+
     // SGD: plain, momentum, Nesterov.
     for (momentum, nesterov) in [(0.0f32, false), (0.9, false), (0.9, true)] {
-        let p = SgdParams { lr: 0.01, momentum, nesterov };
+        let p = SgdParams { lr: 0.01, momentum, nesterov, ..SgdParams::default() };
         let mut w = w0.clone();
         let mut u = if momentum == 0.0 { Vec::new() } else { s0.clone() };
         k.sgd_step(&mut w, &g, &mut u, p).map_err(|e| e.to_string())?;
