@@ -263,6 +263,77 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: kiln_kernels::testing::cases(24), ..ProptestConfig::default() })]
+
+    /// Average pooling: TensorFlow's `avg_pool`, whose `same` windows average their real inputs only.
+    #[test]
+    fn avg_pool(n in 1usize..3, h in 2usize..7, w in 2usize..7, c in 1usize..4, p in 1usize..4, s in 1usize..3, same in any::<bool>(), x in values(2 * 6 * 6 * 3, -3.0, 3.0)) {
+        let pad = if same { PoolPadding::Same } else { PoolPadding::Valid };
+        prop_assume!(same || (p <= h && p <= w));
+        let xs = x[..n * h * w * c].to_vec();
+        let (oh, top) = if same { (h.div_ceil(s), ((h.div_ceil(s) - 1) * s + p).saturating_sub(h) / 2) } else { ((h - p) / s + 1, 0) };
+        let (ow, left) = if same { (w.div_ceil(s), ((w.div_ceil(s) - 1) * s + p).saturating_sub(w) / 2) } else { ((w - p) / s + 1, 0) };
+        let fwd = move |x: &[Vec<f64>]| {
+            let mut y = Vec::new();
+            for b in 0..n { for oy in 0..oh { for ox in 0..ow { for ch in 0..c {
+                let (mut sum, mut count) = (0.0, 0.0);
+                for ky in 0..p { for kx in 0..p {
+                    let (iy, ix) = ((oy * s + ky) as isize - top as isize, (ox * s + kx) as isize - left as isize);
+                    if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                        sum += x[0][((b * h + iy as usize) * w + ix as usize) * c + ch];
+                        count += 1.0;
+                    }
+                }}
+                y.push(sum / count);
+            }}}}
+            y
+        };
+        check(&[op(&[n, h, w, c], xs, true)], &|t, v| t.avg_pool2d(v[0], (p, p), (s, s), pad), &fwd)?;
+    }
+
+    /// Global average and maximum over the spatial axes (random values: no ties).
+    #[test]
+    fn global_pool(n in 1usize..3, h in 1usize..5, w in 1usize..5, c in 1usize..4, max in any::<bool>(), x in values(2 * 4 * 4 * 3, -3.0, 3.0)) {
+        let xs = x[..n * h * w * c].to_vec();
+        let fwd = move |x: &[Vec<f64>]| {
+            let mut y = Vec::new();
+            for b in 0..n { for ch in 0..c {
+                let vals = (0..h * w).map(|p| x[0][(b * h * w + p) * c + ch]);
+                y.push(if max { vals.fold(f64::NEG_INFINITY, f64::max) } else { vals.sum::<f64>() / (h * w) as f64 });
+            }}
+            y
+        };
+        check(&[op(&[n, h, w, c], xs, true)], &|t, v| if max { t.global_max_pool2d(v[0]) } else { t.global_avg_pool2d(v[0]) }, &fwd)?;
+    }
+
+    /// `x·scale + offset`.
+    #[test]
+    fn rescale(len in 1usize..40, scale in -3.0f32..3.0, offset in -2.0f32..2.0, x in values(40, -3.0, 3.0)) {
+        let xs = x[..len].to_vec();
+        let fwd = move |x: &[Vec<f64>]| x[0].iter().map(|v| v * f64::from(scale) + f64::from(offset)).collect();
+        check(&[op(&[len], xs, true)], &|t, v| t.rescale(v[0], scale, offset), &fwd)?;
+    }
+}
+
+/// Tied maxima share the gradient of a global maximum equally (TensorFlow's `reduce_max` gradient).
+#[test]
+fn global_max_shares_ties() {
+    let mut params = Params::new();
+    let x = kiln_tensor::Tensor::from_slice(&[1, 2, 2, 1], &[2.0, 5.0, 5.0, 1.0]).unwrap();
+    let id = params.add("x", &x, true).unwrap();
+    let mut tape = Tape::new();
+    {
+        let mut rec = tape.record(&params);
+        let v = rec.param(id).unwrap();
+        let y = rec.global_max_pool2d(v).unwrap();
+        assert_eq!(rec.value(y).unwrap(), [5.0]);
+        let l = rec.sum(y).unwrap();
+        rec.backward(l).unwrap();
+    }
+    assert_eq!(tape.param_grad(id).unwrap(), [0.0, 0.5, 0.5, 0.0]);
+}
+
 /// Dropout: the kept fraction matches the rate, kept values are scaled by 1/(1 − rate), the gradient uses the
 /// same mask, rate 0 is the identity, and the mask depends only on the seed.
 #[test]

@@ -58,7 +58,10 @@ pub use symbolic::{Call, Input, SymbolicTensor};
 pub mod prelude {
     /// The activation functions (`ActivationFn::Swish`), named apart from Keras' `Activation` layer.
     pub use crate::Activation as ActivationFn;
-    pub use crate::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+    pub use crate::layers::{
+        Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D,
+        MaxPooling2D, Rescaling,
+    };
     pub use crate::{
         Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Rows, Sequential, Validation,
         Verbose,

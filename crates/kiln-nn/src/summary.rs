@@ -42,12 +42,31 @@ fn shape_text(shape: &[usize]) -> String {
     s
 }
 
-fn cell(text: &str, width: usize, right: bool) -> String {
-    let len = text.chars().count();
-    if len > width {
-        let cut: String = text.chars().take(width.saturating_sub(1)).collect();
-        return format!("{cut}…");
+/// The lines of a cell as `rich` (which Keras' summary uses) lays them out: words wrapped greedily at spaces, a
+/// word wider than the column cut with `…`.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let word: String = if word.chars().count() > width {
+            word.chars().take(width.saturating_sub(1)).chain(['…']).collect()
+        } else {
+            word.to_owned()
+        };
+        if line.is_empty() {
+            line = word;
+        } else if line.chars().count() + 1 + word.chars().count() <= width {
+            line.push(' ');
+            line.push_str(&word);
+        } else {
+            lines.push(std::mem::replace(&mut line, word));
+        }
     }
+    lines.push(line);
+    lines
+}
+
+fn cell(text: &str, width: usize, right: bool) -> String {
     if right { format!("{text:>width$}") } else { format!("{text:<width$}") }
 }
 
@@ -56,13 +75,20 @@ fn rule(l: char, fill: char, mid: char, r: char) -> String {
     format!("{l}{}{r}", parts.join(&mid.to_string()))
 }
 
+/// One table row, as many lines as its most wrapped cell needs.
 fn row(v: char, cols: [&str; 3]) -> String {
-    format!(
-        "{v} {} {v} {} {v} {} {v}",
-        cell(cols[0], WIDTHS[0], false),
-        cell(cols[1], WIDTHS[1], false),
-        cell(cols[2], WIDTHS[2], true)
-    )
+    let cells: Vec<Vec<String>> = cols.iter().zip(WIDTHS).map(|(c, w)| wrap(c, w)).collect();
+    let height = cells.iter().map(Vec::len).max().unwrap_or(1);
+    let line = |i: usize| {
+        let at = |c: usize| cells[c].get(i).map_or("", String::as_str);
+        format!(
+            "{v} {} {v} {} {v} {} {v}",
+            cell(at(0), WIDTHS[0], false),
+            cell(at(1), WIDTHS[1], false),
+            cell(at(2), WIDTHS[2], true)
+        )
+    };
+    (0..height).map(line).collect::<Vec<_>>().join("\n")
 }
 
 impl Model {

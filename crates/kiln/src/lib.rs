@@ -33,7 +33,10 @@ pub mod prelude {
     pub use kiln_mnist::{BatchOptions, Dataset, LabelFormat, Mnist, MnistError, Scale};
     /// The activation functions (`ActivationFn::Swish`), named apart from Keras' `Activation` layer.
     pub use kiln_nn::Activation as ActivationFn;
-    pub use kiln_nn::layers::{Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D};
+    pub use kiln_nn::layers::{
+        Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D,
+        MaxPooling2D, Rescaling,
+    };
     pub use kiln_nn::{
         Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer, Rows,
         Sequential, Validation, Verbose,

@@ -5,8 +5,10 @@ pub mod activation;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;
+pub mod global_pool;
 pub mod loss;
 pub mod pool;
+pub mod rescale;
 pub(crate) mod reshape;
 
 use crate::backward::Grads;

@@ -1,6 +1,7 @@
-//! 2-D max pooling over NHWC (Keras `MaxPooling2D`): `valid` or TensorFlow `same` padding (padded positions never
-//! win). The backward pass routes each output gradient to the first maximum of its window (recomputed from the
-//! saved input, so nothing extra is stored).
+//! 2-D max and average pooling over NHWC (Keras `MaxPooling2D`, `AveragePooling2D`): `valid` or TensorFlow `same`
+//! padding (padded positions never win a maximum and are left out of an average, as TensorFlow's `avg_pool`).
+//! Max pooling's backward pass routes each output gradient to the first maximum of its window (recomputed from the
+//! saved input, so nothing extra is stored); average pooling's spreads it evenly over the window's real inputs.
 
 use crate::backward::{Backward, Grads};
 use crate::dims::Dims;
@@ -52,6 +53,60 @@ impl PoolGeo {
             }
         }
         best
+    }
+}
+
+impl PoolGeo {
+    /// The input rows (or columns) of window `o` along an axis: `[start, end)` clipped to the input.
+    fn span(o: usize, stride: usize, pool: usize, pad: usize, size: usize) -> (usize, usize) {
+        let lo = (o * stride).saturating_sub(pad);
+        let hi = (o * stride + pool).saturating_sub(pad).min(size);
+        (lo, hi)
+    }
+
+    /// Calls `f(output index of channel 0, input indices of channel 0 in the window, window count)` for every
+    /// output window; channel `ch` adds `ch` to both indices.
+    fn each_window(&self, mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>, usize)) {
+        let mut o = 0;
+        for n in 0..self.n {
+            for oy in 0..self.oh {
+                let (y0, y1) = Self::span(oy, self.sh, self.ph, self.top, self.h);
+                for ox in 0..self.ow {
+                    let (x0, x1) = Self::span(ox, self.sw, self.pw, self.left, self.w);
+                    let count = (y1 - y0) * (x1 - x0);
+                    let mut inputs =
+                        (y0..y1).flat_map(|iy| (x0..x1).map(move |ix| ((n * self.h + iy) * self.w + ix) * self.c));
+                    f(o, &mut inputs, count);
+                    o += self.c;
+                }
+            }
+        }
+    }
+}
+
+struct AvgPoolBackward {
+    x: Var,
+    geo: PoolGeo,
+}
+
+impl Backward for AvgPoolBackward {
+    fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
+        let geo = self.geo;
+        g.update(self.x, |st, dx, acc| {
+            if !acc {
+                dx.fill(0.0);
+            }
+            let dy = st.grad(out);
+            // As TensorFlow's AvgPoolGrad: each input of a window receives the window's gradient / its count.
+            geo.each_window(|o, inputs, count| {
+                for i in inputs {
+                    for ch in 0..geo.c {
+                        dx[i + ch] += dy[o + ch] / count as f32;
+                    }
+                }
+            });
+            Ok(())
+        })
     }
 }
 
@@ -116,15 +171,15 @@ fn out_and_pad(
 }
 
 impl Recording<'_, '_> {
-    /// Max pooling of `x: (n, h, w, c)` with windows `pool = (ph, pw)` and `strides` (Keras default: the pool).
-    pub fn max_pool2d(
-        &mut self,
+    /// The geometry of pooling `x` (checked).
+    fn pool_geo(
+        &self,
+        op: &'static str,
         x: Var,
         pool: (usize, usize),
         strides: (usize, usize),
         padding: PoolPadding,
-    ) -> Result<Var> {
-        let op = "max_pool2d";
+    ) -> Result<PoolGeo> {
         let d = self.check(op, x)?;
         if d.rank() != 4 {
             return Err(AutogradError::Shape { op, what: "input", expected: "NHWC (rank 4)".into(), got: d });
@@ -138,7 +193,54 @@ impl Recording<'_, '_> {
         let (n, h, w, c) = (d.get(0), d.get(1), d.get(2), d.get(3));
         let (oh, top) = out_and_pad(op, h, pool.0, strides.0, padding)?;
         let (ow, left) = out_and_pad(op, w, pool.1, strides.1, padding)?;
-        let geo = PoolGeo { n, h, w, c, ph: pool.0, pw: pool.1, sh: strides.0, sw: strides.1, top, left, oh, ow };
+        Ok(PoolGeo { n, h, w, c, ph: pool.0, pw: pool.1, sh: strides.0, sw: strides.1, top, left, oh, ow })
+    }
+
+    /// Average pooling of `x: (n, h, w, c)` with windows `pool = (ph, pw)` and `strides` (Keras default: the
+    /// pool); with `same` padding each average is over the window's real inputs only. Sums run over the window
+    /// in row-major order, then one division by the count, as TensorFlow's `avg_pool`.
+    pub fn avg_pool2d(
+        &mut self,
+        x: Var,
+        pool: (usize, usize),
+        strides: (usize, usize),
+        padding: PoolPadding,
+    ) -> Result<Var> {
+        let op = "avg_pool2d";
+        let geo = self.pool_geo(op, x, pool, strides, padding)?;
+        let req = self.requires(&[x]);
+        let out = self.compute(op, Dims::new(&[geo.n, geo.oh, geo.ow, geo.c])?, req, |st, y| {
+            let xv = st.value(x);
+            y.fill(0.0);
+            geo.each_window(|o, inputs, count| {
+                for i in inputs {
+                    for ch in 0..geo.c {
+                        y[o + ch] += xv[i + ch];
+                    }
+                }
+                for v in &mut y[o..o + geo.c] {
+                    *v /= count as f32;
+                }
+            });
+            Ok(())
+        })?;
+        if req {
+            self.record(out, AvgPoolBackward { x, geo });
+        }
+        Ok(out)
+    }
+
+    /// Max pooling of `x: (n, h, w, c)` with windows `pool = (ph, pw)` and `strides` (Keras default: the pool).
+    pub fn max_pool2d(
+        &mut self,
+        x: Var,
+        pool: (usize, usize),
+        strides: (usize, usize),
+        padding: PoolPadding,
+    ) -> Result<Var> {
+        let op = "max_pool2d";
+        let geo = self.pool_geo(op, x, pool, strides, padding)?;
+        let PoolGeo { n, c, oh, ow, .. } = geo;
         let req = self.requires(&[x]);
         let out = self.compute(op, Dims::new(&[n, oh, ow, c])?, req, |st, y| {
             let xv = st.value(x);

@@ -1,12 +1,49 @@
 //! The layers, with Keras names and defaults.
 
+/// The `Layer` methods of a layer without weights or state.
+macro_rules! no_params {
+    () => {
+        fn name(&self) -> Option<&str> {
+            self.name.as_deref()
+        }
+        fn set_name(&mut self, name: String) {
+            self.name = Some(name);
+        }
+        fn build(
+            &mut self,
+            _name: &str,
+            input: &[usize],
+            _params: &mut kiln_autograd::Params,
+        ) -> $crate::error::Result<()> {
+            self.output_shape(input).map(|_| ())
+        }
+        fn initialize(
+            &self,
+            _params: &mut kiln_autograd::Params,
+            _rng: &mut rand_chacha::ChaCha8Rng,
+        ) -> $crate::error::Result<()> {
+            Ok(())
+        }
+        fn weights(&self) -> Vec<(&'static str, kiln_autograd::ParamId)> {
+            Vec::new()
+        }
+        fn box_clone(&self) -> Box<dyn $crate::layer::Layer> {
+            Box::new(self.clone())
+        }
+    };
+}
+
 mod conv2d;
 mod dense;
+mod pooling;
+mod rescaling;
 mod simple;
 
 pub use conv2d::Conv2D;
 pub use dense::Dense;
-pub use simple::{Activation, Dropout, Flatten, MaxPooling2D};
+pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D};
+pub use rescaling::Rescaling;
+pub use simple::{Activation, Dropout, Flatten};
 
 use serde_json::Value;
 
@@ -20,13 +57,18 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
         "Dense" => Box::new(Dense::from_config(cfg)?),
         "Flatten" => Box::new(Flatten::from_config(cfg)?),
         "MaxPooling2D" => Box::new(MaxPooling2D::from_config(cfg)?),
+        "AveragePooling2D" => Box::new(AveragePooling2D::from_config(cfg)?),
+        "GlobalAveragePooling2D" => Box::new(GlobalAveragePooling2D::from_config(cfg)?),
+        "GlobalMaxPooling2D" => Box::new(GlobalMaxPooling2D::from_config(cfg)?),
+        "Rescaling" => Box::new(Rescaling::from_config(cfg)?),
         "Dropout" => Box::new(Dropout::from_config(cfg)?),
         "Activation" => Box::new(Activation::from_config(cfg)?),
         other => {
             return Err(NnError::Unknown {
                 kind: "layer class",
                 name: other.to_owned(),
-                known: "Conv2D, Dense, Flatten, MaxPooling2D, Dropout, Activation",
+                known: "Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
+                        GlobalMaxPooling2D, Rescaling, Dropout, Activation",
             });
         }
     })
