@@ -23,6 +23,10 @@ for name, layer in layers.items():
     y = np.asarray(layer(x))
     out[name] = {"shape": list(y.shape), "values": y.ravel().tolist()}
 
+xs = np.linspace(-3, 3, 13, dtype="float32")
+for name in ["leaky_relu", "elu", "gelu"]:
+    out[f"activation_{name}"] = {"input": xs.tolist(), "values": np.asarray(keras.activations.get(name)(xs)).tolist()}
+
 keras.backend.clear_session()
 keras.utils.set_random_seed(0)
 model = keras.Sequential([

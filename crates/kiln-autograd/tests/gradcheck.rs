@@ -307,6 +307,25 @@ proptest! {
         check(&[op(&[n, h, w, c], xs, true)], &|t, v| if max { t.global_max_pool2d(v[0]) } else { t.global_avg_pool2d(v[0]) }, &fwd)?;
     }
 
+    /// Leaky ReLU, ELU and GELU (values kept away from the kinks at 0, where the derivative jumps).
+    #[test]
+    fn scalar_activations(len in 1usize..40, which in 0usize..3, x in values(40, -3.0, 3.0)) {
+        let xs: Vec<f32> = x[..len].iter().map(|&v| if v.abs() < 0.05 { v + 0.1 } else { v }).collect();
+        let erf = |v: f64| libm::erf(v);
+        let fwd = move |x: &[Vec<f64>]| -> Vec<f64> {
+            x[0].iter().map(|&v| match which {
+                0 => if v > 0.0 { v } else { 0.2 * v },
+                1 => if v > 0.0 { v } else { v.exp() - 1.0 },
+                _ => 0.5 * v * (1.0 + erf(v / 2f64.sqrt())),
+            }).collect()
+        };
+        check(&[op(&[len], xs, true)], &|t, v| match which {
+            0 => t.leaky_relu(v[0], 0.2),
+            1 => t.elu(v[0], 1.0),
+            _ => t.gelu(v[0]),
+        }, &fwd)?;
+    }
+
     /// `x·scale + offset`.
     #[test]
     fn rescale(len in 1usize..40, scale in -3.0f32..3.0, offset in -2.0f32..2.0, x in values(40, -3.0, 3.0)) {

@@ -203,6 +203,6 @@ pub fn parse_activation(name: &str) -> Result<Activation> {
     Activation::from_name(name).ok_or_else(|| NnError::Unknown {
         kind: "activation",
         name: name.to_owned(),
-        known: "linear, swish (silu), relu, sigmoid, tanh, softmax",
+        known: "linear, swish (silu), relu, sigmoid, tanh, softmax, leaky_relu, elu, gelu",
     })
 }

@@ -1,5 +1,5 @@
-//! Pooling and rescaling layers against real Keras 3.15.1 (`benches/reference/keras_layers.py`): their outputs on a
-//! fixed input, their `summary()` rows, and their configs through save/load.
+//! Pooling, rescaling and activation layers against real Keras 3.15.1 (`benches/reference/keras_layers.py`): their
+//! outputs on a fixed input, their `summary()` rows, and their configs through save/load.
 
 use kiln_nn::prelude::*;
 use kiln_tensor::Tensor;
@@ -187,4 +187,71 @@ fn a_name_wider_than_its_column_is_cut_as_keras_cuts_it() {
     let want = "│ a_very_long_layer_name_that_ex… │ (None, 2)              │             8 │\n\
                 │ (Dense)                         │                        │               │\n";
     assert!(m.summary().contains(want), "{}", m.summary());
+}
+
+#[test]
+fn activations_match_keras() {
+    let xs: Vec<f32> = (0..13).map(|i| -3.0 + 0.5 * i as f32).collect();
+    let x = Tensor::from_slice(&[13, 1], &xs).unwrap();
+    let mut m =
+        Sequential::new(&[1]).add(Activation::new(ActivationFn::from_name("leaky_relu").unwrap())).build().unwrap();
+    close(
+        &m.predict(&x, 13).unwrap(),
+        &[13, 1],
+        &[
+            -0.6000000238418579,
+            -0.5,
+            -0.4000000059604645,
+            -0.30000001192092896,
+            -0.20000000298023224,
+            -0.10000000149011612,
+            0.0,
+            0.5,
+            1.0,
+            1.5,
+            2.0,
+            2.5,
+            3.0,
+        ],
+    );
+    let mut m = Sequential::new(&[1]).add(Activation::new(ActivationFn::from_name("elu").unwrap())).build().unwrap();
+    close(
+        &m.predict(&x, 13).unwrap(),
+        &[13, 1],
+        &[
+            -0.9502129554748535,
+            -0.9179149866104126,
+            -0.8646647334098816,
+            -0.7768698334693909,
+            -0.6321205496788025,
+            -0.39346933364868164,
+            0.0,
+            0.5,
+            1.0,
+            1.5,
+            2.0,
+            2.5,
+            3.0,
+        ],
+    );
+    let mut m = Sequential::new(&[1]).add(Activation::new(ActivationFn::from_name("gelu").unwrap())).build().unwrap();
+    close(
+        &m.predict(&x, 13).unwrap(),
+        &[13, 1],
+        &[
+            -0.004049696493893862,
+            -0.015524163842201233,
+            -0.045500267297029495,
+            -0.10021080076694489,
+            -0.15865525603294373,
+            -0.1542687714099884,
+            0.0,
+            0.3457312285900116,
+            0.8413447141647339,
+            1.3997892141342163,
+            1.9544997215270996,
+            2.48447585105896,
+            2.995950222015381,
+        ],
+    );
 }

@@ -1,5 +1,6 @@
 //! Activations: swish, relu, sigmoid, tanh (SIMD kernels) and row softmax / log-softmax over the last axis.
 
+use super::scalar_activation::LEAKY_RELU_SLOPE;
 use crate::backward::{Backward, Grads};
 use crate::error::Result;
 use crate::ops::rows_cols;
@@ -22,6 +23,12 @@ pub enum Activation {
     Tanh,
     /// Softmax over the last axis (`"softmax"`).
     Softmax,
+    /// `x` for `x > 0`, else `0.2·x` (`"leaky_relu"`, Keras 3's default `negative_slope`).
+    LeakyRelu,
+    /// `x` for `x > 0`, else `eˣ − 1` (`"elu"`, α = 1).
+    Elu,
+    /// `x·Φ(x) = ½x(1 + erf(x/√2))` (`"gelu"`, Keras' default `approximate=False`).
+    Gelu,
 }
 
 impl Activation {
@@ -34,6 +41,9 @@ impl Activation {
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
             Activation::Softmax => "softmax",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Elu => "elu",
+            Activation::Gelu => "gelu",
         }
     }
 
@@ -46,6 +56,9 @@ impl Activation {
             "sigmoid" => Activation::Sigmoid,
             "tanh" => Activation::Tanh,
             "softmax" => Activation::Softmax,
+            "leaky_relu" => Activation::LeakyRelu,
+            "elu" => Activation::Elu,
+            "gelu" => Activation::Gelu,
             _ => return None,
         })
     }
@@ -260,6 +273,9 @@ impl Recording<'_, '_> {
             Activation::Sigmoid => self.sigmoid(x),
             Activation::Tanh => self.tanh(x),
             Activation::Softmax => self.softmax(x),
+            Activation::LeakyRelu => self.leaky_relu(x, LEAKY_RELU_SLOPE),
+            Activation::Elu => self.elu(x, 1.0),
+            Activation::Gelu => self.gelu(x),
         }
     }
 }

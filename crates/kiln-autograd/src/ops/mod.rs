@@ -10,6 +10,7 @@ pub mod loss;
 pub mod pool;
 pub mod rescale;
 pub(crate) mod reshape;
+pub mod scalar_activation;
 
 use crate::backward::Grads;
 use crate::dims::Dims;
