@@ -462,3 +462,71 @@ fn flagship_model_gradients() {
     };
     check(&ops, &build, &fwd).unwrap();
 }
+
+/// Random flips: every sample comes out as itself or mirrored along the requested axes only, each axis about
+/// half the time and independently; the backward pass routes each output gradient back to the input it came
+/// from; the draws depend only on the seed.
+#[test]
+fn random_flip() {
+    let (n, h, w, c) = (400, 3, 4, 2);
+    let x: Vec<f32> = (0..n * h * w * c).map(|i| i as f32 / 100.0).collect();
+    let t: Vec<f32> = (0..x.len()).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+    let mut params = Params::new();
+    let id = params.add("x", &kiln_tensor::Tensor::from_slice(&[n, h, w, c], &x).unwrap(), true).unwrap();
+    // L = mse(flip(x), t): dL/dy = 2(y − t)/N, which must arrive at the flipped-back positions of x.
+    let run = |horizontal: bool, vertical: bool, seed: u64| {
+        let mut tape = Tape::new();
+        tape.seed(seed);
+        let y = {
+            let mut rec = tape.record(&params);
+            let v = rec.param(id).unwrap();
+            let y = rec.random_flip(v, horizontal, vertical).unwrap();
+            let target = rec.input(&[n, h, w, c], &t).unwrap();
+            let l = rec.mse(y, target).unwrap();
+            let yv = rec.value(y).unwrap().to_vec();
+            rec.backward(l).unwrap();
+            yv
+        };
+        (y, tape.param_grad(id).unwrap().to_vec())
+    };
+    let idx = |b: usize, yy: usize, xx: usize| ((b * h + yy) * w + xx) * c;
+    for (horizontal, vertical) in [(true, false), (false, true), (true, true)] {
+        let (y, dx) = run(horizontal, vertical, 7);
+        let (mut hs, mut vs) = (0, 0);
+        for b in 0..n {
+            let kinds = [(false, false), (true, false), (false, true), (true, true)].into_iter().find(|&(fx, fy)| {
+                (!fx || horizontal)
+                    && (!fy || vertical)
+                    && (0..h).all(|yy| {
+                        (0..w).all(|xx| {
+                            let src = idx(b, if fy { h - 1 - yy } else { yy }, if fx { w - 1 - xx } else { xx });
+                            y[idx(b, yy, xx)..idx(b, yy, xx) + c] == x[src..src + c]
+                        })
+                    })
+            });
+            let (fx, fy) = kinds.unwrap_or_else(|| panic!("sample {b} is not a flip along the allowed axes"));
+            hs += usize::from(fx);
+            vs += usize::from(fy);
+            for yy in 0..h {
+                for xx in 0..w {
+                    let src = idx(b, if fy { h - 1 - yy } else { yy }, if fx { w - 1 - xx } else { xx });
+                    for ch in 0..c {
+                        let o = idx(b, yy, xx) + ch;
+                        let want = 2.0 * (f64::from(y[o]) - f64::from(t[o])) / x.len() as f64;
+                        let got = f64::from(dx[src + ch]);
+                        assert!(
+                            (got - want).abs() <= 1e-6 * want.abs() + 1e-9,
+                            "gradient of sample {b}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+        // Binomial(400, ½): within ±4.5 standard deviations (±45) of 200.
+        for (on, count) in [(horizontal, hs), (vertical, vs)] {
+            assert!(if on { (155..=245).contains(&count) } else { count == 0 }, "{count} flips");
+        }
+        assert_eq!(run(horizontal, vertical, 7).0, y, "same seed, same flips");
+        assert_ne!(run(horizontal, vertical, 8).0, y, "another seed, other flips");
+    }
+}

@@ -60,7 +60,7 @@ pub mod prelude {
     pub use crate::Activation as ActivationFn;
     pub use crate::layers::{
         Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D,
-        MaxPooling2D, Rescaling,
+        MaxPooling2D, RandomFlip, Rescaling,
     };
     pub use crate::{
         Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Rows, Sequential, Validation,

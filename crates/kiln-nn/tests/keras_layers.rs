@@ -1,4 +1,4 @@
-//! Pooling, rescaling and activation layers against real Keras 3.15.1 (`benches/reference/keras_layers.py`): their
+//! Pooling, rescaling, activation and augmentation layers against real Keras 3.15.1 (`benches/reference/keras_layers.py`): their
 //! outputs on a fixed input, their `summary()` rows, and their configs through save/load.
 
 use kiln_nn::prelude::*;
@@ -254,4 +254,51 @@ fn activations_match_keras() {
             2.995950222015381,
         ],
     );
+}
+
+#[test]
+fn random_flip_acts_in_training_only_and_keeps_threads_bitwise_equal() {
+    use kiln_nn::Layer;
+    use kiln_nn::layers::FlipMode;
+    let x = Tensor::from_fn(&[8, 4, 4, 1], |i| (i % 16) as f32).unwrap();
+    let build = || {
+        let mut m = Sequential::new(&[4, 4, 1])
+            .add(RandomFlip::new(FlipMode::Horizontal))
+            .add(Flatten::new())
+            .add(Dense::new(3).activation(ActivationFn::Softmax))
+            .build()
+            .unwrap();
+        m.compile("sparse_categorical_crossentropy", Optimizer::sgd(), &[]).unwrap();
+        m
+    };
+    // Inference: the identity.
+    let mut flip = Sequential::new(&[4, 4, 1]).add(RandomFlip::new(FlipMode::HorizontalAndVertical)).build().unwrap();
+    assert_eq!(flip.predict(&x, 8).unwrap(), x);
+    // Training: the same bits with 1 or 2 threads (each replica draws from its own stream of the model's seed).
+    let y = ClassIndices::new(&[0, 1, 2, 0, 1, 2, 0, 1]);
+    let train = |threads: Option<usize>| {
+        let mut m = build();
+        m.set_threads(threads).unwrap();
+        m.set_data_parallel(true);
+        m.fit(&x, &y, &FitOptions::default().epochs(3).batch_size(4).verbose(Verbose::Silent)).unwrap();
+        m.get_weights().unwrap()
+    };
+    let one = train(None);
+    assert_eq!(one, train(Some(2)));
+    // The flips change what the model learns: without them the weights differ.
+    let mut plain = Sequential::new(&[4, 4, 1])
+        .add(Flatten::new())
+        .add(Dense::new(3).activation(ActivationFn::Softmax))
+        .build()
+        .unwrap();
+    plain.compile("sparse_categorical_crossentropy", Optimizer::sgd(), &[]).unwrap();
+    plain.set_data_parallel(true);
+    plain.fit(&x, &y, &FitOptions::default().epochs(3).batch_size(4).verbose(Verbose::Silent)).unwrap();
+    assert_ne!(plain.get_weights().unwrap(), one);
+    // Config round trip; a per-layer seed is refused, not ignored.
+    let cfg = RandomFlip::new(FlipMode::Vertical).config();
+    assert_eq!(RandomFlip::from_config(&cfg).unwrap().config(), cfg);
+    let mut seeded = cfg.clone();
+    seeded["seed"] = serde_json::json!(3);
+    assert!(RandomFlip::from_config(&seeded).is_err());
 }

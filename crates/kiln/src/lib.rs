@@ -35,7 +35,7 @@ pub mod prelude {
     pub use kiln_nn::Activation as ActivationFn;
     pub use kiln_nn::layers::{
         Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D,
-        MaxPooling2D, Rescaling,
+        MaxPooling2D, RandomFlip, Rescaling,
     };
     pub use kiln_nn::{
         Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer, Rows,

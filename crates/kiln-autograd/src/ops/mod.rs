@@ -5,6 +5,7 @@ pub mod activation;
 pub mod conv2d;
 pub mod dense;
 pub mod dropout;
+pub mod flip;
 pub mod global_pool;
 pub mod loss;
 pub mod pool;

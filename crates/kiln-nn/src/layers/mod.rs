@@ -33,12 +33,14 @@ macro_rules! no_params {
     };
 }
 
+mod augmentation;
 mod conv2d;
 mod dense;
 mod pooling;
 mod rescaling;
 mod simple;
 
+pub use augmentation::{FlipMode, RandomFlip};
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D};
@@ -61,6 +63,7 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
         "GlobalAveragePooling2D" => Box::new(GlobalAveragePooling2D::from_config(cfg)?),
         "GlobalMaxPooling2D" => Box::new(GlobalMaxPooling2D::from_config(cfg)?),
         "Rescaling" => Box::new(Rescaling::from_config(cfg)?),
+        "RandomFlip" => Box::new(RandomFlip::from_config(cfg)?),
         "Dropout" => Box::new(Dropout::from_config(cfg)?),
         "Activation" => Box::new(Activation::from_config(cfg)?),
         other => {
@@ -68,7 +71,7 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
                 kind: "layer class",
                 name: other.to_owned(),
                 known: "Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
-                        GlobalMaxPooling2D, Rescaling, Dropout, Activation",
+                        GlobalMaxPooling2D, Rescaling, RandomFlip, Dropout, Activation",
             });
         }
     })
