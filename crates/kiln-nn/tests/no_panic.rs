@@ -3,19 +3,29 @@
 
 mod fuzz_bodies;
 
-use kiln_nn::layers::{Conv2D, Dense, Flatten, MaxPooling2D};
+use kiln_nn::layers::{
+    AveragePooling2D, Conv2D, Dense, Flatten, FlipMode, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, Rescaling,
+};
+use kiln_nn::prelude::PoolPadding;
+use kiln_nn::schedules::CosineDecay;
 use kiln_nn::{Activation as ActivationFn, Sequential};
 use proptest::prelude::*;
 
+/// A model using every layer class and a learning-rate schedule, so mutations reach every config parser.
 fn valid_files() -> (Vec<u8>, Vec<u8>) {
     let mut m = Sequential::new(&[8, 8, 1])
+        .add(Rescaling::new(1.0 / 255.0).offset(-0.5))
+        .add(RandomFlip::new(FlipMode::Horizontal))
         .add(Conv2D::new(2, 3).activation(ActivationFn::Swish))
+        .add(AveragePooling2D::new(2).padding(PoolPadding::Same))
         .add(MaxPooling2D::new(2))
+        .add(GlobalMaxPooling2D::new().keepdims(true))
         .add(Flatten::new())
         .add(Dense::new(3).activation(ActivationFn::Softmax))
         .build()
         .unwrap();
-    m.compile("categorical_crossentropy", kiln_nn::Optimizer::adam(), &["accuracy"]).unwrap();
+    m.compile("categorical_crossentropy", kiln_nn::Optimizer::adamw(), &["accuracy"]).unwrap();
+    m.set_learning_rate_schedule(Some(CosineDecay::new(1e-3, 100).unwrap().warmup(2e-3, 10).into()));
     let dir = tempfile::tempdir().unwrap();
     m.save(dir.path()).unwrap();
     (
