@@ -1,4 +1,5 @@
-//! `training-curves.png`: loss and accuracy per epoch (training, and the test result of the last epoch), drawn
+//! `training-curves.png`: loss and accuracy per epoch (training, validation when there is some, and the test
+//! result of the last epoch), drawn
 //! with plotters on a bitmap. Text needs a TrueType font; the usual system fonts are looked up (DejaVu,
 //! Liberation, FreeFont — Debian's `fonts-dejavu-core`), and without one the chart is drawn without labels.
 
@@ -93,14 +94,27 @@ fn panel<DB: DrawingBackend>(
     Ok(())
 }
 
+type Series<'s> = (&'s str, RGBColor, &'s [f32]);
+
+/// The training series, and the validation one when it has values.
+fn series<'s>(train: Series<'s>, val: Series<'s>) -> Vec<Series<'s>> {
+    if val.2.is_empty() { vec![train] } else { vec![train, val] }
+}
+
+/// Per-epoch values of one run: training loss and accuracy, and validation ones (empty without validation).
+pub struct Curves<'a> {
+    /// Training loss per epoch.
+    pub loss: &'a [f32],
+    /// Training accuracy per epoch.
+    pub accuracy: &'a [f32],
+    /// Validation loss per epoch.
+    pub val_loss: &'a [f32],
+    /// Validation accuracy per epoch.
+    pub val_accuracy: &'a [f32],
+}
+
 /// Draws the loss and accuracy curves into `path` (PNG, 1200×500). Returns whether text could be drawn.
-pub fn training_curves(
-    path: &Path,
-    loss: &[f32],
-    accuracy: &[f32],
-    test: Option<(f32, f32)>,
-    title: &str,
-) -> Result<bool, String> {
+pub fn training_curves(path: &Path, c: &Curves<'_>, test: Option<(f32, f32)>, title: &str) -> Result<bool, String> {
     let labels = font();
     let root = BitMapBackend::new(path, (1200, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
@@ -108,15 +122,11 @@ pub fn training_curves(
     let (left, right) = root.split_horizontally(600);
     let blue = RGBColor(31, 119, 180);
     let orange = RGBColor(255, 127, 14);
-    panel(&left, "loss", &[("training loss", blue, loss)], test.map(|t| t.0), labels, SeriesLabelPosition::UpperRight)?;
-    panel(
-        &right,
-        "accuracy",
-        &[("training accuracy", orange, accuracy)],
-        test.map(|t| t.1),
-        labels,
-        SeriesLabelPosition::LowerRight,
-    )?;
+    let green = RGBColor(44, 160, 44);
+    let losses = series(("training loss", blue, c.loss), ("validation loss", green, c.val_loss));
+    panel(&left, "loss", &losses, test.map(|t| t.0), labels, SeriesLabelPosition::UpperRight)?;
+    let accs = series(("training accuracy", orange, c.accuracy), ("validation accuracy", green, c.val_accuracy));
+    panel(&right, "accuracy", &accs, test.map(|t| t.1), labels, SeriesLabelPosition::LowerRight)?;
     root.present().map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(labels)
 }

@@ -112,6 +112,10 @@ pub struct TrainArgs {
     /// Either way the results are identical for any --threads.
     #[arg(long)]
     pub no_data_parallel: bool,
+    /// Hold out this fraction of the training images (the last ones, as Keras' `validation_split`) and evaluate
+    /// on it after every epoch; the curves and metrics.json then show validation too.
+    #[arg(long)]
+    pub validation_split: Option<f32>,
     /// Continue an interrupted run (killed, or stopped with Ctrl-C) from the backup of its last complete epoch
     /// (Keras' BackupAndRestore), ending with the same bits as an uninterrupted run. The run is `--out`, or else
     /// the most recent run under `target/kiln-runs/` that has a backup. Give the same flags as the first time.
@@ -249,6 +253,11 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
+    let validation = match args.validation_split {
+        Some(f) if !(0.0..1.0).contains(&f) => return Err(format!("--validation-split {f}: must be in [0, 1)")),
+        Some(f) => Validation::Split(f),
+        None => Validation::None,
+    };
     let isa = args.isa.map(IsaArg::isa);
     if let Some(isa) = isa
         && !isa.is_supported()
@@ -310,7 +319,8 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     let verbose = if say { Verbose::ProgressBar } else { Verbose::Silent };
     let mut restore = BackupAndRestore::new(&backup);
     let mut interrupt = Interrupt { flag: ctrl_c_flag()?, epoch: 0, hit: None };
-    let opts = FitOptions::default().epochs(args.epochs).batch_size(args.batch_size).verbose(verbose);
+    let opts =
+        FitOptions::default().epochs(args.epochs).batch_size(args.batch_size).verbose(verbose).validation(validation);
     let history = model
         .fit(&x_train, &y_train, &opts.callback(&mut restore).callback(&mut interrupt))
         .map_err(|e| e.to_string())?;
@@ -357,6 +367,8 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
                 "epoch": e.epoch,
                 "loss": short(e.loss),
                 "accuracy": e.accuracy.map(short),
+                "val_loss": e.val_loss.map(short),
+                "val_accuracy": e.val_accuracy.map(short),
                 "seconds": e.seconds,
                 "train_seconds": e.train_seconds,
                 "images_per_second": e.samples_per_second,
@@ -376,6 +388,7 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
         "threads": model.threads(),
         "data_parallel": !args.no_data_parallel,
         "resumed_after_epoch": resumed_from,
+        "validation_split": args.validation_split,
         "isa": kernels.isa().name(),
         "kernels": {
             "gemm": kernels.gemm_name(),
@@ -393,8 +406,13 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", out.join("metrics.json").display()))?;
     let png = out.join("training-curves.png");
     let title = format!("{} — {} images, batch {}, {}", dataset.name(), n, args.batch_size, optimizer.name());
-    let labelled =
-        crate::plot::training_curves(&png, &history.loss(), &history.accuracy(), Some((test.loss, test_acc)), &title)?;
+    let curves = crate::plot::Curves {
+        loss: &history.loss(),
+        accuracy: &history.accuracy(),
+        val_loss: &history.val_loss(),
+        val_accuracy: &history.val_accuracy(),
+    };
+    let labelled = crate::plot::training_curves(&png, &curves, Some((test.loss, test_acc)), &title)?;
     if !labelled {
         eprintln!("warning: no TrueType font found (install fonts-dejavu-core); training-curves.png has no labels");
     }

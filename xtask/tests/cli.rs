@@ -134,6 +134,18 @@ fn smoke_run_writes_outputs_that_predict_reads() {
     assert!(metrics["peak_rss_bytes"].as_u64().unwrap() > 0);
     let png = image::open(out_dir.path().join("training-curves.png")).unwrap();
     assert_eq!((png.width(), png.height()), (1200, 500));
+    // With a validation split, every epoch reports validation figures (and the curves draw them).
+    let val_dir = tempfile::tempdir().unwrap();
+    let v = val_dir.path().to_str().unwrap();
+    let args = ["train-mnist", "--data-dir", m, "--limit", "256", "--epochs", "2", "--validation-split", "0.25"];
+    let out = xtask(&[&args[..], &["--quiet", "--out", v]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let vm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(val_dir.path().join("metrics.json")).unwrap()).unwrap();
+    for e in vm["epochs"].as_array().unwrap() {
+        assert!(e["val_loss"].as_f64().is_some() && e["val_accuracy"].as_f64().is_some(), "{e}");
+    }
+    fails_with(&xtask(&["train-mnist", "--validation-split", "1.5", "--out", v]), &["--validation-split"]);
     let out = xtask(&["predict", "--model", o, "--index", "0", "--data-dir", m]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -83,6 +83,14 @@ impl History {
     pub fn accuracy(&self) -> Vec<f32> {
         self.epochs.iter().filter_map(|e| e.accuracy).collect()
     }
+    /// Validation loss per epoch (empty without validation).
+    pub fn val_loss(&self) -> Vec<f32> {
+        self.epochs.iter().filter_map(|e| e.val_loss).collect()
+    }
+    /// Validation accuracy per epoch (empty without validation).
+    pub fn val_accuracy(&self) -> Vec<f32> {
+        self.epochs.iter().filter_map(|e| e.val_accuracy).collect()
+    }
 }
 
 /// Validation during `fit`.
