@@ -31,6 +31,17 @@ fn op(dims: &[usize], data: Vec<f32>, grad: bool) -> Operand {
     Operand { dims: dims.to_vec(), data, grad }
 }
 
+/// Output size and leading padding of a pooling window `p` with stride `s` along an axis of `size` (TensorFlow's
+/// `same`, or `valid`).
+fn pool_out(size: usize, p: usize, s: usize, same: bool) -> (usize, usize) {
+    if same {
+        let out = size.div_ceil(s);
+        (out, ((out - 1) * s + p).saturating_sub(size) / 2)
+    } else {
+        ((size - p) / s + 1, 0)
+    }
+}
+
 /// The fixed projection vector (no zero entries, mixed signs).
 fn projection(n: usize) -> Vec<f32> {
     (0..n).map(|i| ((i * 7919 + 3) % 17) as f32 / 8.0 - 1.03).collect()
@@ -243,8 +254,7 @@ proptest! {
         let pad = if same { PoolPadding::Same } else { PoolPadding::Valid };
         prop_assume!(same || (p <= h && p <= w));
         let xs = x[..n * h * w * c].to_vec();
-        let (oh, top) = if same { (h.div_ceil(s), ((h.div_ceil(s) - 1) * s + p).saturating_sub(h) / 2) } else { ((h - p) / s + 1, 0) };
-        let (ow, left) = if same { (w.div_ceil(s), ((w.div_ceil(s) - 1) * s + p).saturating_sub(w) / 2) } else { ((w - p) / s + 1, 0) };
+        let ((oh, top), (ow, left)) = (pool_out(h, p, s, same), pool_out(w, p, s, same));
         let fwd = move |x: &[Vec<f64>]| {
             let mut y = Vec::new();
             for b in 0..n { for oy in 0..oh { for ox in 0..ow { for ch in 0..c {
@@ -272,8 +282,7 @@ proptest! {
         let pad = if same { PoolPadding::Same } else { PoolPadding::Valid };
         prop_assume!(same || (p <= h && p <= w));
         let xs = x[..n * h * w * c].to_vec();
-        let (oh, top) = if same { (h.div_ceil(s), ((h.div_ceil(s) - 1) * s + p).saturating_sub(h) / 2) } else { ((h - p) / s + 1, 0) };
-        let (ow, left) = if same { (w.div_ceil(s), ((w.div_ceil(s) - 1) * s + p).saturating_sub(w) / 2) } else { ((w - p) / s + 1, 0) };
+        let ((oh, top), (ow, left)) = (pool_out(h, p, s, same), pool_out(w, p, s, same));
         let fwd = move |x: &[Vec<f64>]| {
             let mut y = Vec::new();
             for b in 0..n { for oy in 0..oh { for ox in 0..ow { for ch in 0..c {

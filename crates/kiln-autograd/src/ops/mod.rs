@@ -9,7 +9,6 @@ pub mod flip;
 pub mod global_pool;
 pub mod loss;
 pub mod pool;
-pub mod rescale;
 pub(crate) mod reshape;
 pub mod scalar_activation;
 

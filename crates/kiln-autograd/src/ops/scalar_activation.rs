@@ -1,5 +1,6 @@
-//! Activations computed one element at a time, without a SIMD kernel (none of them is on a flagship's hot path):
-//! leaky ReLU, ELU and GELU with TensorFlow's formulas and gradients.
+//! Elementwise ops computed one element at a time, without a SIMD kernel (none of them is on a flagship's hot
+//! path): leaky ReLU, ELU and GELU with TensorFlow's formulas and gradients, and Keras `Rescaling`'s
+//! `x·scale + offset` (rounded after the product and after the sum, as Keras' `inputs * scale + offset`).
 
 use crate::backward::{Backward, Grads};
 use crate::error::{AutogradError, Result};
@@ -14,6 +15,7 @@ enum Scalar {
     LeakyRelu(f32),
     Elu(f32),
     Gelu,
+    Rescale(f32, f32),
 }
 
 impl Scalar {
@@ -35,6 +37,7 @@ impl Scalar {
                     a * (x.exp() - 1.0)
                 }
             }
+            Scalar::Rescale(scale, offset) => x * scale + offset,
             Scalar::Gelu => {
                 let x = f64::from(x);
                 (0.5 * x * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2))) as f32
@@ -59,6 +62,7 @@ impl Scalar {
                     a * x.exp()
                 }
             }
+            Scalar::Rescale(scale, _) => scale,
             Scalar::Gelu => {
                 let x = f64::from(x);
                 let cdf = 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2));
@@ -133,5 +137,15 @@ impl Recording<'_, '_> {
     /// `½x(1 + erf(x/√2))` (Keras `gelu` with `approximate=False`), evaluated in f64 and rounded once.
     pub fn gelu(&mut self, x: Var) -> Result<Var> {
         self.scalar_activation("gelu", x, Scalar::Gelu)
+    }
+
+    /// `x·scale + offset`, elementwise (Keras `Rescaling`); both constants must be finite.
+    pub fn rescale(&mut self, x: Var, scale: f32, offset: f32) -> Result<Var> {
+        for (what, v) in [("scale", scale), ("offset", offset)] {
+            if !v.is_finite() {
+                return Err(AutogradError::Parameter { op: "rescale", what, value: f64::from(v), expected: "finite" });
+            }
+        }
+        self.scalar_activation("rescale", x, Scalar::Rescale(scale, offset))
     }
 }

@@ -48,9 +48,14 @@ impl Logs {
         self.0.get(key).copied()
     }
 
-    /// Sets (or replaces) `key`.
-    pub fn set(&mut self, key: impl Into<String>, value: f64) {
-        self.0.insert(key.into(), value);
+    /// Sets (or replaces) `key`; replacing allocates nothing (fit reuses one batch log for a whole epoch).
+    pub fn set(&mut self, key: &str, value: f64) {
+        match self.0.get_mut(key) {
+            Some(v) => *v = value,
+            None => {
+                self.0.insert(key.to_owned(), value);
+            }
+        }
     }
 
     /// The names, sorted.

@@ -16,6 +16,12 @@ use crate::progress::EpochProgress;
 /// Keras' logs of an epoch (or of the batches so far): `loss`, `accuracy`, `val_loss`, `val_accuracy`.
 fn epoch_logs(loss: f32, accuracy: Option<f32>, val: Option<Evaluation>) -> Logs {
     let mut logs = Logs::default();
+    write_logs(&mut logs, loss, accuracy, val);
+    logs
+}
+
+/// Writes the figures into `logs` (replacing values in place).
+fn write_logs(logs: &mut Logs, loss: f32, accuracy: Option<f32>, val: Option<Evaluation>) {
     logs.set("loss", f64::from(loss));
     if let Some(a) = accuracy {
         logs.set("accuracy", f64::from(a));
@@ -26,7 +32,6 @@ fn epoch_logs(loss: f32, accuracy: Option<f32>, val: Option<Evaluation>) -> Logs
             logs.set("val_accuracy", f64::from(a));
         }
     }
-    logs
 }
 
 fn slice(d: &dyn Data, start: usize, len: usize) -> Result<Rows<'_>> {
@@ -194,6 +199,7 @@ impl Model {
                 train_x.gather(first, &mut xbuf[..first.len() * xl]);
                 train_y.gather(first, &mut ybuf[..first.len() * yl]);
                 let mut complete = true;
+                let mut batch_logs = Logs::default();
                 for k in 0..steps {
                     let (chunk, next) = (chunk_at(k), chunk_at(k + 1));
                     let (xb, yb) = (&xbuf[..chunk.len() * xl], &ybuf[..chunk.len() * yl]);
@@ -212,9 +218,9 @@ impl Model {
                         ((loss_sum / seen as f64) as f32, c.accuracy.then(|| correct as f32 / seen as f32));
                     bar.step(k + 1, run_loss, run_acc);
                     if !cbs.is_empty() {
-                        let logs = epoch_logs(run_loss, run_acc, None);
+                        write_logs(&mut batch_logs, run_loss, run_acc, None);
                         for cb in cbs.iter_mut() {
-                            cb.on_train_batch_end(k, &logs, m)?;
+                            cb.on_train_batch_end(k, &batch_logs, m)?;
                         }
                     }
                     if m.stop_training {
