@@ -14,6 +14,15 @@ use crate::tape::{State, Var, View};
 pub trait Backward: Any + Send + Sync {
     /// Adds this operation's contribution to its inputs' gradients, given the gradient of its output `out`.
     fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()>;
+
+    /// For a rule that needs sums over the whole batch when the batch is split across replicas (batch
+    /// normalization): writes this replica's partial sums ([`Grads::exchange_local`]) and returns true; the pass
+    /// then stops until the sums of every replica are set ([`Grads::exchange_global`]) and resumes with
+    /// [`Backward::backward`]. Other rules return false (the default).
+    fn partials(&self, out: Var, g: &mut Grads<'_>) -> Result<bool> {
+        let _ = (out, g);
+        Ok(false)
+    }
 }
 
 /// What a [`Backward`] step sees: read access to every value and gradient, write access to input gradients.
@@ -27,6 +36,22 @@ impl Grads<'_> {
     /// Read access (values, dimensions, gradients, kernels).
     pub fn view(&self) -> View<'_> {
         View { st: self.st, params: self.params, borrowed: self.borrowed }
+    }
+
+    /// The buffer for this replica's partial sums ([`Backward::partials`]), cleared.
+    pub fn exchange_local(&mut self) -> &mut Vec<f64> {
+        self.st.exchange_local.clear();
+        &mut self.st.exchange_local
+    }
+
+    /// The sums over every replica of the last exchange.
+    pub fn exchange_global(&self) -> &[f64] {
+        &self.st.exchange_global
+    }
+
+    /// This replica's share of the batch (weight of its gradient partials; 1 on a single replica).
+    pub fn share(&self) -> f64 {
+        self.st.share
     }
 
     /// Calls `f(view, grad_of_v, accumulate)`: with `accumulate == false` `f` must overwrite the buffer,

@@ -59,6 +59,19 @@ pub enum AutogradError {
     /// `backward` was called on a value that depends on no trainable parameter (or was made under `no_grad`).
     #[error("backward: the loss does not depend on anything that requires a gradient")]
     NoGradient,
+    /// `backward_resume` without a backward pass stopped for an exchange.
+    #[error("backward_resume: no backward pass is waiting for an exchange")]
+    NotPaused,
+    /// Whole-batch statistics whose sums do not fit the operation (the exchange was not set for it).
+    #[error("{op}: the whole-batch sums have {got} values, expected {expected}")]
+    Exchange {
+        /// The operation.
+        op: &'static str,
+        /// Values expected.
+        expected: usize,
+        /// Values given.
+        got: usize,
+    },
     /// A sparse label that is not a class index.
     #[error("{op}: label {label} in row {row} is not a class index in 0..{classes}")]
     Label {

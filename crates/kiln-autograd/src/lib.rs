@@ -52,5 +52,5 @@ pub use ops::conv2d::Conv2dParams;
 pub use ops::loss::EPSILON;
 pub use ops::pool::PoolPadding;
 pub use params::{ParamId, Params};
-pub use recording::Recording;
+pub use recording::{Backprop, Recording};
 pub use tape::{State, Tape, Var, View};

@@ -254,8 +254,22 @@ impl<'p> Recording<'_, 'p> {
     }
 
     /// Back-propagates from any value `out` whose gradient is given as `seed` (same number of elements): the
-    /// vector-Jacobian product of PyTorch's `out.backward(seed)`.
+    /// vector-Jacobian product of PyTorch's `out.backward(seed)`. On one replica a whole-batch exchange is its own
+    /// sums, so the pass runs to the end.
     pub fn backward_from(&mut self, out: Var, seed: &[f32]) -> Result<()> {
+        let mut pass = self.backward_begin(out, seed)?;
+        while pass == Backprop::Exchange {
+            self.exchange_alone();
+            pass = self.backward_resume()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the backward pass from `out` with its gradient `seed` and runs it until it ends or a record needs
+    /// whole-batch sums ([`Backprop::Exchange`]: read [`Recording::exchange`], set the sums over all replicas with
+    /// [`Recording::set_exchange_global`], then [`Recording::backward_resume`]). How the data-parallel engine
+    /// keeps replicas in lockstep.
+    pub fn backward_begin(&mut self, out: Var, seed: &[f32]) -> Result<Backprop> {
         let d = self.check("backward", out)?;
         if seed.len() != d.numel() {
             return Err(AutogradError::Shape {
@@ -280,17 +294,82 @@ impl<'p> Recording<'_, 'p> {
             p.clear();
             p.resize(tape.used, Duration::ZERO);
         }
-        for i in (0..tape.used).rev() {
+        tape.paused_at = None;
+        let used = self.tape.used;
+        self.run_backward(used)
+    }
+
+    /// Continues a backward pass stopped for an exchange, with the sums set by
+    /// [`Recording::set_exchange_global`].
+    pub fn backward_resume(&mut self) -> Result<Backprop> {
+        let i = self.tape.paused_at.take().ok_or(AutogradError::NotPaused)?;
+        self.run_record(i)?;
+        self.run_backward(i)
+    }
+
+    /// This replica's partial sums of the current exchange (a forward statistics op or a paused backward pass).
+    pub fn exchange(&self) -> &[f64] {
+        &self.tape.st.exchange_local
+    }
+
+    /// Sets the sums over every replica for the current exchange (added in replica order by the caller).
+    pub fn set_exchange_global(&mut self, sums: &[f64]) {
+        let g = &mut self.tape.st.exchange_global;
+        g.clear();
+        g.extend_from_slice(sums);
+    }
+
+    /// On a single replica: the whole batch's sums of the current exchange are this replica's own.
+    pub fn exchange_alone(&mut self) {
+        let st = &mut self.tape.st;
+        st.exchange_global.clone_from(&st.exchange_local);
+    }
+
+    /// Runs backward records `end − 1` down to 0, stopping at one that asks for an exchange.
+    fn run_backward(&mut self, end: usize) -> Result<Backprop> {
+        let (params, borrowed) = (self.params, &self.borrowed[..self.n_borrowed]);
+        let tape = &mut *self.tape;
+        for i in (0..end).rev() {
             let out = tape.outs[i];
             if !tape.st.nodes[out.index as usize].grad_written {
                 continue;
             }
             let start = tape.profile.is_some().then(Instant::now);
+            let exchange = tape.backs[i].partials(out, &mut Grads { st: &mut tape.st, params, borrowed })?;
+            if exchange {
+                if let (Some(p), Some(t)) = (&mut tape.profile, start) {
+                    p[i] = t.elapsed();
+                }
+                tape.paused_at = Some(i);
+                return Ok(Backprop::Exchange);
+            }
             tape.backs[i].backward(out, &mut Grads { st: &mut tape.st, params, borrowed })?;
             if let (Some(p), Some(t)) = (&mut tape.profile, start) {
                 p[i] = t.elapsed();
             }
         }
+        Ok(Backprop::Done)
+    }
+
+    /// Runs the backward rule of record `i` (the second half of an exchanging record).
+    fn run_record(&mut self, i: usize) -> Result<()> {
+        let (params, borrowed) = (self.params, &self.borrowed[..self.n_borrowed]);
+        let tape = &mut *self.tape;
+        let out = tape.outs[i];
+        let start = tape.profile.is_some().then(Instant::now);
+        tape.backs[i].backward(out, &mut Grads { st: &mut tape.st, params, borrowed })?;
+        if let (Some(p), Some(t)) = (&mut tape.profile, start) {
+            p[i] += t.elapsed();
+        }
         Ok(())
     }
+}
+
+/// How far [`Recording::backward_begin`] / [`Recording::backward_resume`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backprop {
+    /// Every record ran: the gradients are complete.
+    Done,
+    /// Stopped at a record that needs sums over the whole batch (see [`Recording::exchange`]).
+    Exchange,
 }

@@ -78,6 +78,13 @@ pub struct State {
     pub(crate) replica: usize,
     /// `conv2d` calls so far in this step.
     pub(crate) convs: usize,
+    /// Whole-batch statistics across replicas (see [`Recording::exchange`]): this replica's partial sums …
+    pub(crate) exchange_local: Vec<f64>,
+    /// … and the sums over every replica, in replica order, set by the engine.
+    pub(crate) exchange_global: Vec<f64>,
+    /// This replica's share of the batch (its samples ÷ the batch's), by which its gradient partials are
+    /// weighted before they are added (its loss is the mean over its own samples).
+    pub(crate) share: f64,
 }
 
 /// What an operation's forward and backward code reads: the arena of its tape and the parameter values of the
@@ -135,6 +142,8 @@ pub struct Tape {
     pub(crate) rng: ChaCha8Rng,
     /// `(parameter, value)` pairs recorded by [`Recording::assign`] this step.
     pub(crate) assigns: Vec<(ParamId, Var)>,
+    /// The backward record a pass stopped at for an exchange ([`Recording::backward_resume`] continues there).
+    pub(crate) paused_at: Option<usize>,
 }
 
 impl Default for Tape {
@@ -326,6 +335,9 @@ impl Tape {
                 plans: Vec::new(),
                 replica: 0,
                 convs: 0,
+                exchange_local: Vec::new(),
+                exchange_global: Vec::new(),
+                share: 1.0,
             },
             backs: Vec::new(),
             outs: Vec::new(),
@@ -334,6 +346,7 @@ impl Tape {
             grad_enabled: true,
             rng: ChaCha8Rng::seed_from_u64(0),
             assigns: Vec::new(),
+            paused_at: None,
         }
     }
 
@@ -394,6 +407,12 @@ impl Tape {
         self.rng = ChaCha8Rng::seed_from_u64(seed);
     }
 
+    /// This replica's share of a data-parallel batch (its samples ÷ the batch's; 1 by default): the weight of its
+    /// gradient partial sums in a whole-batch exchange ([`Recording::exchange`]).
+    pub fn set_share(&mut self, share: f64) {
+        self.st.share = share;
+    }
+
     /// Whether operations are recorded for differentiation (true by default).
     pub fn grad_enabled(&self) -> bool {
         self.grad_enabled
@@ -419,6 +438,7 @@ impl Tape {
         self.used = 0;
         self.outs.clear();
         self.assigns.clear();
+        self.paused_at = None;
         if self.st.grads.len() < params {
             self.st.grads.resize_with(params, ParamGrad::default);
         }

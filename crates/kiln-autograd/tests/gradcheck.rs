@@ -344,6 +344,148 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: kiln_kernels::testing::cases(24), ..ProptestConfig::default() })]
+
+    /// Batch normalization over the last axis, in training (the batch's biased mean and variance, whose
+    /// gradients flow back) and in inference (fixed statistics), with scale and offset optional.
+    #[test]
+    fn batch_norm(r in 2usize..7, c in 1usize..5, training in any::<bool>(), affine in any::<bool>(), x in values(6 * 4, -2.0, 2.0), gb in values(8, 0.5, 1.5), stats in values(8, 0.2, 1.2)) {
+        let eps = 1e-3f32;
+        let xs = x[..r * c].to_vec();
+        let (gamma, beta) = (gb[..c].to_vec(), gb[4..4 + c].iter().map(|v| v - 1.0).collect::<Vec<_>>());
+        let (mm, mv) = (stats[..c].iter().map(|v| v - 0.7).collect::<Vec<_>>(), stats[4..4 + c].to_vec());
+        let (mm2, mv2) = (mm.clone(), mv.clone());
+        let fwd = move |x: &[Vec<f64>]| -> Vec<f64> {
+            let mut y = vec![0.0; r * c];
+            for ch in 0..c {
+                let col: Vec<f64> = (0..r).map(|i| x[0][i * c + ch]).collect();
+                let (mean, var) = if training {
+                    let m = col.iter().sum::<f64>() / r as f64;
+                    (m, col.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / r as f64)
+                } else {
+                    (f64::from(mm2[ch]), f64::from(mv2[ch]))
+                };
+                let (g, b) = if affine { (x[1][ch], x[2][ch]) } else { (1.0, 0.0) };
+                for i in 0..r {
+                    y[i * c + ch] = g * (col[i] - mean) / (var + f64::from(eps)).sqrt() + b;
+                }
+            }
+            y
+        };
+        let mut ops = vec![op(&[r, c], xs, true)];
+        if affine {
+            ops.push(op(&[c], gamma, true));
+            ops.push(op(&[c], beta, true));
+        }
+        check(&ops, &|t, v| {
+            let (g, b) = if affine { (Some(v[1]), Some(v[2])) } else { (None, None) };
+            if training {
+                Ok(t.batch_norm_train(v[0], g, b, eps)?.y)
+            } else {
+                let m = t.input(&[c], &mm)?;
+                let s = t.input(&[c], &mv)?;
+                t.batch_norm_inference(v[0], m, s, g, b, eps)
+            }
+        }, &fwd)?;
+    }
+
+    /// A batch split over two tapes whose sums are exchanged (as the engine does) gives the whole batch's
+    /// output and, weighted by the halves' shares, its gradients.
+    #[test]
+    fn batch_norm_split_equals_whole(r in 2usize..9, c in 1usize..5, x in values(8 * 4, -2.0, 2.0), gb in values(8, 0.5, 1.5)) {
+        split_matches_whole(r, c, &x[..r * c], &gb[..c], &gb[4..4 + c])?;
+    }
+}
+
+/// See `batch_norm_split_equals_whole`: the loss is the mean of `projection · y` over each tape's rows.
+fn split_matches_whole(r: usize, c: usize, x: &[f32], gamma: &[f32], beta: &[f32]) -> Result<(), TestCaseError> {
+    use kiln_autograd::Backprop;
+    let mut params = Params::new();
+    let g = params.add("gamma", &kiln_tensor::Tensor::from_slice(&[c], gamma).unwrap(), true).unwrap();
+    let b = params.add("beta", &kiln_tensor::Tensor::from_slice(&[c], beta).unwrap(), true).unwrap();
+    let n0 = r.div_ceil(2);
+    let rows = [n0, r - n0];
+    prop_assume!(rows[1] > 0);
+    let t = |d: &[usize], v: &[f32]| kiln_tensor::Tensor::from_slice(d, v).unwrap();
+    let xw = params.add("x", &t(&[r, c], x), true).unwrap();
+    let xh = [
+        params.add("x0", &t(&[n0, c], &x[..n0 * c]), true).unwrap(),
+        params.add("x1", &t(&[rows[1], c], &x[n0 * c..]), true).unwrap(),
+    ];
+    let proj = projection(r * c);
+    let fail = |e: kiln_autograd::AutogradError| TestCaseError::fail(e.to_string());
+    // The whole batch on one tape.
+    let mut whole = Tape::new();
+    let (y_whole, dx_whole) = {
+        let mut rec = whole.record(&params);
+        let xv = rec.param(xw).map_err(fail)?;
+        let (gv, bv) = (rec.param(g).map_err(fail)?, rec.param(b).map_err(fail)?);
+        let y = rec.batch_norm_train(xv, Some(gv), Some(bv), 1e-3).map_err(fail)?.y;
+        let seed: Vec<f32> = proj.iter().map(|p| p / r as f32).collect();
+        rec.backward_from(y, &seed).map_err(fail)?;
+        (rec.value(y).unwrap().to_vec(), rec.param_grad(xw).unwrap().to_vec())
+    };
+    // Two halves, exchanging their sums.
+    let mut tapes = [Tape::new(), Tape::new()];
+    for (t, &n) in tapes.iter_mut().zip(&rows) {
+        t.set_share(n as f64 / r as f64);
+    }
+    let [t0, t1] = &mut tapes;
+    let mut recs = [t0.record(&params), t1.record(&params)];
+    let mut xs = Vec::new();
+    for (rec, id) in recs.iter_mut().zip(xh) {
+        let v = rec.param(id).map_err(fail)?;
+        rec.batch_norm_partials(v).map_err(fail)?;
+        xs.push(v);
+    }
+    let sum = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a + b).collect::<Vec<f64>>();
+    let global = sum(recs[0].exchange(), recs[1].exchange());
+    let mut ys = Vec::new();
+    for (rec, &v) in recs.iter_mut().zip(&xs) {
+        rec.set_exchange_global(&global);
+        let (gv, bv) = (rec.param(g).map_err(fail)?, rec.param(b).map_err(fail)?);
+        ys.push(rec.batch_norm_global(v, Some(gv), Some(bv), 1e-3).map_err(fail)?.y);
+    }
+    let mut y_split = recs[0].value(ys[0]).unwrap().to_vec();
+    y_split.extend_from_slice(recs[1].value(ys[1]).unwrap());
+    for (a, w) in y_split.iter().zip(&y_whole) {
+        prop_assert!((a - w).abs() <= 1e-5 * (1.0 + w.abs()), "forward {a} vs {w}");
+    }
+    let mut passes = Vec::new();
+    for (k, rec) in recs.iter_mut().enumerate() {
+        let off = if k == 0 { 0 } else { n0 * c };
+        let seed: Vec<f32> = proj[off..off + rows[k] * c].iter().map(|p| p / rows[k] as f32).collect();
+        passes.push(rec.backward_begin(ys[k], &seed).map_err(fail)?);
+    }
+    prop_assert_eq!(&passes, &[Backprop::Exchange, Backprop::Exchange]);
+    let global = sum(recs[0].exchange(), recs[1].exchange());
+    for rec in &mut recs {
+        rec.set_exchange_global(&global);
+        prop_assert_eq!(rec.backward_resume().map_err(fail)?, Backprop::Done);
+    }
+    // Input gradients: each half's, weighted by its share, is the whole batch's on its rows.
+    for (k, id) in xh.iter().enumerate() {
+        let off = if k == 0 { 0 } else { n0 * c };
+        let w = rows[k] as f32 / r as f32;
+        for (j, &d) in tapes[k].param_grad(*id).unwrap().iter().enumerate() {
+            let want = dx_whole[off + j];
+            prop_assert!((w * d - want).abs() <= 1e-5 * (1.0 + want.abs()), "dx {} vs {want}", w * d);
+        }
+    }
+    // Parameter gradients: the shares' weighted sum is the whole batch's.
+    for id in [g, b] {
+        let gw = whole.param_grad(id).unwrap();
+        let (a0, a1) = (tapes[0].param_grad(id).unwrap(), tapes[1].param_grad(id).unwrap());
+        for ch in 0..c {
+            let w0 = rows[0] as f32 / r as f32;
+            let got = w0 * a0[ch] + (1.0 - w0) * a1[ch];
+            prop_assert!((got - gw[ch]).abs() <= 1e-5 * (1.0 + gw[ch].abs()), "param grad {got} vs {}", gw[ch]);
+        }
+    }
+    Ok(())
+}
+
 /// Tied maxima share the gradient of a global maximum equally (TensorFlow's `reduce_max` gradient).
 #[test]
 fn global_max_shares_ties() {

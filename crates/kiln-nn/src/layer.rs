@@ -42,6 +42,23 @@ pub trait Layer: Send + Sync + fmt::Debug {
     /// Records the layer's forward computation on `x` (batch first): Keras' `call(x, training)`. State updates go
     /// through [`Recording::assign`].
     fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, training: bool) -> Result<Var>;
+    /// Whether training needs statistics of the whole batch (BatchNormalization): with the batch split across
+    /// replicas the engine then runs this layer's training forward in two halves, [`Layer::forward_partials`] on
+    /// every replica, the sums added in replica order, then [`Layer::forward_global`].
+    fn batch_statistics(&self) -> bool {
+        false
+    }
+    /// The first half of a batch-statistics layer's training forward: this replica's partial sums, written to
+    /// the recording's exchange ([`Recording::exchange`]).
+    fn forward_partials(&self, rec: &mut Recording<'_, '_>, x: Var) -> Result<()> {
+        let _ = (rec, x);
+        Err(NnError::config(self.class_name(), "this layer has no batch statistics"))
+    }
+    /// The second half: the training output from the whole batch's sums ([`Recording::set_exchange_global`]).
+    fn forward_global(&self, rec: &mut Recording<'_, '_>, x: Var) -> Result<Var> {
+        let _ = (rec, x);
+        Err(NnError::config(self.class_name(), "this layer has no batch statistics"))
+    }
     /// The parameters as `(short name, id)`: `("kernel", …)`, `("bias", …)`; empty before `build`.
     fn weights(&self) -> Vec<(&'static str, ParamId)>;
     /// For a convolution layer: its kernel geometry at `batch` for this (per-sample) input shape, so a model can

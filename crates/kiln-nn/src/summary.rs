@@ -135,10 +135,24 @@ impl Model {
         }
         out += &rule('└', '─', '┴', '┘');
         out.push('\n');
-        let total = trainable + frozen;
-        let _ = writeln!(out, " Total params: {} ({})", thousands(total), readable(total as f64 * 4.0));
+        // Keras counts the optimizer's variables once it is built (at the first training step): `iterations`
+        // (int64), the learning rate unless a schedule computes it (f32), and the per-weight slots (f32).
+        let optimizer = self.compiled.filter(|_| self.state.iterations > 0).map(|c| {
+            let lr = usize::from(self.schedule.is_none());
+            let slots = c.optimizer.slots() * trainable;
+            (1 + lr + slots, 8.0 + 4.0 * (lr + slots) as f64)
+        });
+        let model = trainable + frozen;
+        let (total, bytes) = match optimizer {
+            Some((n, b)) => (model + n, model as f64 * 4.0 + b),
+            None => (model, model as f64 * 4.0),
+        };
+        let _ = writeln!(out, " Total params: {} ({})", thousands(total), readable(bytes));
         let _ = writeln!(out, " Trainable params: {} ({})", thousands(trainable), readable(trainable as f64 * 4.0));
         let _ = writeln!(out, " Non-trainable params: {} ({})", thousands(frozen), readable(frozen as f64 * 4.0));
+        if let Some((n, b)) = optimizer {
+            let _ = writeln!(out, " Optimizer params: {} ({})", thousands(n), readable(b));
+        }
         out
     }
 

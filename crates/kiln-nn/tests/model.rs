@@ -317,7 +317,13 @@ fn save_and_load_round_trip_and_reject_bad_files() {
     model.save(dir.path()).unwrap();
     let mut loaded = Model::load(dir.path()).unwrap();
     assert_eq!(loaded.metadata().get("input_scale").map(String::as_str), Some("1"));
-    assert_eq!(loaded.summary(), model.summary());
+    // The saved model has no optimizer state (a checkpoint has), so only the trained one counts optimizer
+    // variables, as in Keras; the layer rows and weight counts are the same.
+    let layers_only = |s: String| -> Vec<String> {
+        s.lines().filter(|l| !l.contains("Optimizer params") && !l.contains("Total params")).map(String::from).collect()
+    };
+    assert!(model.summary().contains("Optimizer params: 1,402 (5.48 KB)"), "RMSprop: iterations, rate, one slot");
+    assert_eq!(layers_only(loaded.summary()), layers_only(model.summary()));
     assert_eq!(loaded.weights().unwrap(), model.weights().unwrap());
     assert_eq!(loaded.compiled(), model.compiled());
     assert_eq!(loaded.predict(&x, 32).unwrap(), model.predict(&x, 32).unwrap());

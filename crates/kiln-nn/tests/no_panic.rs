@@ -4,7 +4,8 @@
 mod fuzz_bodies;
 
 use kiln_nn::layers::{
-    AveragePooling2D, Conv2D, Dense, Flatten, FlipMode, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, Rescaling,
+    AveragePooling2D, BatchNormalization, Conv2D, Dense, Flatten, FlipMode, GlobalMaxPooling2D, MaxPooling2D,
+    RandomFlip, Rescaling,
 };
 use kiln_nn::prelude::PoolPadding;
 use kiln_nn::schedules::CosineDecay;
@@ -17,6 +18,7 @@ fn valid_files() -> (Vec<u8>, Vec<u8>) {
         .add(Rescaling::new(1.0 / 255.0).offset(-0.5))
         .add(RandomFlip::new(FlipMode::Horizontal))
         .add(Conv2D::new(2, 3).activation(ActivationFn::Swish))
+        .add(BatchNormalization::new())
         .add(AveragePooling2D::new(2).padding(PoolPadding::Same))
         .add(MaxPooling2D::new(2))
         .add(GlobalMaxPooling2D::new().keepdims(true))

@@ -34,6 +34,7 @@ macro_rules! no_params {
 }
 
 mod augmentation;
+mod batch_norm;
 mod conv2d;
 mod dense;
 mod pooling;
@@ -41,6 +42,7 @@ mod rescaling;
 mod simple;
 
 pub use augmentation::{FlipMode, RandomFlip};
+pub use batch_norm::BatchNormalization;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
 pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D};
@@ -64,6 +66,7 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
         "GlobalMaxPooling2D" => Box::new(GlobalMaxPooling2D::from_config(cfg)?),
         "Rescaling" => Box::new(Rescaling::from_config(cfg)?),
         "RandomFlip" => Box::new(RandomFlip::from_config(cfg)?),
+        "BatchNormalization" => Box::new(BatchNormalization::from_config(cfg)?),
         "Dropout" => Box::new(Dropout::from_config(cfg)?),
         "Activation" => Box::new(Activation::from_config(cfg)?),
         other => {
@@ -71,7 +74,7 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
                 kind: "layer class",
                 name: other.to_owned(),
                 known: "Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
-                        GlobalMaxPooling2D, Rescaling, RandomFlip, Dropout, Activation",
+                        GlobalMaxPooling2D, Rescaling, RandomFlip, BatchNormalization, Dropout, Activation",
             });
         }
     })

@@ -9,6 +9,7 @@ use kiln_autograd::{MAX_RANK, Params, Recording, Tape, Var};
 use kiln_kernels::{FlushDenormals, Threads, set_flush_denormals};
 use kiln_tensor::{Data, Tensor};
 
+use super::lockstep::Part;
 use super::{BatchStats, Compiled, LayerTime, Model, Slot, StepProfile, mix, stream};
 use crate::error::{NnError, Result};
 use crate::optim::Loss;
@@ -29,6 +30,11 @@ impl<'a> Net<'a> {
     pub(crate) fn of(layers: &'a [Slot], input_shape: &'a [usize], compiled: Option<Compiled>) -> Self {
         let output_shape = layers.last().map_or(input_shape, |s| s.output_shape.as_slice());
         Net { layers, input_shape, output_shape, compiled }
+    }
+
+    /// `[batch, sample dims…]` and its rank.
+    pub(crate) fn batch_dims_of(batch: usize, sample: &[usize]) -> ([usize; MAX_RANK], usize) {
+        Self::batch_dims(batch, sample)
     }
 
     /// `[batch, sample dims…]` and its rank.
@@ -249,9 +255,17 @@ impl Model {
                     t.set_threads(kernel_threads);
                     t.set_conv_options(self.conv.threads(kernel_threads));
                 }
+                let (w0, w1) = (n0 as f32 / batch as f32, n1 as f32 / batch as f32);
                 let first = |t0: &mut Tape| net.train_part(t0, params, seeds[0], x0, y0, n0, None);
                 let second = |t1: &mut Tape| net.train_part(t1, params, seeds[1], x1, y1, n1, None);
-                let (h0, h1) = if parallel {
+                let (h0, h1) = if net.needs_lockstep() {
+                    let parts = [
+                        Part { seed: seeds[0], share: w0, x: x0, y: y0, batch: n0 },
+                        Part { seed: seeds[1], share: w1, x: x1, y: y1, batch: n1 },
+                    ];
+                    let [h0, h1] = net.train_lockstep([t0, t1], params, parts, parallel, prefetch, &mut self.sums)?;
+                    (Ok(h0), Ok(h1))
+                } else if parallel {
                     crate::parallel::join_balanced(
                         || {
                             let r = first(t0);
@@ -270,7 +284,6 @@ impl Model {
                     h
                 };
                 let ((l0, c0), (l1, c1)) = (h0?, h1?);
-                let (w0, w1) = (n0 as f32 / batch as f32, n1 as f32 / batch as f32);
                 (w0 * l0 + w1 * l1, c0 + c1, [w0, w1])
             }
             _ => return Err(NnError::config("model", "replica tapes missing")),

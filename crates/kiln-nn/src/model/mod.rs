@@ -7,6 +7,7 @@
 
 mod engine;
 mod fit;
+mod lockstep;
 mod options;
 
 pub use options::{
@@ -71,6 +72,8 @@ pub struct Model {
     stop_training: bool,
     /// The epoch a callback restored a backup at, during `on_train_begin` (Keras' `model._initial_epoch`).
     pub(crate) restored_epoch: Option<usize>,
+    /// The replicas' whole-batch sums of a lockstep step, reused.
+    sums: Vec<f64>,
 }
 
 impl std::fmt::Debug for Model {
@@ -211,6 +214,7 @@ impl Model {
             schedule: None,
             stop_training: false,
             restored_epoch: None,
+            sums: Vec::new(),
         };
         model.initialize()?;
         Ok(model)

@@ -1,0 +1,337 @@
+//! Batch normalization over the last axis (Keras `BatchNormalization(axis=-1)`): `y = γ·(x − μ)/√(σ² + ε) + β`
+//! per channel, with the batch's statistics in training and the moving ones in inference.
+//!
+//! Training statistics are over the **whole batch** even when it is split across data-parallel replicas. So the
+//! training forward is two halves: [`Recording::batch_norm_partials`] writes this replica's sums (count, Σx,
+//! Σx², in f64) to the exchange, the engine adds every replica's in replica order, and
+//! [`Recording::batch_norm_global`] normalizes with the totals. The backward rule needs the whole batch's Σ∂y
+//! and Σ∂y·x̂ the same way ([`Backward::partials`]). On one replica [`Recording::batch_norm_train`] does both
+//! halves at once.
+//!
+//! The variance is Keras' `E[x²] − E[x]²` (biased, as Keras' moving variance), summed in f64 so that the
+//! difference does not cancel away. The output is computed as TensorFlow's `batch_normalization` does:
+//! `a = γ/√(σ² + ε)`, `y = x·a + (β − μ·a)`.
+
+use crate::backward::{Backward, Grads};
+use crate::dims::Dims;
+use crate::error::{AutogradError, Result};
+use crate::ops::{rows_cols, same_dims};
+use crate::recording::Recording;
+use crate::tape::{Var, View};
+
+/// What a training batch normalization records: the output and the batch's mean and variance per channel (for
+/// the layer's moving statistics).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchNormOutput {
+    /// The normalized, scaled and shifted values.
+    pub y: Var,
+    /// The batch mean per channel.
+    pub mean: Var,
+    /// The batch variance per channel (biased).
+    pub variance: Var,
+}
+
+/// Per-channel `γ/√(σ² + ε)` and `1/√(σ² + ε)` from the variance and optional scale.
+fn scale_of(var: f32, gamma: f32, eps: f32) -> (f32, f32) {
+    let inv = 1.0 / (var + eps).sqrt();
+    (inv * gamma, inv)
+}
+
+/// `γ[c]` or 1.
+fn gamma_at(st: &View<'_>, gamma: Option<Var>, c: usize) -> f32 {
+    gamma.map_or(1.0, |g| st.value(g)[c])
+}
+
+struct BatchNormBackward {
+    x: Var,
+    gamma: Option<Var>,
+    beta: Option<Var>,
+    mean: Var,
+    variance: Var,
+    epsilon: f32,
+    /// Training (batch statistics: the input gradient needs whole-batch sums) or inference (fixed statistics).
+    training: bool,
+}
+
+impl BatchNormBackward {
+    /// This replica's Σ∂y and Σ∂y·x̂ per channel (f64, rows in order), written as the gradients of β and γ.
+    fn local_sums(&self, out: Var, g: &mut Grads<'_>, sums: &mut Vec<f64>) -> Result<()> {
+        let st = g.view();
+        let (xv, dy, mean, var) = (st.value(self.x), st.grad(out), st.value(self.mean), st.value(self.variance));
+        let c = mean.len();
+        sums.clear();
+        sums.resize(2 * c, 0.0);
+        let (s1, s2) = sums.split_at_mut(c);
+        for_chunks(c, |c0, c1| {
+            let mut inv = [0f32; CHUNK];
+            for ch in c0..c1 {
+                inv[ch - c0] = scale_of(var[ch], 1.0, self.epsilon).1;
+            }
+            for (xr, dr) in xv.chunks_exact(c).zip(dy.chunks_exact(c)) {
+                for ch in c0..c1 {
+                    let xhat = (xr[ch] - mean[ch]) * inv[ch - c0];
+                    s1[ch] += f64::from(dr[ch]);
+                    s2[ch] += f64::from(dr[ch] * xhat);
+                }
+            }
+        });
+        let write = |g: &mut Grads<'_>, v: Option<Var>, s: &[f64]| -> Result<()> {
+            match v {
+                Some(v) => g.update(v, |_, d, acc| {
+                    for (d, &s) in d.iter_mut().zip(s) {
+                        if acc { *d += s as f32 } else { *d = s as f32 }
+                    }
+                    Ok(())
+                }),
+                None => Ok(()),
+            }
+        };
+        write(g, self.beta, &sums[..c])?;
+        write(g, self.gamma, &sums[c..])
+    }
+}
+
+impl Backward for BatchNormBackward {
+    fn partials(&self, out: Var, g: &mut Grads<'_>) -> Result<bool> {
+        if !self.training || !g.view().requires_grad(self.x) {
+            return Ok(false);
+        }
+        let mut sums = std::mem::take(g.exchange_local());
+        let res = self.local_sums(out, g, &mut sums);
+        let share = g.share();
+        sums.iter_mut().for_each(|s| *s *= share);
+        *g.exchange_local() = sums;
+        res.map(|()| true)
+    }
+
+    fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
+        if !g.view().requires_grad(self.x) {
+            // Nothing exchanged: only the scale and offset need their (local) sums.
+            let mut sums = std::mem::take(&mut g.st.exchange_local);
+            let res = self.local_sums(out, g, &mut sums);
+            g.st.exchange_local = sums;
+            return res;
+        }
+        let (x, gamma, eps, mean_v, var_v) = (self.x, self.gamma, self.epsilon, self.mean, self.variance);
+        if !self.training {
+            let mut sums = std::mem::take(&mut g.st.exchange_local);
+            let res = self.local_sums(out, g, &mut sums);
+            g.st.exchange_local = sums;
+            res?;
+            return g.update(x, |st, dx, acc| {
+                let (dy, var) = (st.grad(out), st.value(var_v));
+                let c = var.len();
+                for_chunks(c, |c0, c1| {
+                    let mut a = [0f32; CHUNK];
+                    for ch in c0..c1 {
+                        a[ch - c0] = scale_of(var[ch], gamma_at(st, gamma, ch), eps).0;
+                    }
+                    for (dr, yr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)) {
+                        for ch in c0..c1 {
+                            let v = yr[ch] * a[ch - c0];
+                            dr[ch] = if acc { dr[ch] + v } else { v };
+                        }
+                    }
+                });
+                Ok(())
+            });
+        }
+        let global = std::mem::take(&mut g.st.exchange_global);
+        let res = g.update(x, |st, dx, acc| {
+            let (xv, dy, mean, var) = (st.value(x), st.grad(out), st.value(mean_v), st.value(var_v));
+            let c = mean.len();
+            if global.len() != 2 * c {
+                return Err(AutogradError::Exchange { op: "batch_norm backward", expected: 2 * c, got: global.len() });
+            }
+            // The replica's gradient is that of its own mean loss: the whole batch's sums (weighted by the
+            // replicas' shares) are divided by this replica's row count.
+            let n = (xv.len() / c.max(1)) as f64;
+            for_chunks(c, |c0, c1| {
+                let mut k = [[0f32; 4]; CHUNK];
+                for ch in c0..c1 {
+                    let (a, inv) = scale_of(var[ch], gamma_at(st, gamma, ch), eps);
+                    k[ch - c0] = [a, inv, (global[ch] / n) as f32, (global[c + ch] / n) as f32];
+                }
+                for (dr, (xr, yr)) in dx.chunks_exact_mut(c).zip(xv.chunks_exact(c).zip(dy.chunks_exact(c))) {
+                    for ch in c0..c1 {
+                        let [a, inv, m1, m2] = k[ch - c0];
+                        let xhat = (xr[ch] - mean[ch]) * inv;
+                        let v = a * (yr[ch] - m1 - xhat * m2);
+                        dr[ch] = if acc { dr[ch] + v } else { v };
+                    }
+                }
+            });
+            Ok(())
+        });
+        g.st.exchange_global = global;
+        res
+    }
+}
+
+/// Channels handled together with per-channel coefficients on the stack.
+const CHUNK: usize = 64;
+
+/// Calls `f(c0, c1)` for consecutive channel ranges of at most [`CHUNK`] covering `0..c`.
+fn for_chunks(c: usize, mut f: impl FnMut(usize, usize)) {
+    let mut c0 = 0;
+    while c0 < c {
+        let c1 = (c0 + CHUNK).min(c);
+        f(c0, c1);
+        c0 = c1;
+    }
+}
+
+impl Recording<'_, '_> {
+    fn bn_channels(&self, op: &'static str, x: Var, per_channel: &[Option<Var>]) -> Result<(usize, usize)> {
+        let xd = self.check(op, x)?;
+        let (rows, c) = rows_cols(op, xd)?;
+        for v in per_channel.iter().flatten() {
+            same_dims(op, "per-channel value", Dims::new(&[c])?, self.check(op, *v)?)?;
+        }
+        Ok((rows, c))
+    }
+
+    /// The first half of a training batch normalization of `x` (channels last): this replica's row count and
+    /// per-channel Σx and Σx² (f64, rows in order) as the exchange `[n, Σx…, Σx²…]` ([`Recording::exchange`]).
+    pub fn batch_norm_partials(&mut self, x: Var) -> Result<()> {
+        let (rows, c) = self.bn_channels("batch_norm", x, &[])?;
+        let mut sums = std::mem::take(&mut self.tape.st.exchange_local);
+        sums.clear();
+        sums.resize(1 + 2 * c, 0.0);
+        sums[0] = rows as f64;
+        {
+            let xv = self.value(x)?;
+            let (s1, s2) = sums[1..].split_at_mut(c);
+            for xr in xv.chunks_exact(c) {
+                for ch in 0..c {
+                    let v = f64::from(xr[ch]);
+                    s1[ch] += v;
+                    s2[ch] += v * v;
+                }
+            }
+        }
+        self.tape.st.exchange_local = sums;
+        Ok(())
+    }
+
+    /// The second half of a training batch normalization: normalizes `x` with the statistics of the whole
+    /// batch's sums [`Recording::set_exchange_global`] holds (`[n, Σx…, Σx²…]` added over the replicas), then
+    /// scales by `gamma` and shifts by `beta` (each optional, one value per channel).
+    pub fn batch_norm_global(
+        &mut self,
+        x: Var,
+        gamma: Option<Var>,
+        beta: Option<Var>,
+        epsilon: f32,
+    ) -> Result<BatchNormOutput> {
+        let op = "batch_norm";
+        let (_, c) = self.bn_channels(op, x, &[gamma, beta])?;
+        let global = std::mem::take(&mut self.tape.st.exchange_global);
+        let res = (|| {
+            if global.len() != 1 + 2 * c || global[0] <= 0.0 {
+                return Err(AutogradError::Exchange { op, expected: 1 + 2 * c, got: global.len() });
+            }
+            let n = global[0];
+            let cd = Dims::new(&[c])?;
+            let mean = self.compute("batch mean", cd, false, |_, m| {
+                for (m, s) in m.iter_mut().zip(&global[1..=c]) {
+                    *m = (s / n) as f32;
+                }
+                Ok(())
+            })?;
+            let variance = self.compute("batch variance", cd, false, |_, v| {
+                for ch in 0..c {
+                    let mu = global[1 + ch] / n;
+                    v[ch] = (global[1 + c + ch] / n - mu * mu).max(0.0) as f32;
+                }
+                Ok(())
+            })?;
+            let y = self.normalize(x, mean, variance, gamma, beta, epsilon, true)?;
+            Ok(BatchNormOutput { y, mean, variance })
+        })();
+        self.tape.st.exchange_global = global;
+        res
+    }
+
+    /// A training batch normalization on one replica: [`Recording::batch_norm_partials`] with its own sums as
+    /// the whole batch's, then [`Recording::batch_norm_global`].
+    pub fn batch_norm_train(
+        &mut self,
+        x: Var,
+        gamma: Option<Var>,
+        beta: Option<Var>,
+        epsilon: f32,
+    ) -> Result<BatchNormOutput> {
+        self.batch_norm_partials(x)?;
+        self.exchange_alone();
+        self.batch_norm_global(x, gamma, beta, epsilon)
+    }
+
+    /// Batch normalization with fixed statistics (inference): `mean` and `variance` per channel (a layer's moving
+    /// statistics).
+    pub fn batch_norm_inference(
+        &mut self,
+        x: Var,
+        mean: Var,
+        variance: Var,
+        gamma: Option<Var>,
+        beta: Option<Var>,
+        epsilon: f32,
+    ) -> Result<Var> {
+        self.bn_channels("batch_norm", x, &[Some(mean), Some(variance), gamma, beta])?;
+        self.normalize(x, mean, variance, gamma, beta, epsilon, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn normalize(
+        &mut self,
+        x: Var,
+        mean: Var,
+        variance: Var,
+        gamma: Option<Var>,
+        beta: Option<Var>,
+        epsilon: f32,
+        training: bool,
+    ) -> Result<Var> {
+        let xd = self.check("batch_norm", x)?;
+        let req = self.requires(&[x]) || [gamma, beta].into_iter().flatten().any(|v| self.requires(&[v]));
+        let y = self.compute("batch_norm", xd, req, |st, y| {
+            let (xv, m, var) = (st.value(x), st.value(mean), st.value(variance));
+            let c = m.len();
+            for_chunks(c, |c0, c1| {
+                let mut ab = [[0f32; 2]; CHUNK];
+                for ch in c0..c1 {
+                    let (a, _) = scale_of(var[ch], gamma_at(st, gamma, ch), epsilon);
+                    ab[ch - c0] = [a, beta.map_or(0.0, |b| st.value(b)[ch]) - m[ch] * a];
+                }
+                for (yr, xr) in y.chunks_exact_mut(c).zip(xv.chunks_exact(c)) {
+                    for ch in c0..c1 {
+                        let [a, b] = ab[ch - c0];
+                        yr[ch] = xr[ch] * a + b;
+                    }
+                }
+            });
+            Ok(())
+        })?;
+        if req {
+            self.record(y, BatchNormBackward { x, gamma, beta, mean, variance, epsilon, training });
+        }
+        Ok(y)
+    }
+
+    /// Keras' moving-statistics update `moving·momentum + value·(1 − momentum)` (no gradient; assign it to the
+    /// state with [`Recording::assign`]).
+    pub fn moving_average(&mut self, moving: Var, value: Var, momentum: f32) -> Result<Var> {
+        let op = "moving_average";
+        let d = self.check(op, moving)?;
+        same_dims(op, "value", d, self.check(op, value)?)?;
+        let rest = 1.0 - momentum;
+        let out = self.compute(op, d, false, |st, o| {
+            for ((o, &m), &v) in o.iter_mut().zip(st.value(moving)).zip(st.value(value)) {
+                *o = m * momentum + v * rest;
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
