@@ -18,7 +18,7 @@ use kiln_kernels::Isa;
 
 mod plot;
 mod predict;
-mod train_mnist;
+mod train;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Kiln project chores")]
@@ -30,7 +30,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Train the Keras notebook's CNN on MNIST (or Fashion-MNIST) and report, save and plot the results.
-    TrainMnist(train_mnist::TrainArgs),
+    TrainMnist(train::TrainArgs),
+    /// Train the Fashion-MNIST CNN (BatchNormalization, augmentation, early stopping) and report, save and plot
+    /// the results.
+    TrainFashion(train::TrainArgs),
     /// Classify one image (a test-set index or a PNG) with a model saved by train-mnist.
     Predict(predict::PredictArgs),
     /// Fail unless a train-mnist metrics.json reports at least the given test accuracy (used by CI).
@@ -65,7 +68,8 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::TrainMnist(args) => train_mnist::run(args, &workspace_root()),
+        Cmd::TrainMnist(args) => train::run(train::Job::Mnist, args, &workspace_root()),
+        Cmd::TrainFashion(args) => train::run(train::Job::Fashion, args, &workspace_root()),
         Cmd::Predict(args) => predict::run(args),
         Cmd::CheckMetrics { file, min_test_accuracy } => check_metrics(&file, min_test_accuracy),
         Cmd::Isa => {

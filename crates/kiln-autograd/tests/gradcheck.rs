@@ -486,6 +486,25 @@ fn split_matches_whole(r: usize, c: usize, x: &[f32], gamma: &[f32], beta: &[f32
     Ok(())
 }
 
+/// Max pooling over more channels than the vectorized backward pass keeps flags for (the per-element path).
+#[test]
+fn max_pool_wide_channels() {
+    let (h, w, c) = (2, 3, 260);
+    let xs: Vec<f32> = (0..h * w * c).map(|i| ((i * 7919) % 1009) as f32 / 100.0 - 5.0).collect();
+    let fwd = move |x: &[Vec<f64>]| -> Vec<f64> {
+        (0..c)
+            .map(|ch| {
+                (0..2)
+                    .flat_map(|iy| (0..2).map(move |ix| (iy, ix)))
+                    .map(|(iy, ix)| x[0][(iy * w + ix) * c + ch])
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect()
+    };
+    check(&[op(&[1, h, w, c], xs, true)], &|t, v| t.max_pool2d(v[0], (2, 2), (2, 2), PoolPadding::Valid), &fwd)
+        .unwrap();
+}
+
 /// Tied maxima share the gradient of a global maximum equally (TensorFlow's `reduce_max` gradient).
 #[test]
 fn global_max_shares_ties() {

@@ -17,6 +17,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod flagships;
+
 pub use kiln_autograd as autograd;
 pub use kiln_kernels as kernels;
 pub use kiln_mnist as mnist;

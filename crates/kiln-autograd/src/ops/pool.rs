@@ -123,25 +123,49 @@ impl Backward for MaxPoolBackward {
             if !acc {
                 dx.fill(0.0);
             }
-            let (xv, dy) = (st.value(x), st.grad(out));
-            let mut o = 0;
-            for n in 0..geo.n {
-                for oy in 0..geo.oh {
-                    for ox in 0..geo.ow {
-                        for ch in 0..geo.c {
-                            let i = geo.argmax(xv, n, oy, ox, ch);
-                            if i != usize::MAX {
-                                dx[i] += dy[o];
+            let (xv, yv, dy) = (st.value(x), st.value(out), st.grad(out));
+            let c = geo.c;
+            if c > CHUNK {
+                // Wide inputs: one window and channel at a time.
+                let mut o = 0;
+                for n in 0..geo.n {
+                    for oy in 0..geo.oh {
+                        for ox in 0..geo.ow {
+                            for ch in 0..c {
+                                let i = geo.argmax(xv, n, oy, ox, ch);
+                                if i != usize::MAX {
+                                    dx[i] += dy[o];
+                                }
+                                o += 1;
                             }
-                            o += 1;
                         }
                     }
                 }
+                return Ok(());
             }
+            // Each output's gradient goes to the first input of its window holding the maximum's bits: the
+            // forward pass copied the first maximum (or first NaN), so that is the one it chose. All channels of a
+            // window go together on integer bits, so the loop vectorizes.
+            geo.each_window(|o, inputs, _| {
+                // All ones while a channel's gradient has not been routed yet.
+                let mut open = [u32::MAX; CHUNK];
+                let (yr, dyr, open) = (&yv[o..o + c], &dy[o..o + c], &mut open[..c]);
+                for i in inputs {
+                    let (xr, dxr) = (&xv[i..i + c], &mut dx[i..i + c]);
+                    for ch in 0..c {
+                        let hit = open[ch] & 0u32.wrapping_sub(u32::from(xr[ch].to_bits() == yr[ch].to_bits()));
+                        dxr[ch] += f32::from_bits(dyr[ch].to_bits() & hit);
+                        open[ch] &= !hit;
+                    }
+                }
+            });
             Ok(())
         })
     }
 }
+
+/// Most channels whose "gradient already routed" flags are kept on the stack (wider inputs take the slow path).
+const CHUNK: usize = 256;
 
 fn out_and_pad(
     op: &'static str,
@@ -244,18 +268,29 @@ impl Recording<'_, '_> {
         let req = self.requires(&[x]);
         let out = self.compute(op, Dims::new(&[n, oh, ow, c])?, req, |st, y| {
             let xv = st.value(x);
-            let mut o = 0;
-            for n in 0..n {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        for ch in 0..c {
-                            let i = geo.argmax(xv, n, oy, ox, ch);
-                            y[o] = if i == usize::MAX { f32::NEG_INFINITY } else { xv[i] };
-                            o += 1;
-                        }
+            geo.each_window(|o, inputs, count| {
+                let y = &mut y[o..o + c];
+                if count == 0 {
+                    y.fill(f32::NEG_INFINITY);
+                    return;
+                }
+                let mut first = true;
+                for i in inputs {
+                    let row = &xv[i..i + c];
+                    if first {
+                        y.copy_from_slice(row);
+                        first = false;
+                        continue;
+                    }
+                    // `>` keeps the first maximum; NaN wins so that it propagates like TensorFlow's max
+                    // (branch-free, so that it vectorizes).
+                    for (m, &v) in y.iter_mut().zip(row) {
+                        #[allow(clippy::eq_op)]
+                        let take = v > *m || (v != v) & (*m == *m);
+                        *m = if take { v } else { *m };
                     }
                 }
-            }
+            });
             Ok(())
         })?;
         if req {

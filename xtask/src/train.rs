@@ -1,10 +1,12 @@
-//! `cargo xtask train-mnist`: the Keras notebook end to end (see `TrainArgs` for the flags).
+//! `cargo xtask train-mnist` and `train-fashion`: the two flagships end to end (see `TrainArgs` for the flags,
+//! [`Job`] for what differs).
 //!
-//! Finds the data (`--data-dir`, `MNIST_DIR`, the cache, else the verified download), prints the shapes and the
-//! first 10 one-hot rows, builds and compiles the notebook's model, prints `summary()`, fits with a per-epoch
-//! progress bar, prints the predictions for the first 5 training images beside their labels, evaluates on the
-//! 10,000 test images and writes `model.safetensors`, `model.json`, `metrics.json` and `training-curves.png`
-//! under `--out` (default `target/kiln-runs/<timestamp>/`).
+//! Finds the data (`--data-dir`, `MNIST_DIR` / `FASHION_MNIST_DIR`, Debian's package for Fashion-MNIST, the
+//! cache, else the verified download), prints the shapes and the first 10 label rows, builds and compiles the
+//! model, prints `summary()`, fits with a per-epoch progress bar (and the job's callbacks), prints the predictions
+//! for the first 5 training images beside their labels, evaluates on the 10,000 test images and writes
+//! `model.safetensors`, `model.json`, `metrics.json` and `training-curves.png` under `--out` (default
+//! `target/kiln-runs/<timestamp>/`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use kiln::kernels::Isa;
 use kiln::mnist::Dataset;
-use kiln::nn::callbacks::{BackupAndRestore, Callback, Logs};
+use kiln::nn::callbacks::{BackupAndRestore, Callback, EarlyStopping, Logs, ReduceLROnPlateau};
 use kiln::prelude::*;
 use serde_json::{Value, json};
 use signal_hook::consts::SIGINT;
@@ -65,33 +67,88 @@ impl IsaArg {
     }
 }
 
-/// Flags of `cargo xtask train-mnist`.
+/// The two flagship jobs: what differs between `train-mnist` and `train-fashion`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// The seed notebook: raw MNIST, RMSprop, batch 32, 10 epochs, one-hot labels.
+    Mnist,
+    /// The Fashion-MNIST CNN: Adam 1e-3, batch 64, `validation_split=0.1`, EarlyStopping(patience=3,
+    /// restore_best_weights=True), ReduceLROnPlateau(patience=2), at most 15 epochs, class-index labels.
+    Fashion,
+}
+
+impl Job {
+    fn name(self) -> &'static str {
+        match self {
+            Job::Mnist => "train-mnist",
+            Job::Fashion => "train-fashion",
+        }
+    }
+    fn model(self) -> Result<Model, NnError> {
+        match self {
+            Job::Mnist => kiln::flagships::mnist_notebook(),
+            Job::Fashion => kiln::flagships::fashion_cnn(),
+        }
+    }
+    fn epochs(self) -> usize {
+        match self {
+            Job::Mnist => 10,
+            Job::Fashion => 15,
+        }
+    }
+    fn batch_size(self) -> usize {
+        match self {
+            Job::Mnist => 32,
+            Job::Fashion => 64,
+        }
+    }
+    fn optimizer(self) -> OptimizerArg {
+        match self {
+            Job::Mnist => OptimizerArg::Rmsprop,
+            Job::Fashion => OptimizerArg::Adam,
+        }
+    }
+    fn validation_split(self) -> Option<f32> {
+        match self {
+            Job::Mnist => None,
+            Job::Fashion => Some(0.1),
+        }
+    }
+    fn dataset(self) -> DatasetArg {
+        match self {
+            Job::Mnist => DatasetArg::Mnist,
+            Job::Fashion => DatasetArg::Fashion,
+        }
+    }
+}
+
+/// Flags of `cargo xtask train-mnist` and `train-fashion` (defaults per job: see [`Job`]).
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Epochs to train.
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    /// Images per training step.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
+    /// Epochs to train (default: train-mnist 10, train-fashion at most 15 with early stopping).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per training step (default: train-mnist 32, train-fashion 64).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Seed of the weight initialisation, shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Dataset.
-    #[arg(long, value_enum, default_value_t = DatasetArg::Mnist)]
-    pub dataset: DatasetArg,
+    /// Dataset (default: the job's, MNIST or Fashion-MNIST).
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetArg>,
     /// Directory holding the four IDX files (raw or .gz).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Scale pixels to [0, 1] (the notebook trains on raw 0..255).
     #[arg(long)]
     pub normalize: bool,
-    /// Optimizer.
-    #[arg(long, value_enum, default_value_t = OptimizerArg::Rmsprop)]
-    pub optimizer: OptimizerArg,
+    /// Optimizer (default: train-mnist RMSprop, train-fashion Adam).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
     /// Learning rate (default: the optimizer's Keras default).
     #[arg(long)]
     pub lr: Option<f32>,
@@ -113,7 +170,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_data_parallel: bool,
     /// Hold out this fraction of the training images (the last ones, as Keras' `validation_split`) and evaluate
-    /// on it after every epoch; the curves and metrics.json then show validation too.
+    /// on it after every epoch; the curves and metrics.json then show validation too (default: train-mnist
+    /// none, train-fashion 0.1; 0 turns it off).
     #[arg(long)]
     pub validation_split: Option<f32>,
     /// Continue an interrupted run (killed, or stopped with Ctrl-C) from the backup of its last complete epoch
@@ -186,18 +244,6 @@ fn check_writable(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The notebook's model: `Input(28,28,1) → Conv2D(3,5,swish) → Conv2D(6,5,swish) → Flatten → Dense(84,swish)
-/// → Dense(10,softmax)`.
-pub fn notebook_model() -> Result<Model, NnError> {
-    let inputs = Input::new(&[28, 28, 1]);
-    let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs)?;
-    let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x)?;
-    let x = Flatten::new().call(&x)?;
-    let x = Dense::new(84).activation(ActivationFn::Swish).call(&x)?;
-    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x)?;
-    Model::new(&inputs, &outputs)
-}
-
 /// The convolution algorithm `Auto` runs for every Conv2D layer and pass of `model` (from the model itself).
 fn conv_algorithms(model: &Model, batch: usize) -> Result<Value, String> {
     let mut out = serde_json::Map::new();
@@ -228,7 +274,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
-pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
+pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
     let start = Instant::now();
     let runs = root.join("target").join("kiln-runs");
     let out = match (&args.out, args.resume) {
@@ -247,13 +293,16 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
         // A fresh run in a directory an interrupted run used: its backup must not be picked up.
         std::fs::remove_dir_all(&backup).map_err(|e| format!("{}: {e}", backup.display()))?;
     }
-    if args.epochs == 0 || args.batch_size == 0 {
+    let epochs = args.epochs.unwrap_or(job.epochs());
+    let batch_size = args.batch_size.unwrap_or(job.batch_size());
+    if epochs == 0 || batch_size == 0 {
         return Err("--epochs and --batch-size must be at least 1".into());
     }
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
-    let validation = match args.validation_split {
+    let validation_split = args.validation_split.or(job.validation_split()).filter(|&f| f != 0.0);
+    let validation = match validation_split {
         Some(f) if !(0.0..1.0).contains(&f) => return Err(format!("--validation-split {f}: must be in [0, 1)")),
         Some(f) => Validation::Split(f),
         None => Validation::None,
@@ -264,14 +313,15 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     {
         return Err(format!("--isa {isa}: this CPU cannot run it (it offers {:?})", Isa::available()));
     }
-    let dataset = match args.dataset {
+    let dataset = match args.dataset.unwrap_or(job.dataset()) {
         DatasetArg::Mnist => Dataset::Mnist,
         DatasetArg::Fashion => Dataset::FashionMnist,
     };
     let data = dataset.locate(args.data_dir.as_deref()).map_err(|e| match e {
         kiln::mnist::MnistError::NotFound { .. } => format!(
-            "{e}\nWithout --data-dir and {}, train-mnist downloads and verifies the data into the user cache.",
-            dataset.env_var()
+            "{e}\nWithout --data-dir and {}, {} downloads and verifies the data into the user cache.",
+            dataset.env_var(),
+            job.name()
         ),
         e => e.to_string(),
     })?;
@@ -283,14 +333,14 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     let say = !args.quiet;
 
     let x_train = data.train.images(scale).map_err(|e| e.to_string())?.take(n);
-    let y_train = data.train.one_hot().map_err(|e| e.to_string())?.take(n);
+    let labels = Labels::of(job, &data.train, n)?;
     if say {
-        println!("({n}, {}) ({n}, {})", dims(x_train.sample_dims()), dims(y_train.sample_dims()));
-        println!("{:.1}", y_train.head(10).map_err(|e| e.to_string())?);
+        println!("({n}, {}) ({n}, {})", dims(x_train.sample_dims()), dims(labels.data().sample_dims()));
+        println!("{}", labels.head(10)?);
     }
 
-    let mut model = notebook_model().map_err(|e| e.to_string())?;
-    let optimizer = match args.optimizer {
+    let mut model = job.model().map_err(|e| e.to_string())?;
+    let optimizer = match args.optimizer.unwrap_or(job.optimizer()) {
         OptimizerArg::Rmsprop => Optimizer::rmsprop(),
         OptimizerArg::Adam => Optimizer::adam(),
         OptimizerArg::Adamw => Optimizer::adamw(),
@@ -301,7 +351,7 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
         Some(lr) => optimizer.learning_rate(lr),
         None => optimizer,
     };
-    model.compile("categorical_crossentropy", optimizer, &["accuracy"]).map_err(|e| e.to_string())?;
+    model.compile(labels.loss(), optimizer, &["accuracy"]).map_err(|e| e.to_string())?;
     model.set_seed(args.seed).map_err(|e| e.to_string())?;
     model
         .set_threads(Some(args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))))
@@ -319,11 +369,15 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     let verbose = if say { Verbose::ProgressBar } else { Verbose::Silent };
     let mut restore = BackupAndRestore::new(&backup);
     let mut interrupt = Interrupt { flag: ctrl_c_flag()?, epoch: 0, hit: None };
-    let opts =
-        FitOptions::default().epochs(args.epochs).batch_size(args.batch_size).verbose(verbose).validation(validation);
-    let history = model
-        .fit(&x_train, &y_train, &opts.callback(&mut restore).callback(&mut interrupt))
-        .map_err(|e| e.to_string())?;
+    let mut early = EarlyStopping::new().patience(3).restore_best_weights(true).verbose(say);
+    let mut plateau = ReduceLROnPlateau::new().patience(2).verbose(say);
+    let opts = FitOptions::default().epochs(epochs).batch_size(batch_size).verbose(verbose).validation(validation);
+    let mut opts = opts.callback(&mut restore).callback(&mut interrupt);
+    if job == Job::Fashion {
+        opts = opts.callback(&mut early).callback(&mut plateau);
+    }
+    let history = model.fit(&x_train, labels.data(), &opts).map_err(|e| e.to_string())?;
+    drop(opts);
     if let Some(epoch) = interrupt.hit {
         return Err(format!(
             "interrupted during epoch {}; {} holds the state after epoch {epoch}. Continue with the same flags and: \
@@ -342,14 +396,14 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     if say {
         println!("\nPredictions for the first 5 training images (rounded to 2 decimals):");
         println!("{pred:.2}");
-        println!("Their labels (one-hot):");
-        println!("{:.1}", y_train.head(5).map_err(|e| e.to_string())?);
+        println!("Their labels:");
+        println!("{}", labels.head(5)?);
     }
 
     let x_test = data.test.images(scale).map_err(|e| e.to_string())?;
-    let y_test = data.test.one_hot().map_err(|e| e.to_string())?;
+    let test_labels = Labels::of(job, &data.test, data.test.len())?;
     let t0 = Instant::now();
-    let test = model.evaluate(&x_test, &y_test, 32).map_err(|e| e.to_string())?;
+    let test = model.evaluate(&x_test, test_labels.data(), 32).map_err(|e| e.to_string())?;
     let test_acc = test.accuracy.unwrap_or(f32::NAN);
     println!(
         "{steps}/{steps} - {secs:.0}s - test loss: {:.4} - test accuracy: {test_acc:.4}",
@@ -378,21 +432,28 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     let kernels = model.kernels();
     let metrics = json!({
         "kiln_version": env!("CARGO_PKG_VERSION"),
+        "job": job.name(),
         "dataset": dataset.name(),
         "train_images": n,
         "test_images": x_test.len(),
         "normalize": args.normalize,
         "optimizer": model.compiled().map(|c| c.optimizer.config()),
-        "batch_size": args.batch_size,
+        "batch_size": batch_size,
         "seed": args.seed,
         "threads": model.threads(),
         "data_parallel": !args.no_data_parallel,
         "resumed_after_epoch": resumed_from,
-        "validation_split": args.validation_split,
+        "validation_split": validation_split,
+        "early_stopping": (job == Job::Fashion).then(|| json!({
+            "stopped_epoch": (early.stopped_epoch() > 0).then(|| early.stopped_epoch() + 1),
+            "best_epoch": early.best().map(|_| early.best_epoch() + 1),
+            "best_val_loss": early.best(),
+        })),
+        "final_learning_rate": model.learning_rate().ok().map(short),
         "isa": kernels.isa().name(),
         "kernels": {
             "gemm": kernels.gemm_name(),
-            "conv2d": conv_algorithms(&model, args.batch_size)?,
+            "conv2d": conv_algorithms(&model, batch_size)?,
             "flush_denormals": true,
         },
         "epochs": epochs,
@@ -405,7 +466,7 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
     std::fs::write(out.join("metrics.json"), text)
         .map_err(|e| format!("{}: {e}", out.join("metrics.json").display()))?;
     let png = out.join("training-curves.png");
-    let title = format!("{} — {} images, batch {}, {}", dataset.name(), n, args.batch_size, optimizer.name());
+    let title = format!("{} — {} images, batch {}, {}", dataset.name(), n, batch_size, optimizer.name());
     let curves = crate::plot::Curves {
         loss: &history.loss(),
         accuracy: &history.accuracy(),
@@ -420,4 +481,39 @@ pub fn run(args: TrainArgs, root: &Path) -> Result<(), String> {
         println!("\nSaved model.safetensors, model.json, metrics.json and training-curves.png to {}", out.display());
     }
     Ok(())
+}
+
+/// The training or test labels in the job's form: one-hot rows for the notebook (categorical cross-entropy, as
+/// it was written), class indices for the Fashion CNN (sparse categorical cross-entropy, as Keras' tutorials).
+enum Labels<'a> {
+    OneHot(kiln::mnist::OneHot<'a>),
+    Sparse(kiln::nn::ClassIndices<'a>),
+}
+
+impl<'a> Labels<'a> {
+    fn of(job: Job, split: &'a kiln::mnist::Split, n: usize) -> Result<Self, String> {
+        Ok(match job {
+            Job::Mnist => Labels::OneHot(split.one_hot().map_err(|e| e.to_string())?.take(n)),
+            Job::Fashion => Labels::Sparse(split.class_indices().take(n)),
+        })
+    }
+    fn data(&self) -> &dyn Data {
+        match self {
+            Labels::OneHot(d) => d,
+            Labels::Sparse(d) => d,
+        }
+    }
+    fn loss(&self) -> &'static str {
+        match self {
+            Labels::OneHot(_) => "categorical_crossentropy",
+            Labels::Sparse(_) => "sparse_categorical_crossentropy",
+        }
+    }
+    /// The first `n` labels as printed under the shapes.
+    fn head(&self, n: usize) -> Result<String, String> {
+        match self {
+            Labels::OneHot(d) => Ok(format!("{:.1}", d.head(n).map_err(|e| e.to_string())?)),
+            Labels::Sparse(d) => Ok(format!("{:?}", d.take(n).labels())),
+        }
+    }
 }
