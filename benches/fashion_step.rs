@@ -1,6 +1,6 @@
 //! One training step of the Fashion-MNIST CNN (`kiln::flagships::fashion_cnn`: four 3×3 convolutions with
-//! BatchNormalization, Adam) on a batch of 64 — `train_step/fashion/batch64` with the default two data-parallel
-//! replicas on 2 threads and on 1 — then a per-layer breakdown of one replica's step (median of 60 profiled
+//! BatchNormalization, Adam) on a batch of 64 — `train_step/fashion/batch64` split over two data-parallel replicas
+//! (as `cargo xtask train-fashion` trains) on 2 threads and on 1, and as one piece on 2 threads — then a per-layer breakdown of one replica's step (median of 60 profiled
 //! steps, 1 thread) with each convolution's rate in direct-convolution GFLOP/s.
 //!
 //! Real images come from `FASHION_MNIST_DIR` when set, otherwise deterministic synthetic pixels.
@@ -24,7 +24,8 @@ fn model(threads: usize) -> Model {
 
 fn batch() -> (Tensor, Tensor) {
     let n = BATCH;
-    let (pixels, labels): (Vec<u8>, Vec<u8>) = match std::env::var_os("FASHION_MNIST_DIR").map(kiln::mnist::Mnist::load) {
+    let (pixels, labels): (Vec<u8>, Vec<u8>) = match std::env::var_os("FASHION_MNIST_DIR").map(kiln::mnist::Mnist::load)
+    {
         Some(Ok(m)) => (m.train.pixels()[..n * 784].to_vec(), m.train.labels()[..n].to_vec()),
         _ => ((0..n * 784).map(|i| ((i * 37) % 256) as u8).collect(), (0..n).map(|i| (i % 10) as u8).collect()),
     };
@@ -38,9 +39,11 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("train_step");
     group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5)).sample_size(30);
     group.throughput(Throughput::Elements(BATCH as u64));
-    for threads in [2, 1] {
+    for (threads, dp) in [(2, true), (1, true), (2, false)] {
         let mut m = model(threads);
-        group.bench_function(BenchmarkId::new("fashion/batch64", format!("{threads}t")), |b| {
+        m.set_data_parallel(dp);
+        let id = format!("{threads}t{}", if dp { "-data-parallel" } else { "" });
+        group.bench_function(BenchmarkId::new("fashion/batch64", id), |b| {
             b.iter(|| m.train_on_batch(black_box(&x), &y).expect("step"))
         });
     }
@@ -73,7 +76,14 @@ fn breakdown(x: &Tensor, y: &Tensor) {
             passes * conv_flops(BATCH, hw, ci, co) / (f + b).as_secs_f64() / 1e9
         });
         let rate = rate.map_or(String::new(), |r| format!("  {r:>6.1} GFLOP/s"));
-        println!("  {:<22} forward {:>9.1?} ({:>4.1}%)  backward {:>9.1?} ({:>4.1}%){rate}", l.name, f, share(f), b, share(b));
+        println!(
+            "  {:<22} forward {:>9.1?} ({:>4.1}%)  backward {:>9.1?} ({:>4.1}%){rate}",
+            l.name,
+            f,
+            share(f),
+            b,
+            share(b)
+        );
     }
     let loss = median(runs.iter().map(|p| p.loss).collect());
     let opt = median(runs.iter().map(|p| p.optimizer).collect());
