@@ -25,7 +25,8 @@ pub struct GemmCase {
 }
 
 /// The flagship convolutions (conv1 28×28×1→3 5×5, conv2 24×24×3→6 5×5, valid) at batch 32 and 256, and 3×3
-/// `same` layers with 64/128/256 channels at 56²/28²/14², batch 32, as in `../shared/anchors/torch_conv_bench.py`.
+/// `same` layers with 64/128/256 channels at 56²/28²/14², batch 32, as in `../shared/anchors/torch_conv_bench.py`,
+/// and the Fashion-MNIST flagship's 3×3 layers at one replica's batch of 32.
 pub fn conv_cases() -> Result<Vec<ConvCase>, KernelError> {
     let same = kiln_kernels::Padding::Same;
     Ok(vec![
@@ -40,6 +41,19 @@ pub fn conv_cases() -> Result<Vec<ConvCase>, KernelError> {
         ConvCase {
             name: "c128_28x28_3x3_b32",
             geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [28, 28, 128], [3, 3], 128).padding(same).build()?,
+        },
+        // The Fashion-MNIST flagship's 3×3 layers as one replica sees them (batch 64 split in two).
+        ConvCase {
+            name: "fashion_c32_28x28_b32",
+            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [28, 28, 32], [3, 3], 32).padding(same).build()?,
+        },
+        ConvCase {
+            name: "fashion_c32to64_14x14_b32",
+            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [14, 14, 32], [3, 3], 64).padding(same).build()?,
+        },
+        ConvCase {
+            name: "fashion_c64_14x14_b32",
+            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [14, 14, 64], [3, 3], 64).padding(same).build()?,
         },
         ConvCase {
             name: "c256_14x14_3x3_b32",

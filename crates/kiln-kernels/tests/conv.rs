@@ -131,8 +131,20 @@ fn forced_algorithms_that_do_not_apply_are_typed_errors() {
         ConvAlgo::Winograd(WinogradTile::Auto).resolve(&k5, ConvPass::BackwardFilter).unwrap(),
         ConvAlgo::Winograd(WinogradTile::F2x2K5x5)
     );
-    // Auto always resolves, and to Winograd for wide 3×3 stride-1 layers.
-    assert_eq!(ConvAlgo::Auto.resolve(&wide, ConvPass::Forward).unwrap(), ConvAlgo::Winograd(WinogradTile::F2x2K3x3));
+    // Auto always resolves: to Winograd for wide 3×3 stride-1 layers, to im2col when there are too few channels
+    // for the tile transforms to pay.
+    assert_eq!(ConvAlgo::Auto.resolve(&wide, ConvPass::Forward).unwrap(), ConvAlgo::Im2col);
+    let wide128 = Conv2dGeometry::spec(1, [9, 9, 128], [3, 3], 128).build().unwrap();
+    assert_eq!(
+        ConvAlgo::Auto.resolve(&wide128, ConvPass::Forward).unwrap(),
+        ConvAlgo::Winograd(WinogradTile::F2x2K3x3)
+    );
+    let c64 = |side| Conv2dGeometry::spec(1, [side, side, 64], [3, 3], 64).padding(Padding::Same).build().unwrap();
+    assert_eq!(
+        ConvAlgo::Auto.resolve(&c64(56), ConvPass::BackwardData).unwrap(),
+        ConvAlgo::Winograd(WinogradTile::F4x4K3x3)
+    );
+    assert_eq!(ConvAlgo::Auto.resolve(&c64(14), ConvPass::BackwardData).unwrap(), ConvAlgo::Im2col);
     assert_eq!(ConvAlgo::Auto.resolve(&strided, ConvPass::Forward).unwrap(), ConvAlgo::ImplicitGemm);
     // The Winograd tile follows the benches: F(4,3) on c128@28², F(2,3) on c256@14² (forward).
     let c128 = Conv2dGeometry::spec(1, [28, 28, 128], [3, 3], 128).padding(Padding::Same).build().unwrap();

@@ -59,8 +59,8 @@ pub mod prelude {
     /// The activation functions (`ActivationFn::Swish`), named apart from Keras' `Activation` layer.
     pub use crate::Activation as ActivationFn;
     pub use crate::layers::{
-        Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
-        GlobalMaxPooling2D, MaxPooling2D, RandomFlip, Rescaling,
+        Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, FlipMode,
+        GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, Rescaling,
     };
     pub use crate::{
         Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Rows, Sequential, Validation,

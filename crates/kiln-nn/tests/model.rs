@@ -48,7 +48,7 @@ fn conv_algorithms_are_reported() {
     assert_eq!(algos[1].backward_data, Some(ConvAlgo::Direct));
     m.set_data_parallel(true);
     assert_eq!(m.conv_algorithms(32).unwrap(), algos);
-    let wide = Sequential::new(&[16, 16, 32]).add(Conv2D::new(32, 3).padding(Padding::Same)).build().unwrap();
+    let wide = Sequential::new(&[28, 28, 64]).add(Conv2D::new(64, 3).padding(Padding::Same)).build().unwrap();
     assert!(matches!(wide.conv_algorithms(32).unwrap()[0].forward, ConvAlgo::Winograd(_)));
 }
 

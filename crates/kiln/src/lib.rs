@@ -36,8 +36,8 @@ pub mod prelude {
     /// The activation functions (`ActivationFn::Swish`), named apart from Keras' `Activation` layer.
     pub use kiln_nn::Activation as ActivationFn;
     pub use kiln_nn::layers::{
-        Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D,
-        GlobalMaxPooling2D, MaxPooling2D, RandomFlip, Rescaling,
+        Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, FlipMode,
+        GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, Rescaling,
     };
     pub use kiln_nn::{
         Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer, Rows,

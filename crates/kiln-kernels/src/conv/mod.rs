@@ -165,10 +165,14 @@ impl ConvAlgo {
     /// `cargo benches --bench conv`, AVX-512, one thread):
     /// - stride 1, dilation 1, `in_c ≤ 8`, `out_c ≤ 16` → `Direct` (the flagship layers; conv2 batch 32 forward
     ///   130.7 µs vs 2968 µs implicit GEMM and 3242 µs im2col, backward-filter 261 µs vs 3362 µs im2col);
-    /// - 3×3 or 5×5, stride 1, dilation 1, `in_c ≥ 16` and `out_c ≥ 16` → `Winograd`: 5×5 → F(2×2,5×5);
-    ///   3×3 → F(4×4,3×3), or F(2×2,3×3) for outputs under 8×8 and for maps up to 14×14 with ≥ 128 channels
-    ///   (backward-filter: the matching F(r×r, m×m)); c128@28² forward 37.9 ms vs 84.2 im2col and 124.6
-    ///   implicit GEMM, backward-filter 37.7 vs 75.4 im2col and 372 implicit GEMM;
+    /// - 3×3 or 5×5, stride 1, dilation 1, both channel counts ≥ 128, or ≥ 64 on maps of at least 28×28 →
+    ///   `Winograd`: 5×5 → F(2×2,5×5); 3×3 → F(4×4,3×3), or F(2×2,3×3) for outputs under 8×8 and for maps up to
+    ///   14×14 (backward-filter: the matching F(r×r, m×m)); c128@28² forward 37.9 ms vs 84.2 im2col and 124.6
+    ///   implicit GEMM, backward-filter 37.7 vs 75.4 im2col and 372 implicit GEMM (Zen 4);
+    /// - the same layers with 16–63 channels, or 64 on smaller maps → `Im2col` in every pass: there the tile
+    ///   transforms cost more than the multiplications they save (Zen 5, the Fashion-MNIST flagship's layers,
+    ///   batch 32: c32@28² forward 3.32 ms vs 3.82 F(4×4,3×3), backward-data 3.09 vs 3.99, backward-filter 2.59
+    ///   vs 4.59; c64@14² ties), while c64@56² still favours Winograd (forward 25.3 vs 44.4 ms);
     /// - other backward-filter passes → `Im2col` (c64@56² 92.2 ms vs 314.5 implicit GEMM);
     /// - everything else → `ImplicitGemm` (its forward ties im2col: c256@14² 69.1 vs 73.1 ms, c64@56² 99.4 vs
     ///   104.9) and needs no column buffer.
@@ -184,7 +188,12 @@ impl ConvAlgo {
                     && g.out_c() >= 16
                     && ConvAlgo::Winograd(WinogradTile::Auto).unsupported_reason(g, pass).is_none()
                 {
-                    ConvAlgo::Winograd(winograd_tile(g))
+                    let (channels, side) = (g.in_c().min(g.out_c()), g.out_h().min(g.out_w()));
+                    if channels >= 128 || (channels >= 64 && side >= 28) {
+                        ConvAlgo::Winograd(winograd_tile(g))
+                    } else {
+                        ConvAlgo::Im2col
+                    }
                 } else if pass == ConvPass::BackwardFilter {
                     ConvAlgo::Im2col
                 } else {
