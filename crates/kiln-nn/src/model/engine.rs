@@ -20,6 +20,8 @@ pub(crate) struct Net<'a> {
     pub(crate) input_shape: &'a [usize],
     pub(crate) output_shape: &'a [usize],
     pub(crate) compiled: Option<Compiled>,
+    /// Keras' `class_weight` of the training step (by class index; empty: none).
+    pub(crate) class_weight: &'a [f32],
 }
 
 /// Per layer: its forward time and the range of backward records it made.
@@ -29,7 +31,29 @@ impl<'a> Net<'a> {
     /// The pass over `layers` (a model's fields, borrowed apart from its tapes and store).
     pub(crate) fn of(layers: &'a [Slot], input_shape: &'a [usize], compiled: Option<Compiled>) -> Self {
         let output_shape = layers.last().map_or(input_shape, |s| s.output_shape.as_slice());
-        Net { layers, input_shape, output_shape, compiled }
+        Net { layers, input_shape, output_shape, compiled, class_weight: &[] }
+    }
+
+    /// This pass with Keras' `class_weight` (by class index; classes past the end weigh 1).
+    pub(crate) fn with_class_weight(mut self, class_weight: &'a [f32]) -> Self {
+        self.class_weight = class_weight;
+        self
+    }
+
+    /// The class of target row `r` of `y`: the index for sparse labels, else the arg-max (as Keras does to turn
+    /// `class_weight` into sample weights).
+    fn target_class(&self, y: &[f32], r: usize) -> usize {
+        let sparse = self.compiled.is_some_and(|c| c.loss == Loss::SparseCategoricalCrossentropy);
+        let classes = self.output_shape.last().copied().unwrap_or(1).max(1);
+        if sparse { y[r] as usize } else { argmax(&y[r * classes..(r + 1) * classes]) }
+    }
+
+    /// The class weight of target row `r` (1 without class weights or for a class past the end).
+    fn sample_weight(&self, y: &[f32], r: usize) -> f32 {
+        if self.class_weight.is_empty() {
+            return 1.0;
+        }
+        self.class_weight.get(self.target_class(y, r)).copied().unwrap_or(1.0)
     }
 
     /// `[batch, sample dims…]` and its rank.
@@ -79,25 +103,29 @@ impl<'a> Net<'a> {
         let c = self.compiled.ok_or(NnError::NotCompiled("computing a loss"))?;
         let (d, rank) = self.target_dims(batch);
         let t = rec.input_ref(&d[..rank], y)?;
+        let w = if self.class_weight.is_empty() {
+            None
+        } else {
+            Some(rec.input_with(&[batch], |w| {
+                for (r, w) in w.iter_mut().enumerate() {
+                    *w = self.sample_weight(y, r);
+                }
+            })?)
+        };
         Ok(match c.loss {
-            Loss::CategoricalCrossentropy => rec.categorical_crossentropy(out, t)?,
-            Loss::SparseCategoricalCrossentropy => rec.sparse_categorical_crossentropy(out, t)?,
-            Loss::MeanSquaredError => rec.mse(out, t)?,
+            Loss::CategoricalCrossentropy => rec.categorical_crossentropy_weighted(out, t, w)?,
+            Loss::SparseCategoricalCrossentropy => rec.sparse_categorical_crossentropy_weighted(out, t, w)?,
+            Loss::MeanSquaredError => rec.mse_weighted(out, t, w)?,
         })
     }
 
-    /// Samples of a batch whose prediction (arg-max) is the target class.
+    /// Samples of a batch whose prediction (arg-max) is the target class. Unweighted, also under
+    /// `class_weight`: Keras weights only `weighted_metrics`, not `metrics=["accuracy"]`.
     pub(crate) fn correct(&self, rec: &Recording<'_, '_>, out: Var, y: &[f32]) -> Result<usize> {
-        let Some(c) = self.compiled.filter(|c| c.accuracy) else { return Ok(0) };
+        let Some(_) = self.compiled.filter(|c| c.accuracy) else { return Ok(0) };
         let p = rec.value(out)?;
         let classes = self.output_shape.last().copied().unwrap_or(1).max(1);
-        let sparse = c.loss == Loss::SparseCategoricalCrossentropy;
-        let mut n = 0;
-        for (r, row) in p.chunks_exact(classes).enumerate() {
-            let target = if sparse { y[r] as usize } else { argmax(&y[r * classes..(r + 1) * classes]) };
-            n += usize::from(argmax(row) == target);
-        }
-        Ok(n)
+        Ok(p.chunks_exact(classes).enumerate().filter(|(r, row)| argmax(row) == self.target_class(y, *r)).count())
     }
 
     /// One replica's part of a training step: forward, loss and (for a finite loss) backward, with the replica's
@@ -237,7 +265,7 @@ impl Model {
         let (xl, yl) = (x.len() / batch, y.len() / batch);
         let (x0, x1) = x.split_at(n0 * xl);
         let (y0, y1) = y.split_at(n0 * yl);
-        let net = Net::of(&self.layers, &self.input_shape, self.compiled);
+        let net = Net::of(&self.layers, &self.input_shape, self.compiled).with_class_weight(&self.class_weight);
         let params = &self.params;
         let mut times = profile.as_ref().map(|_| Vec::with_capacity(self.layers.len()));
         let (loss, correct, shares) = match &mut self.tapes[..replicas] {

@@ -159,6 +159,15 @@ impl Model {
         if train_x.len() == 0 {
             return Err(NnError::Data { what: "x", expected: "at least one training sample".into(), got: "0".into() });
         }
+        if let Some(w) = opts.class_weight
+            && let Some((class, v)) = w.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+        {
+            return Err(NnError::Data {
+                what: "class_weight",
+                expected: "finite weights ≥ 0".into(),
+                got: format!("{v} for class {class}"),
+            });
+        }
         let mut start = opts.initial_epoch;
         if let Some(dir) = &opts.resume_from {
             self.load_checkpoint(dir)?;
@@ -173,6 +182,8 @@ impl Model {
         }
         let mut callbacks = opts.callbacks.lock().unwrap_or_else(|e| e.into_inner());
         let cbs: &mut Vec<&mut dyn Callback> = &mut callbacks;
+        self.class_weight.clear();
+        self.class_weight.extend_from_slice(opts.class_weight.unwrap_or(&[]));
         let res = self.in_pool(|m| {
             m.stop_training = false;
             m.restored_epoch = None;
@@ -273,6 +284,7 @@ impl Model {
             Ok(())
         });
         drop(callbacks);
+        self.class_weight.clear();
         self.batch_bufs = [xbuf, ybuf, xnext, ynext];
         res.map(|()| history)
     }

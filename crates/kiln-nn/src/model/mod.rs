@@ -74,6 +74,8 @@ pub struct Model {
     pub(crate) restored_epoch: Option<usize>,
     /// The replicas' whole-batch sums of a lockstep step, reused.
     sums: Vec<f64>,
+    /// Keras' `class_weight` of the running `fit` (empty outside it or without one).
+    pub(crate) class_weight: Vec<f32>,
 }
 
 impl std::fmt::Debug for Model {
@@ -215,6 +217,7 @@ impl Model {
             stop_training: false,
             restored_epoch: None,
             sums: Vec::new(),
+            class_weight: Vec::new(),
         };
         model.initialize()?;
         Ok(model)

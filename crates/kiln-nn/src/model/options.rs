@@ -119,6 +119,10 @@ pub struct FitOptions<'a> {
     pub verbose: Verbose,
     /// Epoch to start from (0-based, Keras' `initial_epoch`).
     pub initial_epoch: usize,
+    /// Keras' `class_weight`: the weight of each class index (classes past the end weigh 1). A training sample's
+    /// loss counts with its class's weight, still divided by the batch size (Keras' `sum_over_batch_size`);
+    /// accuracy stays unweighted (Keras weights only `weighted_metrics`), and so does validation.
+    pub class_weight: Option<&'a [f32]>,
     /// Save a checkpoint (weights + optimizer state) in this directory after every epoch.
     pub checkpoint: Option<PathBuf>,
     /// Resume from the checkpoint in this directory: restores weights and optimizer state and continues with
@@ -138,6 +142,7 @@ impl Default for FitOptions<'_> {
             validation: Validation::None,
             verbose: Verbose::ProgressBar,
             initial_epoch: 0,
+            class_weight: None,
             checkpoint: None,
             resume_from: None,
             callbacks: Mutex::new(Vec::new()),
@@ -164,6 +169,11 @@ impl<'a> FitOptions<'a> {
     /// Sets the validation data.
     pub fn validation(mut self, v: Validation<'a>) -> Self {
         self.validation = v;
+        self
+    }
+    /// Sets `class_weight` (the weight of each class index).
+    pub fn class_weight(mut self, weights: &'a [f32]) -> Self {
+        self.class_weight = Some(weights);
         self
     }
     /// Sets `verbose`.
