@@ -48,6 +48,7 @@ pub use backward::{Backward, Grads};
 pub use dims::{Dims, MAX_RANK};
 pub use error::{AutogradError, Result};
 pub use ops::activation::Activation;
+pub use ops::affine_transform::FillMode;
 pub use ops::conv2d::Conv2dParams;
 pub use ops::loss::EPSILON;
 pub use ops::pool::PoolPadding;

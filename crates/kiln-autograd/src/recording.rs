@@ -131,6 +131,20 @@ impl<'p> Recording<'_, 'p> {
         })
     }
 
+    /// A constant input of `dims` filled in place by `fill` from the tape's seeded generator
+    /// ([`Tape::seed`](crate::Tape::seed)): the random parameters of an augmentation layer, drawn like dropout's
+    /// masks.
+    pub fn input_random(
+        &mut self,
+        dims: &[usize],
+        fill: impl FnOnce(&mut rand_chacha::ChaCha8Rng, &mut [f32]),
+    ) -> Result<Var> {
+        let d = Dims::new(dims)?;
+        let i = self.tape.st.alloc("input", d.numel())?;
+        fill(&mut self.tape.rng, &mut self.tape.st.bufs[i].as_mut_slice()[..d.numel()]);
+        Ok(self.push_node(d, Loc::Buf(i), false))
+    }
+
     /// A constant input that *is* `data` (no copy), borrowed for the step like the parameters — a batch
     /// gathered by the caller. At most four per step.
     pub fn input_ref(&mut self, dims: &[usize], data: &'p [f32]) -> Result<Var> {

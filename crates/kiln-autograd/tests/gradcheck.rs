@@ -505,6 +505,39 @@ fn max_pool_wide_channels() {
         .unwrap();
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: kiln_kernels::testing::cases(24), ..ProptestConfig::default() })]
+
+    /// The projective transform is linear in the image, so its backward pass must be its adjoint: for any image
+    /// `x` and output weights `r`, `⟨T x, r⟩ = ⟨x, Tᵀ r⟩` (the dot-product test), in every fill mode except
+    /// `constant` with a non-zero fill value (which is affine).
+    #[test]
+    fn affine_transform_backward_is_the_adjoint(h in 1usize..6, w in 1usize..6, c in 1usize..3, mode in 0usize..4, x in values(2 * 5 * 5 * 2, -2.0, 2.0), t in proptest::collection::vec(-1.5f32..1.5, 16)) {
+        let mode = [kiln_autograd::FillMode::Reflect, kiln_autograd::FillMode::Wrap, kiln_autograd::FillMode::Nearest, kiln_autograd::FillMode::Constant][mode];
+        let n = 2;
+        let xs = x[..n * h * w * c].to_vec();
+        // Near-identity transforms with a rotation/zoom part, a shift of a few pixels and a small projective part.
+        let ts: Vec<f32> = (0..n).flat_map(|b| {
+            let t = &t[8 * b..8 * b + 8];
+            [1.0 + 0.3 * t[0], 0.3 * t[1], 3.0 * t[2], 0.3 * t[3], 1.0 + 0.3 * t[4], 3.0 * t[5], 0.01 * t[6], 0.01 * t[7]]
+        }).collect();
+        let mut params = Params::new();
+        let id = params.add("x", &kiln_tensor::Tensor::from_slice(&[n, h, w, c], &xs).unwrap(), true).unwrap();
+        let mut tape = Tape::new();
+        let mut rec = tape.record(&params);
+        let xv = rec.param(id).unwrap();
+        let tv = rec.input(&[n, 8], &ts).unwrap();
+        let y = rec.affine_transform(xv, tv, mode, 0.0).unwrap();
+        let r = projection(n * h * w * c);
+        let lhs: f64 = rec.value(y).unwrap().iter().zip(&r).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+        rec.backward_from(y, &r).unwrap();
+        let g = tape.param_grad(id).unwrap();
+        let rhs: f64 = xs.iter().zip(g).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+        let scale: f64 = xs.iter().map(|v| f64::from(v.abs())).sum::<f64>() * 2.0 + 1.0;
+        prop_assert!((lhs - rhs).abs() <= 1e-5 * scale, "⟨Tx, r⟩ = {lhs} vs ⟨x, Tᵀr⟩ = {rhs}");
+    }
+}
+
 /// Tied maxima share the gradient of a global maximum equally (TensorFlow's `reduce_max` gradient).
 #[test]
 fn global_max_shares_ties() {

@@ -60,7 +60,8 @@ pub mod prelude {
     pub use crate::Activation as ActivationFn;
     pub use crate::layers::{
         Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, FlipMode,
-        GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, Rescaling,
+        GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, RandomRotation, RandomTranslation,
+        RandomZoom, Rescaling,
     };
     pub use crate::{
         Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Rows, Sequential, Validation,

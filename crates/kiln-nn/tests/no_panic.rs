@@ -5,7 +5,7 @@ mod fuzz_bodies;
 
 use kiln_nn::layers::{
     AveragePooling2D, BatchNormalization, Conv2D, Dense, Flatten, FlipMode, GlobalMaxPooling2D, MaxPooling2D,
-    RandomFlip, Rescaling,
+    RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling,
 };
 use kiln_nn::prelude::PoolPadding;
 use kiln_nn::schedules::CosineDecay;
@@ -17,6 +17,9 @@ fn valid_files() -> (Vec<u8>, Vec<u8>) {
     let mut m = Sequential::new(&[8, 8, 1])
         .add(Rescaling::new(1.0 / 255.0).offset(-0.5))
         .add(RandomFlip::new(FlipMode::Horizontal))
+        .add(RandomTranslation::new(0.1, (-0.2, 0.1)))
+        .add(RandomRotation::new(0.05))
+        .add(RandomZoom::new(0.1).width_factor((-0.2, 0.0)))
         .add(Conv2D::new(2, 3).activation(ActivationFn::Swish))
         .add(BatchNormalization::new())
         .add(AveragePooling2D::new(2).padding(PoolPadding::Same))

@@ -37,7 +37,8 @@ pub mod prelude {
     pub use kiln_nn::Activation as ActivationFn;
     pub use kiln_nn::layers::{
         Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, FlipMode,
-        GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, Rescaling,
+        GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, RandomRotation, RandomTranslation,
+        RandomZoom, Rescaling,
     };
     pub use kiln_nn::{
         Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer, Rows,

@@ -2,6 +2,7 @@
 //! [`Backward`](crate::Backward) structs that hold its saved state.
 
 pub mod activation;
+pub mod affine_transform;
 pub mod batch_norm;
 pub mod conv2d;
 pub mod dense;

@@ -37,6 +37,7 @@ mod augmentation;
 mod batch_norm;
 mod conv2d;
 mod dense;
+mod geometric;
 mod pooling;
 mod rescaling;
 mod simple;
@@ -45,6 +46,8 @@ pub use augmentation::{FlipMode, RandomFlip};
 pub use batch_norm::BatchNormalization;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
+pub use geometric::{Factor, RandomRotation, RandomTranslation, RandomZoom};
+pub use kiln_autograd::FillMode;
 pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D};
 pub use rescaling::Rescaling;
 pub use simple::{Activation, Dropout, Flatten};
@@ -66,6 +69,9 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
         "GlobalMaxPooling2D" => Box::new(GlobalMaxPooling2D::from_config(cfg)?),
         "Rescaling" => Box::new(Rescaling::from_config(cfg)?),
         "RandomFlip" => Box::new(RandomFlip::from_config(cfg)?),
+        "RandomTranslation" => Box::new(RandomTranslation::from_config(cfg)?),
+        "RandomRotation" => Box::new(RandomRotation::from_config(cfg)?),
+        "RandomZoom" => Box::new(RandomZoom::from_config(cfg)?),
         "BatchNormalization" => Box::new(BatchNormalization::from_config(cfg)?),
         "Dropout" => Box::new(Dropout::from_config(cfg)?),
         "Activation" => Box::new(Activation::from_config(cfg)?),
@@ -74,7 +80,8 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
                 kind: "layer class",
                 name: other.to_owned(),
                 known: "Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
-                        GlobalMaxPooling2D, Rescaling, RandomFlip, BatchNormalization, Dropout, Activation",
+                        GlobalMaxPooling2D, Rescaling, RandomFlip, RandomTranslation, RandomRotation, RandomZoom, \
+                        BatchNormalization, Dropout, Activation",
             });
         }
     })
