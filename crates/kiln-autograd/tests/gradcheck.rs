@@ -538,6 +538,40 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: kiln_kernels::testing::cases(24), ..ProptestConfig::default() })]
+
+    /// Depthwise convolution (Keras `DepthwiseConv2D`): strides, dilation, `same`/`valid`, depth multiplier.
+    #[test]
+    fn depthwise_conv2d(n in 1usize..3, h in 3usize..7, w in 3usize..7, c in 1usize..4, dm in 1usize..3, k in 1usize..4, s in 1usize..3, d in 1usize..3, same in any::<bool>(), bias in any::<bool>(), vals in values(2 * 6 * 6 * 3 + 3 * 3 * 3 * 2 + 6, -1.5, 1.5)) {
+        let pad = if same { Padding::Same } else { Padding::Valid };
+        let g = Conv2dGeometry::spec(n, [h, w, c], [k, k], c * dm).stride(s).dilation(d).padding(pad).build();
+        prop_assume!(g.is_ok());
+        let g = g.unwrap();
+        let (nx, nw, co) = (n * h * w * c, k * k * c * dm, c * dm);
+        let (xs, ws, bs) = (vals[..nx].to_vec(), vals[nx..nx + nw].to_vec(), vals[nx + nw..nx + nw + co].to_vec());
+        let fwd = move |v: &[Vec<f64>]| -> Vec<f64> {
+            let mut y = vec![0.0; g.output_len()];
+            for b in 0..n { for oy in 0..g.out_h() { for ox in 0..g.out_w() { for ch in 0..c { for m in 0..dm {
+                let mut acc = if bias { v[2][ch * dm + m] } else { 0.0 };
+                for ky in 0..k { for kx in 0..k {
+                    if let (Some(iy), Some(ix)) = (g.input_row(oy, ky), g.input_col(ox, kx)) {
+                        acc += v[0][((b * h + iy) * w + ix) * c + ch] * v[1][((ky * k + kx) * c + ch) * dm + m];
+                    }
+                }}
+                y[((b * g.out_h() + oy) * g.out_w() + ox) * co + ch * dm + m] = acc;
+            }}}}}
+            y
+        };
+        let mut ops = vec![op(&[n, h, w, c], xs, true), op(&[k, k, c, dm], ws, true)];
+        if bias {
+            ops.push(op(&[co], bs, true));
+        }
+        let params = Conv2dParams { strides: (s, s), dilation: (d, d), padding: pad };
+        check(&ops, &|t, v| t.depthwise_conv2d(v[0], v[1], v.get(2).copied(), params), &fwd)?;
+    }
+}
+
 /// Tied maxima share the gradient of a global maximum equally (TensorFlow's `reduce_max` gradient).
 #[test]
 fn global_max_shares_ties() {

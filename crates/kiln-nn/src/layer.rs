@@ -198,6 +198,31 @@ pub(crate) fn cfg_pair(layer: &str, cfg: &Value, key: &str) -> Result<Pair> {
     }
 }
 
+/// A convolution's `padding`: `"valid"`, `"same"` or Kiln's explicit `[top, bottom, left, right]`.
+pub(crate) fn cfg_padding(layer: &str, cfg: &Value) -> Result<kiln_kernels::Padding> {
+    use kiln_kernels::Padding;
+    match cfg.get("padding") {
+        Some(Value::String(s)) if s == "valid" => Ok(Padding::Valid),
+        Some(Value::String(s)) if s == "same" => Ok(Padding::Same),
+        Some(Value::Array(a)) if a.len() == 4 => {
+            let v: Option<Vec<usize>> = a.iter().map(|v| v.as_u64().map(|v| v as usize)).collect();
+            let v = v.ok_or_else(|| NnError::config(layer, "explicit padding must be 4 integers"))?;
+            Ok(Padding::Explicit { top: v[0], bottom: v[1], left: v[2], right: v[3] })
+        }
+        _ => Err(NnError::config(layer, "`padding` must be \"valid\", \"same\" or [top, bottom, left, right]")),
+    }
+}
+
+/// The config form of a convolution's padding (see [`cfg_padding`]).
+pub(crate) fn padding_json(p: kiln_kernels::Padding) -> Value {
+    use kiln_kernels::Padding;
+    match p {
+        Padding::Valid => Value::from("valid"),
+        Padding::Same => Value::from("same"),
+        Padding::Explicit { top, bottom, left, right } => Value::from(vec![top, bottom, left, right]),
+    }
+}
+
 pub(crate) fn cfg_str<'a>(layer: &str, cfg: &'a Value, key: &str) -> Result<&'a str> {
     cfg.get(key).and_then(Value::as_str).ok_or_else(|| NnError::config(layer, format!("`{key}` must be a string")))
 }

@@ -4,8 +4,8 @@
 mod fuzz_bodies;
 
 use kiln_nn::layers::{
-    AveragePooling2D, BatchNormalization, Conv2D, Dense, Flatten, FlipMode, GlobalMaxPooling2D, MaxPooling2D,
-    RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling,
+    AveragePooling2D, BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Flatten, FlipMode, GlobalMaxPooling2D,
+    MaxPooling2D, RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling,
 };
 use kiln_nn::prelude::PoolPadding;
 use kiln_nn::schedules::CosineDecay;
@@ -22,6 +22,7 @@ fn valid_files() -> (Vec<u8>, Vec<u8>) {
         .add(RandomZoom::new(0.1).width_factor((-0.2, 0.0)))
         .add(Conv2D::new(2, 3).activation(ActivationFn::Swish))
         .add(BatchNormalization::new())
+        .add(DepthwiseConv2D::new(3).padding(kiln_kernels::Padding::Same).depth_multiplier(2))
         .add(AveragePooling2D::new(2).padding(PoolPadding::Same))
         .add(MaxPooling2D::new(2))
         .add(GlobalMaxPooling2D::new().keepdims(true))

@@ -36,7 +36,7 @@ pub mod prelude {
     /// The activation functions (`ActivationFn::Swish`), named apart from Keras' `Activation` layer.
     pub use kiln_nn::Activation as ActivationFn;
     pub use kiln_nn::layers::{
-        Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten, FlipMode,
+        Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, FlipMode,
         GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, RandomRotation, RandomTranslation,
         RandomZoom, Rescaling,
     };

@@ -6,6 +6,7 @@ pub mod affine_transform;
 pub mod batch_norm;
 pub mod conv2d;
 pub mod dense;
+pub mod depthwise_conv2d;
 pub mod dropout;
 pub mod flip;
 pub mod global_pool;

@@ -6,7 +6,9 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use crate::error::{NnError, Result};
-use crate::layer::{KernelBias, Layer, Pair, cfg_activation, cfg_bool, cfg_name, cfg_pair, cfg_usize};
+use crate::layer::{
+    KernelBias, Layer, Pair, cfg_activation, cfg_bool, cfg_name, cfg_padding, cfg_pair, cfg_usize, padding_json,
+};
 
 /// A 2-D convolution layer with Keras' arguments and defaults: `Conv2D(filters, kernel_size, strides=1,
 /// padding="valid", dilation_rate=1, activation=None, use_bias=True)`, kernel `(kh, kw, in, filters)`
@@ -102,16 +104,7 @@ impl Conv2D {
     /// Reads a `model.json` config.
     pub fn from_config(cfg: &Value) -> Result<Self> {
         let l = "Conv2D";
-        let padding = match cfg.get("padding") {
-            Some(Value::String(s)) if s == "valid" => Padding::Valid,
-            Some(Value::String(s)) if s == "same" => Padding::Same,
-            Some(Value::Array(a)) if a.len() == 4 => {
-                let v: Option<Vec<usize>> = a.iter().map(|v| v.as_u64().map(|v| v as usize)).collect();
-                let v = v.ok_or_else(|| NnError::config(l, "explicit padding must be 4 integers"))?;
-                Padding::Explicit { top: v[0], bottom: v[1], left: v[2], right: v[3] }
-            }
-            _ => return Err(NnError::config(l, "`padding` must be \"valid\", \"same\" or [top, bottom, left, right]")),
-        };
+        let padding = cfg_padding(l, cfg)?;
         let mut c = Conv2D::new(cfg_usize(l, cfg, "filters")?, cfg_pair(l, cfg, "kernel_size")?)
             .strides(cfg_pair(l, cfg, "strides")?)
             .dilation_rate(cfg_pair(l, cfg, "dilation_rate")?)
@@ -162,11 +155,7 @@ impl Layer for Conv2D {
         self.geometry_for(input, batch).ok()
     }
     fn config(&self) -> Value {
-        let padding = match self.padding {
-            Padding::Valid => json!("valid"),
-            Padding::Same => json!("same"),
-            Padding::Explicit { top, bottom, left, right } => json!([top, bottom, left, right]),
-        };
+        let padding = padding_json(self.padding);
         json!({
             "name": self.name,
             "filters": self.filters,

@@ -37,6 +37,7 @@ mod augmentation;
 mod batch_norm;
 mod conv2d;
 mod dense;
+mod depthwise_conv2d;
 mod geometric;
 mod pooling;
 mod rescaling;
@@ -46,6 +47,7 @@ pub use augmentation::{FlipMode, RandomFlip};
 pub use batch_norm::BatchNormalization;
 pub use conv2d::Conv2D;
 pub use dense::Dense;
+pub use depthwise_conv2d::DepthwiseConv2D;
 pub use geometric::{Factor, RandomRotation, RandomTranslation, RandomZoom};
 pub use kiln_autograd::FillMode;
 pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D};
@@ -62,6 +64,7 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
     Ok(match class_name {
         "Conv2D" => Box::new(Conv2D::from_config(cfg)?),
         "Dense" => Box::new(Dense::from_config(cfg)?),
+        "DepthwiseConv2D" => Box::new(DepthwiseConv2D::from_config(cfg)?),
         "Flatten" => Box::new(Flatten::from_config(cfg)?),
         "MaxPooling2D" => Box::new(MaxPooling2D::from_config(cfg)?),
         "AveragePooling2D" => Box::new(AveragePooling2D::from_config(cfg)?),
@@ -79,7 +82,7 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
             return Err(NnError::Unknown {
                 kind: "layer class",
                 name: other.to_owned(),
-                known: "Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
+                known: "Conv2D, DepthwiseConv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
                         GlobalMaxPooling2D, Rescaling, RandomFlip, RandomTranslation, RandomRotation, RandomZoom, \
                         BatchNormalization, Dropout, Activation",
             });
