@@ -115,3 +115,32 @@ fn inference_uses_the_moving_statistics_and_survives_save_and_load() {
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(p.as_slice(), r.as_slice());
 }
+
+/// A tape that was one half of a data-parallel step and then trains a whole batch alone weighs its statistics'
+/// gradients as the whole batch: a single-replica step after a data-parallel one equals the same step on a fresh
+/// model holding the same weights.
+#[test]
+fn a_single_replica_step_after_a_data_parallel_one_uses_the_whole_batch() {
+    let x = Tensor::from_fn(&[8, 3], |i| ((i * 7) % 5) as f32 - 2.0).unwrap();
+    let y = Tensor::from_fn(&[8], |i| (i % 3) as f32).unwrap();
+    let model = |dp: bool| {
+        let mut m = Sequential::new(&[3])
+            .add(Dense::new(4))
+            .add(BatchNormalization::new())
+            .add(Dense::new(3).activation(ActivationFn::Softmax))
+            .build()
+            .unwrap();
+        m.compile("sparse_categorical_crossentropy", Optimizer::sgd(), &[]).unwrap();
+        m.set_data_parallel(dp);
+        m
+    };
+    let mut a = model(true);
+    a.train_on_batch(&x, &y).unwrap();
+    let after_dp = a.get_weights().unwrap();
+    a.set_data_parallel(false);
+    a.train_on_batch(&x, &y).unwrap();
+    let mut c = model(false);
+    c.set_weights(&after_dp).unwrap();
+    c.train_on_batch(&x, &y).unwrap();
+    assert_eq!(a.get_weights().unwrap(), c.get_weights().unwrap());
+}

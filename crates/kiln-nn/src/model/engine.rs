@@ -57,12 +57,7 @@ impl<'a> Net<'a> {
     }
 
     /// `[batch, sample dims…]` and its rank.
-    pub(crate) fn batch_dims_of(batch: usize, sample: &[usize]) -> ([usize; MAX_RANK], usize) {
-        Self::batch_dims(batch, sample)
-    }
-
-    /// `[batch, sample dims…]` and its rank.
-    fn batch_dims(batch: usize, sample: &[usize]) -> ([usize; MAX_RANK], usize) {
+    pub(crate) fn batch_dims(batch: usize, sample: &[usize]) -> ([usize; MAX_RANK], usize) {
         let mut d = [0usize; MAX_RANK];
         d[0] = batch;
         d[1..=sample.len()].copy_from_slice(sample);
@@ -122,7 +117,9 @@ impl<'a> Net<'a> {
     /// Samples of a batch whose prediction (arg-max) is the target class. Unweighted, also under
     /// `class_weight`: Keras weights only `weighted_metrics`, not `metrics=["accuracy"]`.
     pub(crate) fn correct(&self, rec: &Recording<'_, '_>, out: Var, y: &[f32]) -> Result<usize> {
-        let Some(_) = self.compiled.filter(|c| c.accuracy) else { return Ok(0) };
+        if !self.compiled.is_some_and(|c| c.accuracy) {
+            return Ok(0);
+        }
         let p = rec.value(out)?;
         let classes = self.output_shape.last().copied().unwrap_or(1).max(1);
         Ok(p.chunks_exact(classes).enumerate().filter(|(r, row)| argmax(row) == self.target_class(y, *r)).count())
@@ -143,6 +140,8 @@ impl<'a> Net<'a> {
     ) -> Result<(f32, usize)> {
         tape.seed(rng_seed);
         tape.set_grad_enabled(true);
+        // The whole batch on this tape (a tape that was a half in an earlier data-parallel step had its share).
+        tape.set_share(1.0);
         let mut rec = tape.record(params);
         let out = self.forward(&mut rec, x, batch, true, times)?;
         let l = self.loss(&mut rec, out, y, batch)?;

@@ -96,8 +96,8 @@ impl Net<'_> {
         }
         let [p0, p1] = parts;
         let (mut r0, mut r1) = (t0.record(params), t1.record(params));
-        let (d0, k0) = Self::batch_dims_of(p0.batch, self.input_shape);
-        let (d1, k1) = Self::batch_dims_of(p1.batch, self.input_shape);
+        let (d0, k0) = Self::batch_dims(p0.batch, self.input_shape);
+        let (d1, k1) = Self::batch_dims(p1.batch, self.input_shape);
         let (mut v0, mut v1) = (r0.input_ref(&d0[..k0], p0.x)?, r1.input_ref(&d1[..k1], p1.x)?);
         let mut prefetch = prefetch;
         let (mut from, mut pending) = (0, None);
