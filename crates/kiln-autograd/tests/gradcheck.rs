@@ -433,19 +433,22 @@ fn split_matches_whole(r: usize, c: usize, x: &[f32], gamma: &[f32], beta: &[f32
     }
     let [t0, t1] = &mut tapes;
     let mut recs = [t0.record(&params), t1.record(&params)];
+    // The replicas sum about a shift (any values, the same on both: a layer passes its moving mean).
+    let shift: Vec<f32> = (0..c).map(|ch| 0.3 * ch as f32 - 0.2).collect();
     let mut xs = Vec::new();
     for (rec, id) in recs.iter_mut().zip(xh) {
         let v = rec.param(id).map_err(fail)?;
-        rec.batch_norm_partials(v).map_err(fail)?;
-        xs.push(v);
+        let sv = rec.input(&[c], &shift).map_err(fail)?;
+        rec.batch_norm_partials(v, Some(sv)).map_err(fail)?;
+        xs.push((v, sv));
     }
     let sum = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a + b).collect::<Vec<f64>>();
     let global = sum(recs[0].exchange(), recs[1].exchange());
     let mut ys = Vec::new();
-    for (rec, &v) in recs.iter_mut().zip(&xs) {
+    for (rec, &(v, sv)) in recs.iter_mut().zip(&xs) {
         rec.set_exchange_global(&global);
         let (gv, bv) = (rec.param(g).map_err(fail)?, rec.param(b).map_err(fail)?);
-        ys.push(rec.batch_norm_global(v, Some(gv), Some(bv), 1e-3).map_err(fail)?.y);
+        ys.push(rec.batch_norm_global(v, Some(sv), Some(gv), Some(bv), 1e-3).map_err(fail)?.y);
     }
     let mut y_split = recs[0].value(ys[0]).unwrap().to_vec();
     y_split.extend_from_slice(recs[1].value(ys[1]).unwrap());
@@ -569,6 +572,27 @@ proptest! {
         }
         let params = Conv2dParams { strides: (s, s), dilation: (d, d), padding: pad };
         check(&ops, &|t, v| t.depthwise_conv2d(v[0], v[1], v.get(2).copied(), params), &fwd)?;
+    }
+}
+
+/// Batch statistics stay accurate far from zero (a mean 10⁵ times the spread), where `E[x²] − E[x]²` summed in
+/// f32 would cancel to noise: blocks are summed about their own first row and combined in f64.
+#[test]
+fn batch_norm_statistics_survive_a_large_mean() {
+    let (r, c) = (100, 3);
+    let xs: Vec<f32> = (0..r * c).map(|i| 1.0e4 + ((i * 7919) % 101) as f32 * 1e-3 * (1 + i % c) as f32).collect();
+    let params = Params::new();
+    let mut tape = Tape::new();
+    let mut rec = tape.record(&params);
+    let x = rec.input(&[r, c], &xs).unwrap();
+    let out = rec.batch_norm_train(x, None, None, 1e-6).unwrap();
+    let (mean, var) = (rec.value(out.mean).unwrap().to_vec(), rec.value(out.variance).unwrap().to_vec());
+    for ch in 0..c {
+        let col: Vec<f64> = (0..r).map(|i| f64::from(xs[i * c + ch])).collect();
+        let m = col.iter().sum::<f64>() / r as f64;
+        let v = col.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / r as f64;
+        assert!((f64::from(mean[ch]) - m).abs() <= 1e-3, "mean {} vs {m}", mean[ch]);
+        assert!((f64::from(var[ch]) - v).abs() <= 1e-3 * v, "variance {} vs {v}", var[ch]);
     }
 }
 

@@ -2,14 +2,16 @@
 //! per channel, with the batch's statistics in training and the moving ones in inference.
 //!
 //! Training statistics are over the **whole batch** even when it is split across data-parallel replicas. So the
-//! training forward is two halves: [`Recording::batch_norm_partials`] writes this replica's sums (count, Σx,
-//! Σx², in f64) to the exchange, the engine adds every replica's in replica order, and
+//! training forward is two halves: [`Recording::batch_norm_partials`] writes this replica's sums (count,
+//! Σ(x − s), Σ(x − s)² for a shift `s`) to the exchange, the engine adds every replica's in replica order, and
 //! [`Recording::batch_norm_global`] normalizes with the totals. The backward rule needs the whole batch's Σ∂y
 //! and Σ∂y·x̂ the same way ([`Backward::partials`]). On one replica [`Recording::batch_norm_train`] does both
 //! halves at once.
 //!
-//! The variance is Keras' `E[x²] − E[x]²` (biased, as Keras' moving variance), summed in f64 so that the
-//! difference does not cancel away. The output is computed as TensorFlow's `batch_normalization` does:
+//! The variance is Keras' `E[x²] − E[x]²` (biased, as Keras' moving variance) taken about the shift — the
+//! layer passes its moving mean, the same on every replica and close to the batch mean once it has warmed up —
+//! so the difference does not cancel away; rows are summed in f32 blocks and the blocks in f64. The output is
+//! computed as TensorFlow's `batch_normalization` does:
 //! `a = γ/√(σ² + ε)`, `y = x·a + (β − μ·a)`.
 
 use crate::backward::{Backward, Grads};
@@ -63,15 +65,25 @@ impl BatchNormBackward {
         sums.resize(2 * c, 0.0);
         let (s1, s2) = sums.split_at_mut(c);
         for_chunks(c, |c0, c1| {
-            let mut inv = [0f32; CHUNK];
+            let w = c1 - c0;
+            let (mut mu, mut inv) = ([0f32; CHUNK], [0f32; CHUNK]);
             for ch in c0..c1 {
-                inv[ch - c0] = scale_of(var[ch], 1.0, self.epsilon).1;
+                (mu[ch - c0], inv[ch - c0]) = (mean[ch], scale_of(var[ch], 1.0, self.epsilon).1);
             }
-            for (xr, dr) in xv.chunks_exact(c).zip(dy.chunks_exact(c)) {
-                for ch in c0..c1 {
-                    let xhat = (xr[ch] - mean[ch]) * inv[ch - c0];
-                    s1[ch] += f64::from(dr[ch]);
-                    s2[ch] += f64::from(dr[ch] * xhat);
+            // Rows in f32 blocks of `BLOCK` (so the loop vectorizes), the blocks added in f64.
+            for (xb, db) in xv.chunks(BLOCK * c).zip(dy.chunks(BLOCK * c)) {
+                let (mut a1, mut a2) = ([0f32; CHUNK], [0f32; CHUNK]);
+                for (xr, dr) in xb.chunks_exact(c).zip(db.chunks_exact(c)) {
+                    let acc = a1[..w].iter_mut().zip(a2[..w].iter_mut());
+                    let vals = xr[c0..c1].iter().zip(&dr[c0..c1]).zip(mu[..w].iter().zip(&inv[..w]));
+                    for ((a1, a2), ((&x, &d), (&m, &i))) in acc.zip(vals) {
+                        *a1 += d;
+                        *a2 += d * ((x - m) * i);
+                    }
+                }
+                for ch in 0..w {
+                    s1[c0 + ch] += f64::from(a1[ch]);
+                    s2[c0 + ch] += f64::from(a2[ch]);
                 }
             }
         });
@@ -171,6 +183,9 @@ impl Backward for BatchNormBackward {
 /// Channels handled together with per-channel coefficients on the stack.
 const CHUNK: usize = 64;
 
+/// Rows summed in f32 before their sums are added in f64.
+pub const BLOCK: usize = 16;
+
 /// Calls `f(c0, c1)` for consecutive channel ranges of at most [`CHUNK`] covering `0..c`.
 fn for_chunks(c: usize, mut f: impl FnMut(usize, usize)) {
     let mut c0 = 0;
@@ -185,6 +200,14 @@ impl Recording<'_, '_> {
     fn bn_channels(&self, op: &'static str, x: Var, per_channel: &[Option<Var>]) -> Result<(usize, usize)> {
         let xd = self.check(op, x)?;
         let (rows, c) = rows_cols(op, xd)?;
+        if c == 0 {
+            return Err(AutogradError::Shape {
+                op,
+                what: "channels",
+                expected: "at least one channel".into(),
+                got: xd,
+            });
+        }
         for v in per_channel.iter().flatten() {
             same_dims(op, "per-channel value", Dims::new(&[c])?, self.check(op, *v)?)?;
         }
@@ -192,23 +215,45 @@ impl Recording<'_, '_> {
     }
 
     /// The first half of a training batch normalization of `x` (channels last): this replica's row count and
-    /// per-channel Σx and Σx² (f64, rows in order) as the exchange `[n, Σx…, Σx²…]` ([`Recording::exchange`]).
-    pub fn batch_norm_partials(&mut self, x: Var) -> Result<()> {
-        let (rows, c) = self.bn_channels("batch_norm", x, &[])?;
+    /// per-channel sums of `x − shift` and `(x − shift)²` as the exchange `[n, Σ…, Σ²…]`
+    /// ([`Recording::exchange`]). The shift (e.g. the layer's moving mean, the same on every replica) keeps the
+    /// variance `E[(x−s)²] − E[x−s]²` formed in f64 from the totals accurate once it is near the batch mean.
+    /// Rows are summed in blocks of [`BLOCK`] in f32 about each block's first row (so the loop vectorizes and
+    /// sees only the spread), and the blocks are moved to the shift and added in f64, in row order.
+    pub fn batch_norm_partials(&mut self, x: Var, shift: Option<Var>) -> Result<()> {
+        let (rows, c) = self.bn_channels("batch_norm", x, &[shift])?;
         let mut sums = std::mem::take(&mut self.tape.st.exchange_local);
         sums.clear();
         sums.resize(1 + 2 * c, 0.0);
         sums[0] = rows as f64;
         {
-            let xv = self.value(x)?;
+            let view = self.view();
+            let (xv, sv) = (view.value(x), shift.map(|s| view.value(s)));
             let (s1, s2) = sums[1..].split_at_mut(c);
-            for xr in xv.chunks_exact(c) {
-                for ch in 0..c {
-                    let v = f64::from(xr[ch]);
-                    s1[ch] += v;
-                    s2[ch] += v * v;
+            for_chunks(c, |c0, c1| {
+                let w = c1 - c0;
+                for block in xv.chunks(BLOCK * c) {
+                    // Each block is summed in f32 about its own first row (so the f32 sums see only the spread,
+                    // whatever the mean), then moved to the common shift in f64.
+                    let pivot = &block[c0..c1];
+                    let (mut a1, mut a2) = ([0f32; CHUNK], [0f32; CHUNK]);
+                    for xr in block.chunks_exact(c) {
+                        let lanes = a1[..w].iter_mut().zip(a2[..w].iter_mut()).zip(xr[c0..c1].iter().zip(pivot));
+                        for ((a1, a2), (&x, &p)) in lanes {
+                            let v = x - p;
+                            *a1 += v;
+                            *a2 += v * v;
+                        }
+                    }
+                    let nb = (block.len() / c) as f64;
+                    for ch in 0..w {
+                        let d = f64::from(pivot[ch]) - sv.map_or(0.0, |s| f64::from(s[c0 + ch]));
+                        let (b1, b2) = (f64::from(a1[ch]), f64::from(a2[ch]));
+                        s1[c0 + ch] += b1 + nb * d;
+                        s2[c0 + ch] += b2 + 2.0 * d * b1 + nb * d * d;
+                    }
                 }
-            }
+            });
         }
         self.tape.st.exchange_local = sums;
         Ok(())
@@ -220,12 +265,13 @@ impl Recording<'_, '_> {
     pub fn batch_norm_global(
         &mut self,
         x: Var,
+        shift: Option<Var>,
         gamma: Option<Var>,
         beta: Option<Var>,
         epsilon: f32,
     ) -> Result<BatchNormOutput> {
         let op = "batch_norm";
-        let (_, c) = self.bn_channels(op, x, &[gamma, beta])?;
+        let (_, c) = self.bn_channels(op, x, &[shift, gamma, beta])?;
         let global = std::mem::take(&mut self.tape.st.exchange_global);
         let res = (|| {
             if global.len() != 1 + 2 * c || global[0] <= 0.0 {
@@ -233,9 +279,10 @@ impl Recording<'_, '_> {
             }
             let n = global[0];
             let cd = Dims::new(&[c])?;
-            let mean = self.compute("batch mean", cd, false, |_, m| {
-                for (m, s) in m.iter_mut().zip(&global[1..=c]) {
-                    *m = (s / n) as f32;
+            let shift_at = |st: &View<'_>, ch: usize| shift.map_or(0.0, |s| f64::from(st.value(s)[ch]));
+            let mean = self.compute("batch mean", cd, false, |st, m| {
+                for (ch, m) in m.iter_mut().enumerate() {
+                    *m = (shift_at(st, ch) + global[1 + ch] / n) as f32;
                 }
                 Ok(())
             })?;
@@ -262,9 +309,9 @@ impl Recording<'_, '_> {
         beta: Option<Var>,
         epsilon: f32,
     ) -> Result<BatchNormOutput> {
-        self.batch_norm_partials(x)?;
+        self.batch_norm_partials(x, None)?;
         self.exchange_alone();
-        self.batch_norm_global(x, gamma, beta, epsilon)
+        self.batch_norm_global(x, None, gamma, beta, epsilon)
     }
 
     /// Batch normalization with fixed statistics (inference): `mean` and `variance` per channel (a layer's moving

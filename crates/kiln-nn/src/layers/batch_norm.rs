@@ -190,12 +190,14 @@ impl Layer for BatchNormalization {
         true
     }
     fn forward_partials(&self, rec: &mut Recording<'_, '_>, x: Var) -> Result<()> {
-        Ok(rec.batch_norm_partials(x)?)
+        let shift = rec.param(self.ids()?.moving_mean)?;
+        Ok(rec.batch_norm_partials(x, Some(shift))?)
     }
     fn forward_global(&self, rec: &mut Recording<'_, '_>, x: Var) -> Result<Var> {
         let ids = self.ids()?;
         let (g, b) = self.affine(rec)?;
-        let out = rec.batch_norm_global(x, g, b, self.epsilon)?;
+        let shift = rec.param(ids.moving_mean)?;
+        let out = rec.batch_norm_global(x, Some(shift), g, b, self.epsilon)?;
         for (id, batch) in [(ids.moving_mean, out.mean), (ids.moving_variance, out.variance)] {
             let moving = rec.param(id)?;
             let next = rec.moving_average(moving, batch, self.momentum)?;
