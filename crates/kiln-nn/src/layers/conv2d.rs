@@ -42,41 +42,7 @@ impl Conv2D {
         }
     }
 
-    /// Strides (default 1).
-    pub fn strides(mut self, s: impl Into<Pair>) -> Self {
-        self.strides = s.into();
-        self
-    }
-
-    /// Dilation rate (default 1).
-    pub fn dilation_rate(mut self, d: impl Into<Pair>) -> Self {
-        self.dilation_rate = d.into();
-        self
-    }
-
-    /// Padding (default `valid`; `Padding::Same` is TensorFlow's rule).
-    pub fn padding(mut self, p: Padding) -> Self {
-        self.padding = p;
-        self
-    }
-
-    /// Activation applied after the bias (default linear).
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-
-    /// Whether to add a bias (default true).
-    pub fn use_bias(mut self, on: bool) -> Self {
-        self.use_bias = on;
-        self
-    }
-
-    /// A fixed layer name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    conv_builders!();
 
     fn geometry(&self, input: &[usize]) -> Result<Conv2dGeometry> {
         self.geometry_for(input, 1)

@@ -121,6 +121,27 @@ fn transform(
     Ok(rec.affine_transform(x, t, fill.mode, fill.value)?)
 }
 
+/// The builder methods the three layers share: fill mode, fill value, name.
+macro_rules! fill_builders {
+    () => {
+        /// How points outside the image are filled (default reflect).
+        pub fn fill_mode(mut self, mode: FillMode) -> Self {
+            self.fill.mode = mode;
+            self
+        }
+        /// The value of `constant` filling (default 0).
+        pub fn fill_value(mut self, v: f32) -> Self {
+            self.fill.value = v;
+            self
+        }
+        /// A fixed layer name.
+        pub fn name(mut self, name: impl Into<String>) -> Self {
+            self.name = Some(name.into());
+            self
+        }
+    };
+}
+
 macro_rules! geometric_layer_common {
     ($class:literal) => {
         fn class_name(&self) -> &'static str {
@@ -150,21 +171,7 @@ impl RandomTranslation {
         let fill = Fill { mode: FillMode::Reflect, value: 0.0 };
         RandomTranslation { name: None, height: height_factor.into(), width: width_factor.into(), fill }
     }
-    /// How points outside the image are filled (default reflect).
-    pub fn fill_mode(mut self, mode: FillMode) -> Self {
-        self.fill.mode = mode;
-        self
-    }
-    /// The value of `constant` filling (default 0).
-    pub fn fill_value(mut self, v: f32) -> Self {
-        self.fill.value = v;
-        self
-    }
-    /// A fixed layer name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    fill_builders!();
     /// Reads a `model.json` (or Keras) config.
     pub fn from_config(cfg: &Value) -> Result<Self> {
         let l = "RandomTranslation";
@@ -219,21 +226,7 @@ impl RandomRotation {
     pub fn new(factor: impl Into<Factor>) -> Self {
         RandomRotation { name: None, factor: factor.into(), fill: Fill { mode: FillMode::Reflect, value: 0.0 } }
     }
-    /// How points outside the image are filled (default reflect).
-    pub fn fill_mode(mut self, mode: FillMode) -> Self {
-        self.fill.mode = mode;
-        self
-    }
-    /// The value of `constant` filling (default 0).
-    pub fn fill_value(mut self, v: f32) -> Self {
-        self.fill.value = v;
-        self
-    }
-    /// A fixed layer name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    fill_builders!();
     /// Reads a `model.json` (or Keras) config.
     pub fn from_config(cfg: &Value) -> Result<Self> {
         let l = "RandomRotation";
@@ -295,21 +288,7 @@ impl RandomZoom {
         self.width = Some(f.into());
         self
     }
-    /// How points outside the image are filled (default reflect).
-    pub fn fill_mode(mut self, mode: FillMode) -> Self {
-        self.fill.mode = mode;
-        self
-    }
-    /// The value of `constant` filling (default 0).
-    pub fn fill_value(mut self, v: f32) -> Self {
-        self.fill.value = v;
-        self
-    }
-    /// A fixed layer name.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
+    fill_builders!();
     /// Reads a `model.json` (or Keras) config.
     pub fn from_config(cfg: &Value) -> Result<Self> {
         let l = "RandomZoom";
