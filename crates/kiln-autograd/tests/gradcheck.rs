@@ -301,6 +301,28 @@ proptest! {
         check(&[op(&[n, h, w, c], xs, true)], &|t, v| t.avg_pool2d(v[0], (p, p), (s, s), pad), &fwd)?;
     }
 
+    /// `add` and `concatenate` (along every axis), and a value used twice — `tanh(x) + x` and `x ++ x` — whose
+    /// gradient must be the sum of both paths.
+    #[test]
+    fn merges(d0 in 1usize..4, d1 in 1usize..4, d2 in 1usize..4, extra in 1usize..4, axis in 0usize..3, x in values(3 * 6 * 6, -2.0, 2.0)) {
+        let dims = [d0, d1, d2];
+        let n = d0 * d1 * d2;
+        let ops = [op(&dims, x[..n].to_vec(), true), op(&dims, x[n..2 * n].to_vec(), true)];
+        check(&ops, &|t, v| t.add(v[0], v[1]), &|x| x[0].iter().zip(&x[1]).map(|(a, b)| a + b).collect())?;
+        check(&ops[..1], &|t, v| { let h = t.tanh(v[0])?; t.add(h, v[0]) }, &|x| x[0].iter().map(|v| v.tanh() + v).collect())?;
+        let mut bd = dims;
+        bd[axis] = extra;
+        let m: usize = bd.iter().product();
+        let ops = [op(&dims, x[..n].to_vec(), true), op(&bd, x[2 * n..2 * n + m].to_vec(), true)];
+        let concat64 = move |a: &[f64], b: &[f64]| {
+            let outer: usize = dims[..axis].iter().product();
+            let (ai, bi) = (a.len() / outer, b.len() / outer);
+            (0..outer).flat_map(|r| a[r * ai..(r + 1) * ai].iter().chain(&b[r * bi..(r + 1) * bi]).copied().collect::<Vec<_>>()).collect::<Vec<f64>>()
+        };
+        check(&ops, &|t, v| { let c = t.concatenate(v[0], v[1], axis)?; t.tanh(c) }, &|x| concat64(&x[0], &x[1]).iter().map(|v| v.tanh()).collect())?;
+        check(&ops[..1], &|t, v| t.concatenate(v[0], v[0], axis), &|x| concat64(&x[0], &x[0]))?;
+    }
+
     /// Global average and maximum over the spatial axes (random values: no ties).
     #[test]
     fn global_pool(n in 1usize..3, h in 1usize..5, w in 1usize..5, c in 1usize..4, max in any::<bool>(), x in values(2 * 4 * 4 * 3, -3.0, 3.0)) {

@@ -106,7 +106,14 @@ impl Model {
         let layers: Vec<Value> = self
             .layers
             .iter()
-            .map(|s| json!({"class_name": s.layer.class_name(), "config": s.layer.config()}))
+            .map(|s| {
+                let mut l = json!({"class_name": s.layer.class_name(), "config": s.layer.config()});
+                if self.functional {
+                    // Where the layer's inputs come from, by name (Keras' `inbound_nodes`, reduced to the names).
+                    l["inbound"] = json!(s.inputs.iter().map(|&k| self.value_name(k)).collect::<Vec<_>>());
+                }
+                l
+            })
             .collect();
         let compile = self.compiled.map(|c| {
             let mut optimizer = c.optimizer.config();
@@ -149,15 +156,38 @@ impl Model {
             .and_then(Value::as_array)
             .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
             .ok_or_else(|| bad("`input_shape` must be a list of integers"))?;
+        let input_name = v.get("input_name").and_then(Value::as_str).unwrap_or("input_layer");
+        // Values by the name of the layer making them (0: the input), for the layers' `inbound` lists.
+        let mut values: HashMap<String, usize> = HashMap::from([(input_name.to_owned(), 0)]);
         let mut layers = Vec::new();
-        for l in v.get("layers").and_then(Value::as_array).ok_or_else(|| bad("`layers` must be a list"))? {
+        for (k, l) in
+            v.get("layers").and_then(Value::as_array).ok_or_else(|| bad("`layers` must be a list"))?.iter().enumerate()
+        {
             let class = l.get("class_name").and_then(Value::as_str).ok_or_else(|| bad("a layer lacks `class_name`"))?;
             let cfg = l.get("config").ok_or_else(|| bad("a layer lacks `config`"))?;
-            layers.push(layer_from_config(class, cfg)?);
+            let layer = layer_from_config(class, cfg)?;
+            // Without `inbound` (a sequential model, or a file from before merges) a layer reads the one before.
+            let inputs = match l.get("inbound") {
+                None => vec![k],
+                Some(names) => names
+                    .as_array()
+                    .ok_or_else(|| bad("`inbound` must be a list of layer names"))?
+                    .iter()
+                    .map(|n| {
+                        let n = n.as_str().ok_or_else(|| bad("`inbound` must be a list of layer names"))?;
+                        values.get(n).copied().ok_or_else(|| {
+                            bad(&format!("layer {k} reads `{n}`, which is not the input or an earlier layer"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            };
+            if let Some(n) = layer.name() {
+                values.insert(n.to_owned(), k + 1);
+            }
+            layers.push((layer, inputs));
         }
         let name = v.get("name").and_then(Value::as_str).unwrap_or("functional");
         let functional = v.get("kind").and_then(Value::as_str) != Some("sequential");
-        let input_name = v.get("input_name").and_then(Value::as_str).unwrap_or("input_layer");
         let mut model = Model::assemble(name, functional, input_name, input_shape, layers)?;
         if let Some(seed) = v.get("seed").and_then(Value::as_u64) {
             model.seed = seed;

@@ -42,6 +42,22 @@ pub trait Layer: Send + Sync + fmt::Debug {
     /// Records the layer's forward computation on `x` (batch first): Keras' `call(x, training)`. State updates go
     /// through [`Recording::assign`].
     fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, training: bool) -> Result<Var>;
+    /// The output shape for the inputs of one call (per-sample shapes, in call order). A merge (`Add`,
+    /// `Concatenate`) takes several; every other layer exactly one, and this is then [`Layer::output_shape`].
+    fn output_shape_of(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        match inputs {
+            [x] => self.output_shape(x),
+            _ => Err(NnError::config(self.class_name(), format!("takes one input, not {}", inputs.len()))),
+        }
+    }
+    /// Records the forward computation of one call on its inputs (in call order); see
+    /// [`Layer::output_shape_of`].
+    fn forward_of(&self, rec: &mut Recording<'_, '_>, inputs: &[Var], training: bool) -> Result<Var> {
+        match inputs {
+            [x] => self.forward(rec, *x, training),
+            _ => Err(NnError::config(self.class_name(), format!("takes one input, not {}", inputs.len()))),
+        }
+    }
     /// Whether training needs statistics of the whole batch (BatchNormalization): with the batch split across
     /// replicas the engine then runs this layer's training forward in two halves, [`Layer::forward_partials`] on
     /// every replica, the sums added in replica order, then [`Layer::forward_global`].

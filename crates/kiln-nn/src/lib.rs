@@ -1,7 +1,7 @@
 //! # kiln-nn
 //!
 //! Keras-like deep learning on Kiln's kernels: layers with Keras names and defaults ([`layers`]), a [`Model`]
-//! built functionally or with [`Sequential`], `compile` / `fit` / `evaluate` / `predict` / `summary`, and
+//! built functionally (a graph: branches joined by `Add` / `Concatenate`) or with [`Sequential`], `compile` / `fit` / `evaluate` / `predict` / `summary`, and
 //! save/load as safetensors + JSON. A model keeps its weights and layer state once, in a
 //! [`kiln_autograd::Params`] store; each data-parallel replica records its part of a step on its own reverse-mode
 //! [`kiln_autograd::Tape`], reused from step to step (no allocation per step after the first).
@@ -28,6 +28,7 @@
 
 pub mod callbacks;
 mod error;
+mod graph;
 pub mod io;
 mod layer;
 pub mod layers;
@@ -59,9 +60,9 @@ pub mod prelude {
     /// The activation functions (`ActivationFn::Swish`), named apart from Keras' `Activation` layer.
     pub use crate::Activation as ActivationFn;
     pub use crate::layers::{
-        Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, FlipMode,
-        GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, RandomRotation, RandomTranslation,
-        RandomZoom, Rescaling,
+        Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, DepthwiseConv2D, Dropout,
+        Flatten, FlipMode, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, RandomRotation,
+        RandomTranslation, RandomZoom, Rescaling,
     };
     pub use crate::{
         Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Rows, Sequential, Validation,

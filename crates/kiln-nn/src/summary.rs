@@ -4,10 +4,34 @@ use std::fmt::Write;
 
 use crate::model::Model;
 
-/// Content widths of the three columns at Keras' default non-terminal line length (76 = 80 − 4): Keras asks
-/// rich for columns of 34, 26 and 16 characters at positions 0.45/0.80/1.0, and rich shrinks them to fit
-/// padding and borders into 76 columns, giving 31, 22 and 13.
-const WIDTHS: [usize; 3] = [31, 22, 13];
+/// Keras' default line length when not printing to a terminal: 80 − 4.
+const LINE: usize = 76;
+
+/// The content widths of the columns at relative `positions` as Keras asks rich for them (`int(pos · 76)`
+/// minus the columns before), shrunk as rich shrinks fixed-width columns to fit their padding and borders into
+/// the line (`rich._ratio.ratio_reduce` with equal ratios and Python's half-to-even rounding). Keras' three
+/// columns at 0.45/0.80/1.0 ask for 34, 26, 16 and get 31, 22, 13.
+fn column_widths(positions: &[f64]) -> Vec<usize> {
+    let mut asked = Vec::new();
+    let mut current = 0;
+    for p in positions {
+        let w = (p * LINE as f64) as usize - current;
+        asked.push(w);
+        current += w;
+    }
+    let chrome = positions.len() + 1 + 2 * positions.len();
+    let mut excess = (current + chrome).saturating_sub(LINE);
+    let mut ratios = asked.len();
+    asked
+        .into_iter()
+        .map(|w| {
+            let cut = ((excess as f64 / ratios as f64).round_ties_even() as usize).min(w);
+            excess -= cut;
+            ratios -= 1;
+            w - cut
+        })
+        .collect()
+}
 
 fn thousands(n: usize) -> String {
     let s = n.to_string();
@@ -70,38 +94,56 @@ fn cell(text: &str, width: usize, right: bool) -> String {
     if right { format!("{text:>width$}") } else { format!("{text:<width$}") }
 }
 
-fn rule(l: char, fill: char, mid: char, r: char) -> String {
-    let parts: Vec<String> = WIDTHS.iter().map(|w| fill.to_string().repeat(w + 2)).collect();
-    format!("{l}{}{r}", parts.join(&mid.to_string()))
+/// A table with its columns' widths and alignments (right-aligned or not).
+struct Table {
+    widths: Vec<usize>,
+    right: Vec<bool>,
 }
 
-/// One table row, as many lines as its most wrapped cell needs.
-fn row(v: char, cols: [&str; 3]) -> String {
-    let cells: Vec<Vec<String>> = cols.iter().zip(WIDTHS).map(|(c, w)| wrap(c, w)).collect();
-    let height = cells.iter().map(Vec::len).max().unwrap_or(1);
-    let line = |i: usize| {
-        let at = |c: usize| cells[c].get(i).map_or("", String::as_str);
-        format!(
-            "{v} {} {v} {} {v} {} {v}",
-            cell(at(0), WIDTHS[0], false),
-            cell(at(1), WIDTHS[1], false),
-            cell(at(2), WIDTHS[2], true)
-        )
-    };
-    (0..height).map(line).collect::<Vec<_>>().join("\n")
+impl Table {
+    fn rule(&self, l: char, fill: char, mid: char, r: char) -> String {
+        let parts: Vec<String> = self.widths.iter().map(|w| fill.to_string().repeat(w + 2)).collect();
+        format!("{l}{}{r}", parts.join(&mid.to_string()))
+    }
+
+    /// One table row, as many lines as its most wrapped cell needs.
+    fn row(&self, v: char, cols: &[&str]) -> String {
+        let cells: Vec<Vec<String>> = cols.iter().zip(&self.widths).map(|(c, &w)| wrap(c, w)).collect();
+        let height = cells.iter().map(Vec::len).max().unwrap_or(1);
+        let line = |i: usize| {
+            let mut s = String::new();
+            for (c, (&w, &right)) in self.widths.iter().zip(&self.right).enumerate() {
+                let text = cells[c].get(i).map_or("", String::as_str);
+                let _ = write!(s, "{v} {} ", cell(text, w, right));
+            }
+            s.push(v);
+            s
+        };
+        (0..height).map(line).collect::<Vec<_>>().join("\n")
+    }
 }
 
 impl Model {
     /// The Keras `summary()` table as text (what [`Model::print_summary`] prints). Functional models list
-    /// their `InputLayer` first, as Keras does; sequential models do not.
+    /// their `InputLayer` first, as Keras does; sequential models do not. A model whose layers are not a chain
+    /// (merges) gets Keras' fourth column, "Connected to".
     pub fn summary(&self) -> String {
-        let mut rows: Vec<[String; 3]> = Vec::new();
+        let chain = self.is_chain();
+        let table = if chain {
+            Table { widths: column_widths(&[0.45, 0.80, 1.0]), right: vec![false, false, true] }
+        } else {
+            Table { widths: column_widths(&[0.3, 0.56, 0.74, 1.0]), right: vec![false, false, true, false] }
+        };
+        let mut rows: Vec<Vec<String>> = Vec::new();
         if self.functional {
-            rows.push([format!("{} (InputLayer)", self.input_name), shape_text(&self.input_shape), "0".into()]);
+            rows.push(vec![format!("{} (InputLayer)", self.input_name), shape_text(&self.input_shape), "0".into()]);
+            if !chain {
+                rows[0].push("-".into());
+            }
         }
         let mut trainable = 0usize;
         let mut frozen = 0usize;
-        for slot in &self.layers {
+        for (slot, inbound) in self.layers.iter().zip(self.inbound()) {
             let mut count = 0;
             for (_, id) in slot.layer.weights() {
                 let n = self.params.dims(id).map(|d| d.numel()).unwrap_or(0);
@@ -112,28 +154,34 @@ impl Model {
                     frozen += n;
                 }
             }
-            rows.push([
+            let mut r = vec![
                 format!("{} ({})", slot.name, slot.layer.class_name()),
                 shape_text(&slot.output_shape),
                 thousands(count),
-            ]);
+            ];
+            if !chain {
+                // Keras' `layer[node][tensor]`: every Kiln layer is called once and makes one tensor.
+                r.push(inbound.iter().map(|n| format!("{n}[0][0]")).collect::<Vec<_>>().join(", "));
+            }
+            rows.push(r);
         }
+        let header: &[&str] = &["Layer (type)", "Output Shape", "Param #", "Connected to"][..table.widths.len()];
         let mut out = format!("Model: \"{}\"\n", self.name);
-        out += &rule('┏', '━', '┳', '┓');
+        out += &table.rule('┏', '━', '┳', '┓');
         out.push('\n');
-        out += &row('┃', ["Layer (type)", "Output Shape", "Param #"]);
+        out += &table.row('┃', header);
         out.push('\n');
-        out += &rule('┡', '━', '╇', '┩');
+        out += &table.rule('┡', '━', '╇', '┩');
         out.push('\n');
         for (i, r) in rows.iter().enumerate() {
             if i > 0 {
-                out += &rule('├', '─', '┼', '┤');
+                out += &table.rule('├', '─', '┼', '┤');
                 out.push('\n');
             }
-            out += &row('│', [&r[0], &r[1], &r[2]]);
+            out += &table.row('│', &r.iter().map(String::as_str).collect::<Vec<_>>());
             out.push('\n');
         }
-        out += &rule('└', '─', '┴', '┘');
+        out += &table.rule('└', '─', '┴', '┘');
         out.push('\n');
         // Keras counts the optimizer's variables once it is built (at the first training step): `iterations`
         // (int64), the learning rate unless a schedule computes it (f32), and the per-weight slots (f32).
@@ -164,7 +212,13 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
-    use super::{readable, thousands};
+    use super::{column_widths, readable, thousands};
+
+    #[test]
+    fn column_widths_as_rich_shrinks_them() {
+        assert_eq!(column_widths(&[0.45, 0.80, 1.0]), [31, 22, 13]);
+        assert_eq!(column_widths(&[0.3, 0.56, 0.74, 1.0]), [19, 17, 10, 17]);
+    }
 
     #[test]
     fn numbers_as_keras_prints_them() {

@@ -1,4 +1,5 @@
-//! The functional API: `Input` → layer → layer, as the notebook writes it.
+//! The functional API: `Input` → layer → layer, as the notebook writes it, and merges of branches
+//! (`Add().call_on(&[&a, &b])`, Keras' `Add()([a, b])`).
 
 use std::sync::Arc;
 
@@ -6,7 +7,7 @@ use crate::error::Result;
 use crate::layer::Layer;
 
 /// A symbolic tensor: the (per-sample) shape flowing between layers while a model is being described, and
-/// the chain of layers that produced it.
+/// the graph of layers that produced it.
 #[derive(Debug, Clone)]
 pub struct SymbolicTensor(pub(crate) Arc<SymNode>);
 
@@ -14,7 +15,8 @@ pub struct SymbolicTensor(pub(crate) Arc<SymNode>);
 pub(crate) struct SymNode {
     pub(crate) shape: Vec<usize>,
     pub(crate) layer: Option<Box<dyn Layer>>,
-    pub(crate) parent: Option<SymbolicTensor>,
+    /// The inputs of the call that made this tensor, in call order (none for an `Input`).
+    pub(crate) parents: Vec<SymbolicTensor>,
     pub(crate) input_name: Option<String>,
 }
 
@@ -41,34 +43,41 @@ impl Input {
         SymbolicTensor(Arc::new(SymNode {
             shape: shape.to_vec(),
             layer: None,
-            parent: None,
+            parents: Vec::new(),
             input_name: Some(name.to_owned()),
         }))
     }
 }
 
-/// Applies a layer to a symbolic tensor (Keras' `layer(x)`): checks that the layer accepts the shape and
-/// returns its symbolic output.
+/// Applies a layer to symbolic tensors (Keras' `layer(x)`, `layer([a, b])`): checks that the layer accepts the
+/// shapes and returns its symbolic output.
 pub trait Call {
     /// `layer(x)`.
-    fn call(self, x: &SymbolicTensor) -> Result<SymbolicTensor>;
+    fn call(self, x: &SymbolicTensor) -> Result<SymbolicTensor>
+    where
+        Self: Sized,
+    {
+        self.call_on(&[x])
+    }
+    /// `layer([a, b, …])`: a call on several inputs, as merges (`Add`, `Concatenate`) take them.
+    fn call_on(self, inputs: &[&SymbolicTensor]) -> Result<SymbolicTensor>;
 }
 
 impl<L: Layer + 'static> Call for L {
-    fn call(self, x: &SymbolicTensor) -> Result<SymbolicTensor> {
-        let shape = self.output_shape(x.shape())?;
-        Ok(SymbolicTensor(Arc::new(SymNode {
-            shape,
-            layer: Some(Box::new(self)),
-            parent: Some(x.clone()),
-            input_name: None,
-        })))
+    fn call_on(self, inputs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
+        (Box::new(self) as Box<dyn Layer>).call_on(inputs)
     }
 }
 
 impl Call for Box<dyn Layer> {
-    fn call(self, x: &SymbolicTensor) -> Result<SymbolicTensor> {
-        let shape = self.output_shape(x.shape())?;
-        Ok(SymbolicTensor(Arc::new(SymNode { shape, layer: Some(self), parent: Some(x.clone()), input_name: None })))
+    fn call_on(self, inputs: &[&SymbolicTensor]) -> Result<SymbolicTensor> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|x| x.shape()).collect();
+        let shape = self.output_shape_of(&shapes)?;
+        Ok(SymbolicTensor(Arc::new(SymNode {
+            shape,
+            layer: Some(self),
+            parents: inputs.iter().map(|&x| x.clone()).collect(),
+            input_name: None,
+        })))
     }
 }

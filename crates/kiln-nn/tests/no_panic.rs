@@ -4,32 +4,37 @@
 mod fuzz_bodies;
 
 use kiln_nn::layers::{
-    AveragePooling2D, BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Flatten, FlipMode, GlobalMaxPooling2D,
-    MaxPooling2D, RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling,
+    Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, DepthwiseConv2D, Flatten, FlipMode,
+    GlobalMaxPooling2D, MaxPooling2D, RandomFlip, RandomRotation, RandomTranslation, RandomZoom, Rescaling,
 };
 use kiln_nn::prelude::PoolPadding;
 use kiln_nn::schedules::CosineDecay;
-use kiln_nn::{Activation as ActivationFn, Sequential};
+use kiln_nn::{Activation as ActivationFn, Call, Input, Model};
 use proptest::prelude::*;
 
-/// A model using every layer class and a learning-rate schedule, so mutations reach every config parser.
+/// A model using every layer class, a merge of branches and a learning-rate schedule, so mutations reach every
+/// config parser and the graph's wiring.
 fn valid_files() -> (Vec<u8>, Vec<u8>) {
-    let mut m = Sequential::new(&[8, 8, 1])
-        .add(Rescaling::new(1.0 / 255.0).offset(-0.5))
-        .add(RandomFlip::new(FlipMode::Horizontal))
-        .add(RandomTranslation::new(0.1, (-0.2, 0.1)))
-        .add(RandomRotation::new(0.05))
-        .add(RandomZoom::new(0.1).width_factor((-0.2, 0.0)))
-        .add(Conv2D::new(2, 3).activation(ActivationFn::Swish))
-        .add(BatchNormalization::new())
-        .add(DepthwiseConv2D::new(3).padding(kiln_kernels::Padding::Same).depth_multiplier(2))
-        .add(AveragePooling2D::new(2).padding(PoolPadding::Same))
-        .add(MaxPooling2D::new(2))
-        .add(GlobalMaxPooling2D::new().keepdims(true))
-        .add(Flatten::new())
-        .add(Dense::new(3).activation(ActivationFn::Softmax))
-        .build()
-        .unwrap();
+    let graph = || -> kiln_nn::Result<Model> {
+        let inp = Input::new(&[8, 8, 1]);
+        let x = Rescaling::new(1.0 / 255.0).offset(-0.5).call(&inp)?;
+        let x = RandomFlip::new(FlipMode::Horizontal).call(&x)?;
+        let x = RandomTranslation::new(0.1, (-0.2, 0.1)).call(&x)?;
+        let x = RandomRotation::new(0.05).call(&x)?;
+        let x = RandomZoom::new(0.1).width_factor((-0.2, 0.0)).call(&x)?;
+        let x = Conv2D::new(2, 3).activation(ActivationFn::Swish).call(&x)?;
+        let b = BatchNormalization::new().call(&x)?;
+        let d = DepthwiseConv2D::new(3).padding(kiln_kernels::Padding::Same).depth_multiplier(2).call(&b)?;
+        let c = Concatenate::new().call_on(&[&b, &x])?;
+        let x = Add::new().call_on(&[&d, &c])?;
+        let x = AveragePooling2D::new(2).padding(PoolPadding::Same).call(&x)?;
+        let x = MaxPooling2D::new(2).call(&x)?;
+        let x = GlobalMaxPooling2D::new().keepdims(true).call(&x)?;
+        let x = Flatten::new().call(&x)?;
+        let out = Dense::new(3).activation(ActivationFn::Softmax).call(&x)?;
+        Model::new(&inp, &out)
+    };
+    let mut m = graph().unwrap();
     m.compile("categorical_crossentropy", kiln_nn::Optimizer::adamw(), &["accuracy"]).unwrap();
     m.set_learning_rate_schedule(Some(CosineDecay::new(1e-3, 100).unwrap().warmup(2e-3, 10).into()));
     let dir = tempfile::tempdir().unwrap();

@@ -36,9 +36,9 @@ pub mod prelude {
     /// The activation functions (`ActivationFn::Swish`), named apart from Keras' `Activation` layer.
     pub use kiln_nn::Activation as ActivationFn;
     pub use kiln_nn::layers::{
-        Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, FlipMode,
-        GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, RandomRotation, RandomTranslation,
-        RandomZoom, Rescaling,
+        Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, DepthwiseConv2D, Dropout,
+        Flatten, FlipMode, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, RandomRotation,
+        RandomTranslation, RandomZoom, Rescaling,
     };
     pub use kiln_nn::{
         Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer, Rows,

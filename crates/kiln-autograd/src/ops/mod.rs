@@ -11,6 +11,7 @@ pub mod dropout;
 pub mod flip;
 pub mod global_pool;
 pub mod loss;
+pub mod merge;
 pub mod pool;
 pub(crate) mod reshape;
 pub mod scalar_activation;

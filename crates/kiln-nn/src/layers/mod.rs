@@ -75,6 +75,7 @@ mod conv2d;
 mod dense;
 mod depthwise_conv2d;
 mod geometric;
+mod merge;
 mod pooling;
 mod rescaling;
 mod simple;
@@ -86,6 +87,7 @@ pub use dense::Dense;
 pub use depthwise_conv2d::DepthwiseConv2D;
 pub use geometric::{Factor, RandomRotation, RandomTranslation, RandomZoom};
 pub use kiln_autograd::FillMode;
+pub use merge::{Add, Concatenate};
 pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D};
 pub use rescaling::Rescaling;
 pub use simple::{Activation, Dropout, Flatten};
@@ -114,13 +116,15 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
         "BatchNormalization" => Box::new(BatchNormalization::from_config(cfg)?),
         "Dropout" => Box::new(Dropout::from_config(cfg)?),
         "Activation" => Box::new(Activation::from_config(cfg)?),
+        "Add" => Box::new(Add::from_config(cfg)?),
+        "Concatenate" => Box::new(Concatenate::from_config(cfg)?),
         other => {
             return Err(NnError::Unknown {
                 kind: "layer class",
                 name: other.to_owned(),
                 known: "Conv2D, DepthwiseConv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
                         GlobalMaxPooling2D, Rescaling, RandomFlip, RandomTranslation, RandomRotation, RandomZoom, \
-                        BatchNormalization, Dropout, Activation",
+                        BatchNormalization, Dropout, Activation, Add, Concatenate",
             });
         }
     })

@@ -27,6 +27,46 @@ pub(crate) struct Net<'a> {
 /// Per layer: its forward time and the range of backward records it made.
 type Times = Vec<(Duration, usize, usize)>;
 
+/// One replica's values of a forward pass, kept between steps so a step allocates nothing: the graph's values
+/// (the input, then each layer's output, as [`Slot::inputs`] numbers them) and the arguments of one call.
+#[derive(Debug, Default)]
+pub(crate) struct Values {
+    vals: Vec<Var>,
+    args: Vec<Var>,
+}
+
+impl Values {
+    /// Starts a pass at the input `x`.
+    pub(crate) fn start(&mut self, x: Var) {
+        self.vals.clear();
+        self.vals.push(x);
+    }
+
+    /// Value `k` (0: the input, `k + 1`: slot `k`'s output).
+    pub(crate) fn get(&self, k: usize) -> Var {
+        self.vals[k]
+    }
+
+    /// The last value made (the model's output once every layer ran).
+    pub(crate) fn last(&self) -> Var {
+        self.vals[self.vals.len() - 1]
+    }
+
+    /// Records the next layer, `slot`, on its inputs (`Model::assemble` checked that they come before it).
+    pub(crate) fn call(&mut self, rec: &mut Recording<'_, '_>, slot: &Slot, training: bool) -> Result<Var> {
+        self.args.clear();
+        self.args.extend(slot.inputs.iter().map(|&k| self.vals[k]));
+        let v = slot.layer.forward_of(rec, &self.args, training)?;
+        self.vals.push(v);
+        Ok(v)
+    }
+
+    /// Adds the output of a layer computed apart (the second half of a batch-statistics layer).
+    pub(crate) fn push(&mut self, v: Var) {
+        self.vals.push(v);
+    }
+}
+
 impl<'a> Net<'a> {
     /// The pass over `layers` (a model's fields, borrowed apart from its tapes and store).
     pub(crate) fn of(layers: &'a [Slot], input_shape: &'a [usize], compiled: Option<Compiled>) -> Self {
@@ -68,21 +108,22 @@ impl<'a> Net<'a> {
     pub(crate) fn forward<'p>(
         &self,
         rec: &mut Recording<'_, 'p>,
+        values: &mut Values,
         x: &'p [f32],
         batch: usize,
         training: bool,
         mut times: Option<&mut Times>,
     ) -> Result<Var> {
         let (d, rank) = Self::batch_dims(batch, self.input_shape);
-        let mut v = rec.input_ref(&d[..rank], x)?;
+        values.start(rec.input_ref(&d[..rank], x)?);
         for slot in self.layers {
             let (t0, r0) = (Instant::now(), rec.record_count());
-            v = slot.layer.forward(rec, v, training)?;
+            values.call(rec, slot, training)?;
             if let Some(t) = times.as_deref_mut() {
                 t.push((t0.elapsed(), r0, rec.record_count()));
             }
         }
-        Ok(v)
+        Ok(values.last())
     }
 
     /// The target dimensions of a batch for the compiled loss.
@@ -131,6 +172,7 @@ impl<'a> Net<'a> {
     fn train_part(
         &self,
         tape: &mut Tape,
+        values: &mut Values,
         params: &Params,
         rng_seed: u64,
         x: &[f32],
@@ -143,7 +185,7 @@ impl<'a> Net<'a> {
         // The whole batch on this tape (a tape that was a half in an earlier data-parallel step had its share).
         tape.set_share(1.0);
         let mut rec = tape.record(params);
-        let out = self.forward(&mut rec, x, batch, true, times)?;
+        let out = self.forward(&mut rec, values, x, batch, true, times)?;
         let l = self.loss(&mut rec, out, y, batch)?;
         let loss = rec.value(l)?[0];
         let correct = self.correct(&rec, out, y)?;
@@ -267,12 +309,13 @@ impl Model {
         let net = Net::of(&self.layers, &self.input_shape, self.compiled).with_class_weight(&self.class_weight);
         let params = &self.params;
         let mut times = profile.as_ref().map(|_| Vec::with_capacity(self.layers.len()));
+        let [v0, v1] = &mut self.values;
         let (loss, correct, shares) = match &mut self.tapes[..replicas] {
             [tape] => {
                 if let Some(f) = prefetch {
                     f();
                 }
-                let (loss, correct) = net.train_part(tape, params, seeds[0], x, y, batch, times.as_mut())?;
+                let (loss, correct) = net.train_part(tape, v0, params, seeds[0], x, y, batch, times.as_mut())?;
                 (loss, correct, [1.0, 0.0])
             }
             [t0, t1] => {
@@ -283,28 +326,30 @@ impl Model {
                     t.set_conv_options(self.conv.threads(kernel_threads));
                 }
                 let (w0, w1) = (n0 as f32 / batch as f32, n1 as f32 / batch as f32);
-                let first = |t0: &mut Tape| net.train_part(t0, params, seeds[0], x0, y0, n0, None);
-                let second = |t1: &mut Tape| net.train_part(t1, params, seeds[1], x1, y1, n1, None);
+                let first = |t0: &mut Tape, v0: &mut Values| net.train_part(t0, v0, params, seeds[0], x0, y0, n0, None);
+                let second =
+                    |t1: &mut Tape, v1: &mut Values| net.train_part(t1, v1, params, seeds[1], x1, y1, n1, None);
                 let (h0, h1) = if net.needs_lockstep() {
                     let parts = [
                         Part { seed: seeds[0], share: w0, x: x0, y: y0, batch: n0 },
                         Part { seed: seeds[1], share: w1, x: x1, y: y1, batch: n1 },
                     ];
-                    let [h0, h1] = net.train_lockstep([t0, t1], params, parts, parallel, prefetch, &mut self.sums)?;
+                    let [h0, h1] =
+                        net.train_lockstep([(t0, v0), (t1, v1)], params, parts, parallel, prefetch, &mut self.sums)?;
                     (Ok(h0), Ok(h1))
                 } else if parallel {
                     crate::parallel::join_balanced(
                         || {
-                            let r = first(t0);
+                            let r = first(t0, v0);
                             if let Some(f) = prefetch {
                                 f();
                             }
                             r
                         },
-                        || second(t1),
+                        || second(t1, v1),
                     )
                 } else {
-                    let h = (first(t0), second(t1));
+                    let h = (first(t0, v0), second(t1, v1));
                     if let Some(f) = prefetch {
                         f();
                     }
@@ -435,7 +480,7 @@ impl Model {
         tape.set_grad_enabled(false);
         let res = {
             let mut rec = tape.record(&self.params);
-            net.forward(&mut rec, x, batch, false, None).and_then(|v| {
+            net.forward(&mut rec, &mut self.values[0], x, batch, false, None).and_then(|v| {
                 out.copy_from_slice(rec.value(v)?);
                 Ok(())
             })
@@ -452,7 +497,7 @@ impl Model {
         tape.set_grad_enabled(false);
         let res = (|| {
             let mut rec = tape.record(&self.params);
-            let out = net.forward(&mut rec, x, batch, false, None)?;
+            let out = net.forward(&mut rec, &mut self.values[0], x, batch, false, None)?;
             let l = net.loss(&mut rec, out, y, batch)?;
             Ok((rec.value(l)?[0], net.correct(&rec, out, y)?))
         })();

@@ -6,7 +6,7 @@
 
 use kiln_autograd::{Backprop, Params, Recording, Tape, Var};
 
-use super::engine::Net;
+use super::engine::{Net, Values};
 use crate::error::{NnError, Result};
 
 /// Runs `f0` and `f1` on two threads (`parallel`) or one after the other.
@@ -44,25 +44,28 @@ impl Net<'_> {
 
     /// The layers `from..to` of one replica's forward pass, after finishing the statistics layer `pending` (whose
     /// whole-batch sums are set) and before the statistics layer `to` (whose partial sums it leaves in the
-    /// exchange), if any.
+    /// exchange), if any. Slots are in an order where every layer follows its inputs, so the layers before `to`
+    /// have all they read.
     fn segment(
         &self,
         rec: &mut Recording<'_, '_>,
-        mut v: Var,
+        values: &mut Values,
         pending: Option<usize>,
         from: usize,
         to: usize,
-    ) -> Result<Var> {
+    ) -> Result<()> {
         if let Some(i) = pending {
-            v = self.layers[i].layer.forward_global(rec, v)?;
+            let slot = &self.layers[i];
+            let v = slot.layer.forward_global(rec, values.get(slot.inputs[0]))?;
+            values.push(v);
         }
         for slot in &self.layers[from..to] {
-            v = slot.layer.forward(rec, v, true)?;
+            values.call(rec, slot, true)?;
         }
         if let Some(slot) = self.layers.get(to) {
-            slot.layer.forward_partials(rec, v)?;
+            slot.layer.forward_partials(rec, values.get(slot.inputs[0]))?;
         }
-        Ok(v)
+        Ok(())
     }
 
     /// The loss variable, its value and the correct predictions of one replica's output.
@@ -81,14 +84,14 @@ impl Net<'_> {
     /// and correct predictions. `sums` is reused between steps.
     pub(crate) fn train_lockstep(
         &self,
-        tapes: [&mut Tape; 2],
+        replicas: [(&mut Tape, &mut Values); 2],
         params: &Params,
         parts: [Part<'_>; 2],
         parallel: bool,
         prefetch: Option<&mut (dyn FnMut() + Send)>,
         sums: &mut Vec<f64>,
     ) -> Result<[(f32, usize); 2]> {
-        let [t0, t1] = tapes;
+        let [(t0, vals0), (t1, vals1)] = replicas;
         for (t, p) in [&mut *t0, &mut *t1].into_iter().zip(&parts) {
             t.seed(p.seed);
             t.set_grad_enabled(true);
@@ -98,7 +101,8 @@ impl Net<'_> {
         let (mut r0, mut r1) = (t0.record(params), t1.record(params));
         let (d0, k0) = Self::batch_dims(p0.batch, self.input_shape);
         let (d1, k1) = Self::batch_dims(p1.batch, self.input_shape);
-        let (mut v0, mut v1) = (r0.input_ref(&d0[..k0], p0.x)?, r1.input_ref(&d1[..k1], p1.x)?);
+        vals0.start(r0.input_ref(&d0[..k0], p0.x)?);
+        vals1.start(r1.input_ref(&d1[..k1], p1.x)?);
         let mut prefetch = prefetch;
         let (mut from, mut pending) = (0, None);
         loop {
@@ -109,21 +113,23 @@ impl Net<'_> {
             let (a, b) = both(
                 parallel,
                 || {
-                    let v = self.segment(&mut r0, v0, pending, from, to);
+                    let done = self.segment(&mut r0, vals0, pending, from, to);
                     if let Some(f) = pf {
                         f();
                     }
-                    v
+                    done
                 },
-                || self.segment(&mut r1, v1, pending, from, to),
+                || self.segment(&mut r1, vals1, pending, from, to),
             );
-            (v0, v1) = (a?, b?);
+            a?;
+            b?;
             if to == self.layers.len() {
                 break;
             }
             exchange(sums, &mut r0, &mut r1)?;
             (from, pending) = (to + 1, Some(to));
         }
+        let (v0, v1) = (vals0.last(), vals1.last());
         let (a, b) =
             both(parallel, || self.outcome(&mut r0, v0, p0.y, p0.batch), || self.outcome(&mut r1, v1, p1.y, p1.batch));
         let ((l0, loss0, c0), (l1, loss1, c1)) = (a?, b?);

@@ -1,5 +1,5 @@
-//! [`Model`]: a chain of layers built functionally (`Input` → layer → layer) or with [`Sequential`], compiled
-//! with a loss and an optimizer, trained with [`Model::fit`].
+//! [`Model`]: a graph of layers built functionally (`Input` → layer → layer, with merges joining branches) or a
+//! chain built with [`Sequential`], compiled with a loss and an optimizer, trained with [`Model::fit`].
 //!
 //! The model owns one [`Params`] store (every weight and every piece of layer state, once) and one [`Tape`] per
 //! data-parallel replica (activations and gradients only). This file builds models and answers questions about
@@ -33,11 +33,18 @@ use crate::symbolic::SymbolicTensor;
 /// The seed used for weight initialisation and shuffling until [`Model::set_seed`] is called.
 pub const DEFAULT_SEED: u64 = 0x6b69_6c6e;
 
+/// A layer of the model and where its inputs come from. Slots are in Keras' order of `model.layers`, which is
+/// an order in which every layer comes after the layers it reads, so a forward pass runs them in turn.
 pub(crate) struct Slot {
     pub(crate) name: String,
     pub(crate) layer: Box<dyn Layer>,
     pub(crate) output_shape: Vec<usize>,
+    /// The values this layer's call reads, in call order: 0 is the model's input, `k + 1` the output of slot `k`.
+    pub(crate) inputs: Vec<usize>,
 }
+
+/// A layer to assemble and the values it reads (see [`Slot::inputs`]).
+pub(crate) type Wiring = (Box<dyn Layer>, Vec<usize>);
 
 /// A Keras-like model (see the [crate docs](crate)).
 pub struct Model {
@@ -74,6 +81,8 @@ pub struct Model {
     pub(crate) restored_epoch: Option<usize>,
     /// The replicas' whole-batch sums of a lockstep step, reused.
     sums: Vec<f64>,
+    /// Each replica's values of the forward pass, reused.
+    values: [engine::Values; 2],
     /// Keras' `class_weight` of the running `fit` (empty outside it or without one).
     pub(crate) class_weight: Vec<f32>,
 }
@@ -110,7 +119,8 @@ impl Sequential {
 
     /// Builds the model (checks every layer's input shape, creates and initialises the weights).
     pub fn build(self) -> Result<Model> {
-        Model::assemble("sequential", false, "input_layer", self.input_shape, self.layers)
+        let layers = self.layers.into_iter().enumerate().map(|(k, l)| (l, vec![k])).collect();
+        Model::assemble("sequential", false, "input_layer", self.input_shape, layers)
     }
 }
 
@@ -131,23 +141,13 @@ pub(crate) mod stream {
 }
 
 impl Model {
-    /// Keras `Model(inputs, outputs)`: the layers that lead from `inputs` to `outputs`.
+    /// Keras `Model(inputs, outputs)`: the layers that lead from `inputs` to `outputs`, in Keras' order (see
+    /// [`Model::layers`]). Layers that do not lead to `outputs` are left out; a layer reading a tensor that does
+    /// not come from `inputs` is an error (Keras' "graph disconnected").
     pub fn new(inputs: &SymbolicTensor, outputs: &SymbolicTensor) -> Result<Model> {
-        let mut layers = Vec::new();
-        let mut node = outputs.clone();
-        loop {
-            let Some(parent) = node.0.parent.clone() else { break };
-            if let Some(l) = &node.0.layer {
-                layers.push(l.box_clone());
-            }
-            node = parent;
-        }
-        if !Arc::ptr_eq(&node.0, &inputs.0) {
-            return Err(NnError::config("model", "the outputs were not computed from these inputs"));
-        }
-        layers.reverse();
-        let input_name = node.0.input_name.clone().unwrap_or_else(|| "input_layer".into());
-        Model::assemble("functional", true, &input_name, node.0.shape.clone(), layers)
+        let graph = crate::graph::Graph::trace(inputs, outputs)?;
+        let input_name = inputs.0.input_name.clone().unwrap_or_else(|| "input_layer".into());
+        Model::assemble("functional", true, &input_name, inputs.0.shape.clone(), graph.wiring())
     }
 
     pub(crate) fn assemble(
@@ -155,7 +155,7 @@ impl Model {
         functional: bool,
         input_name: &str,
         input_shape: Vec<usize>,
-        layers: Vec<Box<dyn Layer>>,
+        layers: Vec<Wiring>,
     ) -> Result<Model> {
         if input_shape.len() + 1 > MAX_RANK {
             return Err(NnError::config("model", format!("inputs of rank {} are not supported", input_shape.len())));
@@ -163,9 +163,8 @@ impl Model {
         let mut params = Params::new();
         let mut used: HashMap<String, usize> = HashMap::new();
         used.insert(input_name.to_owned(), 1);
-        let mut slots = Vec::new();
-        let mut shape = input_shape.clone();
-        for mut layer in layers {
+        let mut slots: Vec<Slot> = Vec::new();
+        for (mut layer, inputs) in layers {
             let name = match layer.name() {
                 Some(n) => n.to_owned(),
                 None => {
@@ -184,13 +183,22 @@ impl Model {
                 return Err(NnError::config(&name, "two layers have this name"));
             }
             layer.set_name(name.clone());
-            let out = layer.output_shape(&shape)?;
+            let shapes = inputs
+                .iter()
+                .map(|&i| match i {
+                    0 => Ok(input_shape.as_slice()),
+                    k => slots.get(k - 1).map(|s| s.output_shape.as_slice()).ok_or_else(|| {
+                        NnError::config(&name, format!("reads value {k}, which no earlier layer makes"))
+                    }),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let out = layer.output_shape_of(&shapes)?;
             if out.len() + 1 > MAX_RANK {
                 return Err(NnError::config(&name, "output rank too large"));
             }
-            layer.build(&name, &shape, &mut params)?;
-            slots.push(Slot { name, layer, output_shape: out.clone() });
-            shape = out;
+            let first = shapes.first().ok_or_else(|| NnError::config(&name, "a layer needs an input"))?.to_vec();
+            layer.build(&name, &first, &mut params)?;
+            slots.push(Slot { name, layer, output_shape: out, inputs });
         }
         let mut model = Model {
             name: name.to_owned(),
@@ -217,6 +225,7 @@ impl Model {
             stop_training: false,
             restored_epoch: None,
             sums: Vec::new(),
+            values: Default::default(),
             class_weight: Vec::new(),
         };
         model.initialize()?;
@@ -257,11 +266,12 @@ impl Model {
     pub fn conv_algorithms(&self, batch_size: usize) -> Result<Vec<ConvChoice>> {
         let batch = batch_size.div_ceil(self.replicas);
         let algo = self.conv.algo;
-        let mut shape = self.input_shape.as_slice();
         let mut out = Vec::new();
-        for (i, slot) in self.layers.iter().enumerate() {
-            if let Some(g) = slot.layer.conv_geometry(shape, batch) {
-                let data = if i == 0 { None } else { Some(algo.resolve(&g, ConvPass::BackwardData)?) };
+        for slot in &self.layers {
+            let input = slot.inputs.first().copied().unwrap_or(0);
+            if let Some(g) = slot.layer.conv_geometry(self.value_shape(input), batch) {
+                // A layer reading the model's input computes no input gradient.
+                let data = if input == 0 { None } else { Some(algo.resolve(&g, ConvPass::BackwardData)?) };
                 out.push(ConvChoice {
                     layer: slot.name.clone(),
                     forward: algo.resolve(&g, ConvPass::Forward)?,
@@ -269,7 +279,6 @@ impl Model {
                     backward_filter: algo.resolve(&g, ConvPass::BackwardFilter)?,
                 });
             }
-            shape = &slot.output_shape;
         }
         Ok(out)
     }
@@ -294,9 +303,38 @@ impl Model {
         self.layers.last().map_or(&self.input_shape, |s| &s.output_shape)
     }
 
-    /// `(name, class name, per-sample output shape)` of every layer.
+    /// The per-sample shape of value `k` of the graph (0: the input, `k + 1`: slot `k`'s output).
+    pub(crate) fn value_shape(&self, k: usize) -> &[usize] {
+        match k {
+            0 => &self.input_shape,
+            k => self.layers.get(k - 1).map_or(&[], |s| &s.output_shape),
+        }
+    }
+
+    /// The name of the layer making value `k` (0: the input layer).
+    pub(crate) fn value_name(&self, k: usize) -> &str {
+        match k {
+            0 => &self.input_name,
+            k => self.layers.get(k - 1).map_or("", |s| &s.name),
+        }
+    }
+
+    /// `(name, class name, per-sample output shape)` of every layer, in Keras' order of `model.layers`: by
+    /// decreasing depth (the longest path to the output), ties in the order a depth-first walk from the output
+    /// meets them — so every layer comes after the layers it reads.
     pub fn layers(&self) -> Vec<(&str, &'static str, &[usize])> {
         self.layers.iter().map(|s| (s.name.as_str(), s.layer.class_name(), s.output_shape.as_slice())).collect()
+    }
+
+    /// The names of the layers each layer reads, in call order (`input_layer` for the model's input), in the
+    /// order of [`Model::layers`]: Keras' "Connected to".
+    pub fn inbound(&self) -> Vec<Vec<&str>> {
+        self.layers.iter().map(|s| s.inputs.iter().map(|&k| self.value_name(k)).collect()).collect()
+    }
+
+    /// Whether every layer reads the one before it (Keras then prints `summary()` without "Connected to").
+    pub fn is_chain(&self) -> bool {
+        self.layers.iter().enumerate().all(|(k, s)| s.inputs == [k])
     }
 
     /// Number of scalars in all weights (trainable and not).
