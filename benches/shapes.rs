@@ -44,6 +44,10 @@ pub fn conv_cases() -> Result<Vec<ConvCase>, KernelError> {
         },
         // The Fashion-MNIST flagship's 3×3 layers as one replica sees them (batch 64 split in two).
         ConvCase {
+            name: "fashion_c1to32_28x28_b32",
+            geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [28, 28, 1], [3, 3], 32).padding(same).build()?,
+        },
+        ConvCase {
             name: "fashion_c32_28x28_b32",
             geometry: Conv2dGeometry::spec(FLAGSHIP_BATCH, [28, 28, 32], [3, 3], 32).padding(same).build()?,
         },

@@ -61,7 +61,7 @@ fn flagship_layers_auto() {
     {
         let case = ConvCase { g: spec.build().unwrap(), dist, seed: 7 };
         for pass in [ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter] {
-            assert_eq!(ConvAlgo::Auto.resolve(&case.g, pass).unwrap(), ConvAlgo::Direct);
+            assert_eq!(ConvAlgo::Auto.resolve(&case.g, pass, k.isa()).unwrap(), ConvAlgo::Direct);
             check_conv(k, ConvAlgo::Auto, pass, &case, Threads::Rayon).unwrap();
         }
     }
@@ -114,6 +114,7 @@ fn thread_count_does_not_change_bits() {
 
 #[test]
 fn forced_algorithms_that_do_not_apply_are_typed_errors() {
+    const A512: Isa = Isa::Avx512;
     let k = Kernels::best();
     let strided = Conv2dGeometry::spec(1, [9, 9, 16], [3, 3], 16).stride(2).build().unwrap();
     let (x, w) = (vec![0.0; strided.input_len()], vec![0.0; strided.weight_len()]);
@@ -123,35 +124,54 @@ fn forced_algorithms_that_do_not_apply_are_typed_errors() {
         assert!(matches!(err, KernelError::Unsupported { .. }), "{err}");
     }
     let wide = Conv2dGeometry::spec(1, [9, 9, 32], [3, 3], 32).build().unwrap();
-    assert!(matches!(ConvAlgo::Direct.resolve(&wide, ConvPass::Forward), Err(KernelError::Unsupported { .. })));
+    assert!(matches!(ConvAlgo::Direct.resolve(&wide, ConvPass::Forward, A512), Err(KernelError::Unsupported { .. })));
     let k5 = Conv2dGeometry::spec(1, [9, 9, 32], [5, 5], 32).build().unwrap();
     let tile = ConvAlgo::Winograd(WinogradTile::F4x4K3x3);
-    assert!(matches!(tile.resolve(&k5, ConvPass::Forward), Err(KernelError::Unsupported { .. })));
+    assert!(matches!(tile.resolve(&k5, ConvPass::Forward, A512), Err(KernelError::Unsupported { .. })));
     assert_eq!(
-        ConvAlgo::Winograd(WinogradTile::Auto).resolve(&k5, ConvPass::BackwardFilter).unwrap(),
+        ConvAlgo::Winograd(WinogradTile::Auto).resolve(&k5, ConvPass::BackwardFilter, A512).unwrap(),
         ConvAlgo::Winograd(WinogradTile::F2x2K5x5)
     );
     // Auto always resolves: to Winograd for wide 3×3 stride-1 layers, to im2col when there are too few channels
-    // for the tile transforms to pay.
-    assert_eq!(ConvAlgo::Auto.resolve(&wide, ConvPass::Forward).unwrap(), ConvAlgo::Im2col);
+    // for the tile transforms to pay (the AVX-512 crossovers; AVX2's follow).
+    assert_eq!(ConvAlgo::Auto.resolve(&wide, ConvPass::Forward, A512).unwrap(), ConvAlgo::Im2col);
     let wide128 = Conv2dGeometry::spec(1, [9, 9, 128], [3, 3], 128).build().unwrap();
     assert_eq!(
-        ConvAlgo::Auto.resolve(&wide128, ConvPass::Forward).unwrap(),
+        ConvAlgo::Auto.resolve(&wide128, ConvPass::Forward, A512).unwrap(),
         ConvAlgo::Winograd(WinogradTile::F2x2K3x3)
     );
     let c64 = |side| Conv2dGeometry::spec(1, [side, side, 64], [3, 3], 64).padding(Padding::Same).build().unwrap();
     assert_eq!(
-        ConvAlgo::Auto.resolve(&c64(56), ConvPass::BackwardData).unwrap(),
+        ConvAlgo::Auto.resolve(&c64(56), ConvPass::BackwardData, A512).unwrap(),
         ConvAlgo::Winograd(WinogradTile::F4x4K3x3)
     );
-    assert_eq!(ConvAlgo::Auto.resolve(&c64(14), ConvPass::BackwardData).unwrap(), ConvAlgo::Im2col);
-    assert_eq!(ConvAlgo::Auto.resolve(&strided, ConvPass::Forward).unwrap(), ConvAlgo::ImplicitGemm);
+    assert_eq!(ConvAlgo::Auto.resolve(&c64(14), ConvPass::BackwardData, A512).unwrap(), ConvAlgo::Im2col);
+    assert_eq!(ConvAlgo::Auto.resolve(&strided, ConvPass::Forward, A512).unwrap(), ConvAlgo::ImplicitGemm);
     // The Winograd tile follows the benches: F(4,3) on c128@28², F(2,3) on c256@14² (forward).
     let c128 = Conv2dGeometry::spec(1, [28, 28, 128], [3, 3], 128).padding(Padding::Same).build().unwrap();
     let c256 = Conv2dGeometry::spec(1, [14, 14, 256], [3, 3], 256).padding(Padding::Same).build().unwrap();
-    assert_eq!(ConvAlgo::Auto.resolve(&c128, ConvPass::Forward).unwrap(), ConvAlgo::Winograd(WinogradTile::F4x4K3x3));
-    assert_eq!(ConvAlgo::Auto.resolve(&c256, ConvPass::Forward).unwrap(), ConvAlgo::Winograd(WinogradTile::F2x2K3x3));
-    assert_eq!(ConvAlgo::Auto.resolve(&strided, ConvPass::BackwardFilter).unwrap(), ConvAlgo::Im2col);
+    assert_eq!(
+        ConvAlgo::Auto.resolve(&c128, ConvPass::Forward, A512).unwrap(),
+        ConvAlgo::Winograd(WinogradTile::F4x4K3x3)
+    );
+    assert_eq!(
+        ConvAlgo::Auto.resolve(&c256, ConvPass::Forward, A512).unwrap(),
+        ConvAlgo::Winograd(WinogradTile::F2x2K3x3)
+    );
+    assert_eq!(ConvAlgo::Auto.resolve(&strided, ConvPass::BackwardFilter, A512).unwrap(), ConvAlgo::Im2col);
+    // With AVX2 Winograd pays from 64 channels on small maps, and forward from 32 on 28×28.
+    let avx2 = Isa::Avx2Fma;
+    let f4 = ConvAlgo::Winograd(WinogradTile::F4x4K3x3);
+    assert_eq!(ConvAlgo::Auto.resolve(&c64(14), ConvPass::BackwardData, avx2).unwrap(), f4);
+    let c32 = Conv2dGeometry::spec(1, [28, 28, 32], [3, 3], 32).padding(Padding::Same).build().unwrap();
+    assert_eq!(ConvAlgo::Auto.resolve(&c32, ConvPass::Forward, avx2).unwrap(), f4);
+    assert_eq!(ConvAlgo::Auto.resolve(&c32, ConvPass::BackwardData, avx2).unwrap(), ConvAlgo::Im2col);
+    assert_eq!(ConvAlgo::Auto.resolve(&c32, ConvPass::Forward, A512).unwrap(), ConvAlgo::Im2col);
+    // A one-channel input (a reduction of 9 terms) takes im2col on every ISA, not implicit GEMM.
+    let first = Conv2dGeometry::spec(1, [28, 28, 1], [3, 3], 32).padding(Padding::Same).build().unwrap();
+    for isa in [A512, avx2, Isa::Portable] {
+        assert_eq!(ConvAlgo::Auto.resolve(&first, ConvPass::Forward, isa).unwrap(), ConvAlgo::Im2col);
+    }
     // Wrong slice lengths are typed errors too.
     let err = k.conv2d_forward(&wide, ConvOptions::default(), &x, &w, None, &mut y).unwrap_err();
     assert!(matches!(err, KernelError::SliceLen { .. }), "{err}");

@@ -32,7 +32,7 @@ impl Kernels {
     ) -> Result<ConvAlgo> {
         g.check_forward(x.len(), w.len(), bias.map(<[f32]>::len), y.len())?;
         opts.check_compute(self, "conv2d_forward")?;
-        let algo = opts.algo.resolve(g, ConvPass::Forward)?;
+        let algo = opts.algo.resolve(g, ConvPass::Forward, self.isa())?;
         if g.batch() == 0 {
             return Ok(algo);
         }
@@ -52,7 +52,7 @@ impl Kernels {
     ) -> Result<ConvAlgo> {
         g.check_backward_data(dy.len(), w.len(), dx.len())?;
         opts.check_compute(self, "conv2d_backward_data")?;
-        let algo = opts.algo.resolve(g, ConvPass::BackwardData)?;
+        let algo = opts.algo.resolve(g, ConvPass::BackwardData, self.isa())?;
         if g.batch() == 0 {
             return Ok(algo);
         }
@@ -72,7 +72,7 @@ impl Kernels {
     ) -> Result<ConvAlgo> {
         g.check_backward_filter(x.len(), dy.len(), dw.len())?;
         opts.check_compute(self, "conv2d_backward_filter")?;
-        let algo = opts.algo.resolve(g, ConvPass::BackwardFilter)?;
+        let algo = opts.algo.resolve(g, ConvPass::BackwardFilter, self.isa())?;
         if g.batch() == 0 {
             dw.fill(0.0);
             return Ok(algo);

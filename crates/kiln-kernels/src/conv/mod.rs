@@ -36,6 +36,7 @@ use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
 use crate::gemm::Threads;
 use crate::geometry::Conv2dGeometry;
+use crate::isa::Isa;
 use crate::precision::DType;
 
 /// The Winograd tile.
@@ -158,43 +159,47 @@ impl ConvAlgo {
         }
     }
 
-    /// The concrete algorithm `Auto` (or `Winograd(Auto)`) stands for, or an [`KernelError::Unsupported`] error
-    /// if a forced algorithm cannot run this geometry and pass.
+    /// The concrete algorithm `Auto` (or `Winograd(Auto)`) stands for on the kernels of `isa`, or an
+    /// [`KernelError::Unsupported`] error if a forced algorithm cannot run this geometry and pass.
     ///
-    /// `Auto` is this function of the geometry (crossovers from criterion medians of
-    /// `cargo benches --bench conv`, AVX-512, one thread):
+    /// `Auto` is this function of the geometry and ISA (crossovers from criterion medians of
+    /// `cargo benches --bench conv`, one thread; the measurements are in the README's measured sections):
     /// - stride 1, dilation 1, `in_c ≤ 8`, `out_c ≤ 16` → `Direct` (the flagship layers; conv2 batch 32 forward
     ///   130.7 µs vs 2968 µs implicit GEMM and 3242 µs im2col, backward-filter 261 µs vs 3362 µs im2col);
     /// - 3×3 or 5×5, stride 1, dilation 1, both channel counts ≥ 128, or ≥ 64 on maps of at least 28×28 →
     ///   `Winograd`: 5×5 → F(2×2,5×5); 3×3 → F(4×4,3×3), or F(2×2,3×3) for outputs under 8×8 and for maps up to
     ///   14×14 (backward-filter: the matching F(r×r, m×m)); c128@28² forward 37.9 ms vs 84.2 im2col and 124.6
     ///   implicit GEMM, backward-filter 37.7 vs 75.4 im2col and 372 implicit GEMM (Zen 4);
-    /// - the same layers with 16–63 channels, or 64 on smaller maps → `Im2col` in every pass: there the tile
-    ///   transforms cost more than the multiplications they save (Zen 5, the Fashion-MNIST flagship's layers,
-    ///   batch 32: c32@28² forward 3.32 ms vs 3.82 F(4×4,3×3), backward-data 3.09 vs 3.99, backward-filter 2.59
-    ///   vs 4.59; c64@14² ties), while c64@56² still favours Winograd (forward 25.3 vs 44.4 ms);
+    /// - with AVX2 (8-wide vectors, where the column matrix costs relatively more than with AVX-512) Winograd
+    ///   already pays from 64 channels on any map and, in the forward pass, from 32 channels on maps of at least
+    ///   28×28 (Zen 3, the Fashion-MNIST flagship's layers at batch 32: c64@14² forward 5.46 ms vs 10.01 im2col,
+    ///   backward-data 5.24 vs 8.71, backward-filter 4.89 vs 7.52; c32@28² forward 9.92 vs 14.36, but
+    ///   backward-data 10.98 vs 9.76 and backward-filter 9.66 vs 8.54 favour im2col);
+    /// - the other 3×3/5×5 layers with 16 or more channels → `Im2col` in every pass: there the tile transforms
+    ///   cost more than the multiplications they save (Zen 5, batch 32: c32@28² forward 3.32 ms vs 3.82
+    ///   F(4×4,3×3), backward-data 3.09 vs 3.99, backward-filter 2.59 vs 4.59; c64@14² ties);
+    /// - a reduction of at most 64 terms (`in_c·kh·kw`, e.g. a first layer on one-channel images) → `Im2col`: a
+    ///   short dot product per output leaves implicit GEMM's registers idle (c1→32@28² 3×3, AVX2: forward
+    ///   2.48 ms vs 6.33, backward-filter 1.96 vs 3.80);
     /// - other backward-filter passes → `Im2col` (c64@56² 92.2 ms vs 314.5 implicit GEMM);
     /// - everything else → `ImplicitGemm` (its forward ties im2col: c256@14² 69.1 vs 73.1 ms, c64@56² 99.4 vs
     ///   104.9) and needs no column buffer.
-    pub fn resolve(self, g: &Conv2dGeometry, pass: ConvPass) -> Result<ConvAlgo> {
+    pub fn resolve(self, g: &Conv2dGeometry, pass: ConvPass, isa: Isa) -> Result<ConvAlgo> {
         if let Some(reason) = self.unsupported_reason(g, pass) {
             return Err(KernelError::Unsupported { op: "conv2d", what: self.to_string(), reason });
         }
         Ok(match self {
             ConvAlgo::Auto => {
+                let winograd = ConvAlgo::Winograd(WinogradTile::Auto).unsupported_reason(g, pass).is_none();
                 if ConvAlgo::Direct.unsupported_reason(g, pass).is_none() {
                     ConvAlgo::Direct
-                } else if g.in_c() >= 16
-                    && g.out_c() >= 16
-                    && ConvAlgo::Winograd(WinogradTile::Auto).unsupported_reason(g, pass).is_none()
-                {
+                } else if g.in_c() >= 16 && g.out_c() >= 16 && winograd {
                     let (channels, side) = (g.in_c().min(g.out_c()), g.out_h().min(g.out_w()));
-                    if channels >= 128 || (channels >= 64 && side >= 28) {
-                        ConvAlgo::Winograd(winograd_tile(g))
-                    } else {
-                        ConvAlgo::Im2col
-                    }
-                } else if pass == ConvPass::BackwardFilter {
+                    let wide = channels >= 128 || (channels >= 64 && side >= 28);
+                    let avx2 = isa == Isa::Avx2Fma
+                        && (channels >= 64 || (channels >= 32 && side >= 28 && pass == ConvPass::Forward));
+                    if wide || avx2 { ConvAlgo::Winograd(winograd_tile(g)) } else { ConvAlgo::Im2col }
+                } else if pass == ConvPass::BackwardFilter || g.in_c() * g.kernel_h() * g.kernel_w() <= 64 {
                     ConvAlgo::Im2col
                 } else {
                     ConvAlgo::ImplicitGemm

@@ -161,7 +161,7 @@ impl Kernels {
     pub fn conv_plan(&'static self, g: &Conv2dGeometry, opts: ConvOptions) -> Result<ConvPlan> {
         opts.check_compute(self, "conv_plan")?;
         let algos = [ConvPass::Forward, ConvPass::BackwardData, ConvPass::BackwardFilter]
-            .map(|pass| opts.algo.resolve(g, pass));
+            .map(|pass| opts.algo.resolve(g, pass, self.isa()));
         let [f, d, w] = algos;
         Ok(ConvPlan {
             kernels: self,

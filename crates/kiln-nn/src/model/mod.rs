@@ -265,18 +265,18 @@ impl Model {
     /// `batch_size` (per replica when data-parallel).
     pub fn conv_algorithms(&self, batch_size: usize) -> Result<Vec<ConvChoice>> {
         let batch = batch_size.div_ceil(self.replicas);
-        let algo = self.conv.algo;
+        let (algo, isa) = (self.conv.algo, self.kernels.isa());
         let mut out = Vec::new();
         for slot in &self.layers {
             let input = slot.inputs.first().copied().unwrap_or(0);
             if let Some(g) = slot.layer.conv_geometry(self.value_shape(input), batch) {
                 // A layer reading the model's input computes no input gradient.
-                let data = if input == 0 { None } else { Some(algo.resolve(&g, ConvPass::BackwardData)?) };
+                let data = if input == 0 { None } else { Some(algo.resolve(&g, ConvPass::BackwardData, isa)?) };
                 out.push(ConvChoice {
                     layer: slot.name.clone(),
-                    forward: algo.resolve(&g, ConvPass::Forward)?,
+                    forward: algo.resolve(&g, ConvPass::Forward, isa)?,
                     backward_data: data,
-                    backward_filter: algo.resolve(&g, ConvPass::BackwardFilter)?,
+                    backward_filter: algo.resolve(&g, ConvPass::BackwardFilter, isa)?,
                 });
             }
         }

@@ -207,7 +207,7 @@ impl Kernels {
     /// Transforms HWIO weights for Winograd `tile` (resolved from `g` if `Auto`): keep the result while `w` does
     /// not change and pass it to [`Kernels::conv2d_forward_winograd`].
     pub fn winograd_weights(&self, g: &Conv2dGeometry, tile: WinogradTile, w: &[f32]) -> Result<WinogradWeights> {
-        let algo = super::ConvAlgo::Winograd(tile).resolve(g, super::ConvPass::Forward)?;
+        let algo = super::ConvAlgo::Winograd(tile).resolve(g, super::ConvPass::Forward, self.isa())?;
         crate::geometry::expect_len("winograd_weights", "weights", g.weight_len(), w.len())?;
         let super::ConvAlgo::Winograd(tile) = algo else { unreachable!("resolve keeps the family") };
         let set = set_for(tile, g);
@@ -228,7 +228,7 @@ impl Kernels {
         bias: Option<&[f32]>,
         y: &mut [f32],
     ) -> Result<()> {
-        let algo = super::ConvAlgo::Winograd(weights.tile).resolve(g, super::ConvPass::Forward)?;
+        let algo = super::ConvAlgo::Winograd(weights.tile).resolve(g, super::ConvPass::Forward, self.isa())?;
         g.check_forward(x.len(), g.weight_len(), bias.map(<[f32]>::len), y.len())?;
         if (weights.cin, weights.cout) != (g.in_c(), g.out_c()) || algo != super::ConvAlgo::Winograd(weights.tile) {
             return Err(crate::KernelError::Unsupported {
