@@ -8,11 +8,15 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kiln_kernels::elementwise::channel::{BnGrad, BnGradCoefficients};
 use kiln_kernels::{Isa, Kernels};
 
 fn data(len: usize, salt: usize) -> Vec<f32> {
     (0..len).map(|i| ((i * 7 + salt) % 23) as f32 / 4.0 - 3.0).collect()
 }
+
+/// Elements of one replica's activations after the Fashion flagship's first convolutions (batch 32, 28×28×32).
+const FASHION_BN: usize = 32 * 28 * 28 * 32;
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("activation");
@@ -51,6 +55,22 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("column_sums", format!("{isa}/18432x3")), |b| {
             b.iter(|| k.column_sums(black_box(&dy), &mut db))
+        });
+        // BatchNormalization + ReLU of the Fashion flagship's first layers: one replica's 32×28×28×32 activations.
+        let (bn_x, bn_dy) = (data(FASHION_BN, 6), data(FASHION_BN, 7));
+        let (bn_a, bn_b) = (data(32, 8), data(32, 9));
+        let (mut bn_y, mut bn_dx) = (vec![0.0f32; FASHION_BN], vec![0.0f32; FASHION_BN]);
+        group.throughput(Throughput::Elements(FASHION_BN as u64));
+        group.bench_function(BenchmarkId::new("batch_norm_relu", format!("{isa}/32x28x28x32")), |b| {
+            b.iter(|| k.channel_affine(black_box(&bn_x), &bn_a, &bn_b, true, &mut bn_y))
+        });
+        let _ = k.channel_affine(&bn_x, &bn_a, &bn_b, true, &mut bn_y);
+        let coef = BnGradCoefficients { scale: &bn_a, inv_std: &bn_b, mean: &bn_a, mean_dy: &bn_b, mean_dy_xhat: &bn_a };
+        group.bench_function(BenchmarkId::new("batch_norm_relu_backward_data", format!("{isa}/32x28x28x32")), |b| {
+            b.iter(|| {
+                let op = BnGrad { x: &bn_x, dy: &bn_dy, relu_output: Some(&bn_y), training: true, accumulate: false };
+                k.batch_norm_backward_data(coef, op, black_box(&mut bn_dx))
+            })
         });
         group.throughput(Throughput::Elements(32 * 84));
         group.bench_function(BenchmarkId::new("swish", format!("{isa}/32x84")), |b| {

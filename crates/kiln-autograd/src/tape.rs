@@ -80,6 +80,8 @@ pub struct State {
     pub(crate) convs: usize,
     /// Whole-batch statistics across replicas (see [`Recording::exchange`]): this replica's partial sums …
     pub(crate) exchange_local: Vec<f64>,
+    /// Per-channel coefficients of a batch normalization's kernels (kept, so a step allocates nothing).
+    pub(crate) channel_coef: Vec<f32>,
     /// … and the sums over every replica, in replica order, set by the engine.
     pub(crate) exchange_global: Vec<f64>,
     /// This replica's share of the batch (its samples ÷ the batch's), by which its gradient partials are
@@ -336,6 +338,7 @@ impl Tape {
                 replica: 0,
                 convs: 0,
                 exchange_local: Vec::new(),
+                channel_coef: Vec::new(),
                 exchange_global: Vec::new(),
                 share: 1.0,
             },

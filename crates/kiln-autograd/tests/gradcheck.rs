@@ -370,9 +370,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: kiln_kernels::testing::cases(24), ..ProptestConfig::default() })]
 
     /// Batch normalization over the last axis, in training (the batch's biased mean and variance, whose
-    /// gradients flow back) and in inference (fixed statistics), with scale and offset optional.
+    /// gradients flow back) and in inference (fixed statistics), with scale and offset optional, and with a
+    /// ReLU fused after it.
     #[test]
-    fn batch_norm(r in 2usize..7, c in 1usize..5, training in any::<bool>(), affine in any::<bool>(), x in values(6 * 4, -2.0, 2.0), gb in values(8, 0.5, 1.5), stats in values(8, 0.2, 1.2)) {
+    fn batch_norm(r in 2usize..7, c in 1usize..5, training in any::<bool>(), affine in any::<bool>(), relu in any::<bool>(), x in values(6 * 4, -2.0, 2.0), gb in values(8, 0.5, 1.5), stats in values(8, 0.2, 1.2)) {
         let eps = 1e-3f32;
         let xs = x[..r * c].to_vec();
         let (gamma, beta) = (gb[..c].to_vec(), gb[4..4 + c].iter().map(|v| v - 1.0).collect::<Vec<_>>());
@@ -390,7 +391,8 @@ proptest! {
                 };
                 let (g, b) = if affine { (x[1][ch], x[2][ch]) } else { (1.0, 0.0) };
                 for i in 0..r {
-                    y[i * c + ch] = g * (col[i] - mean) / (var + f64::from(eps)).sqrt() + b;
+                    let v = g * (col[i] - mean) / (var + f64::from(eps)).sqrt() + b;
+                    y[i * c + ch] = if relu { v.max(0.0) } else { v };
                 }
             }
             y
@@ -403,11 +405,11 @@ proptest! {
         check(&ops, &|t, v| {
             let (g, b) = if affine { (Some(v[1]), Some(v[2])) } else { (None, None) };
             if training {
-                Ok(t.batch_norm_train(v[0], g, b, eps)?.y)
+                Ok(t.batch_norm_train(v[0], g, b, eps, relu)?.y)
             } else {
                 let m = t.input(&[c], &mm)?;
                 let s = t.input(&[c], &mv)?;
-                t.batch_norm_inference(v[0], m, s, g, b, eps)
+                t.batch_norm_inference(v[0], m, s, g, b, eps, relu)
             }
         }, &fwd)?;
     }
@@ -443,7 +445,7 @@ fn split_matches_whole(r: usize, c: usize, x: &[f32], gamma: &[f32], beta: &[f32
         let mut rec = whole.record(&params);
         let xv = rec.param(xw).map_err(fail)?;
         let (gv, bv) = (rec.param(g).map_err(fail)?, rec.param(b).map_err(fail)?);
-        let y = rec.batch_norm_train(xv, Some(gv), Some(bv), 1e-3).map_err(fail)?.y;
+        let y = rec.batch_norm_train(xv, Some(gv), Some(bv), 1e-3, false).map_err(fail)?.y;
         let seed: Vec<f32> = proj.iter().map(|p| p / r as f32).collect();
         rec.backward_from(y, &seed).map_err(fail)?;
         (rec.value(y).unwrap().to_vec(), rec.param_grad(xw).unwrap().to_vec())
@@ -470,7 +472,7 @@ fn split_matches_whole(r: usize, c: usize, x: &[f32], gamma: &[f32], beta: &[f32
     for (rec, &(v, sv)) in recs.iter_mut().zip(&xs) {
         rec.set_exchange_global(&global);
         let (gv, bv) = (rec.param(g).map_err(fail)?, rec.param(b).map_err(fail)?);
-        ys.push(rec.batch_norm_global(v, Some(sv), Some(gv), Some(bv), 1e-3).map_err(fail)?.y);
+        ys.push(rec.batch_norm_global(v, Some(sv), Some(gv), Some(bv), 1e-3, false).map_err(fail)?.y);
     }
     let mut y_split = recs[0].value(ys[0]).unwrap().to_vec();
     y_split.extend_from_slice(recs[1].value(ys[1]).unwrap());
@@ -607,7 +609,7 @@ fn batch_norm_statistics_survive_a_large_mean() {
     let mut tape = Tape::new();
     let mut rec = tape.record(&params);
     let x = rec.input(&[r, c], &xs).unwrap();
-    let out = rec.batch_norm_train(x, None, None, 1e-6).unwrap();
+    let out = rec.batch_norm_train(x, None, None, 1e-6, false).unwrap();
     let (mean, var) = (rec.value(out.mean).unwrap().to_vec(), rec.value(out.variance).unwrap().to_vec());
     for ch in 0..c {
         let col: Vec<f64> = (0..r).map(|i| f64::from(xs[i * c + ch])).collect();

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::activation::{check_backward, check_bias, check_fused_swish, check_optim, check_softmax, max_ulps, sweep};
+use common::activation::{
+    check_backward, check_batch_norm, check_bias, check_fused_swish, check_optim, check_softmax, max_ulps, sweep,
+};
 use common::gemm::values;
 use kiln_kernels::elementwise::{ULP_BOUND_ACTIVATION, ULP_BOUND_EXP};
 use kiln_kernels::{Isa, Kernels};
@@ -36,6 +38,16 @@ fn accuracy(isa: Isa) {
 fn fused_swish(isa: Isa) {
     let Some(k) = kernels(isa) else { return };
     check_fused_swish(k, &sweep(613)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// BatchNormalization's channel kernels over random shapes (every vector tail, 1–70 channels) and values.
+fn batch_norm_kernels(isa: Isa) {
+    use proptest::prelude::*;
+    let Some(k) = kernels(isa) else { return };
+    let strategy = (0usize..40, 1usize..70, any::<u64>());
+    common::runner(common::cases(64))
+        .run(&strategy, |(rows, channels, seed)| check_batch_norm(k, rows, channels, seed).map_err(TestCaseError::fail))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn derivatives_and_bias(isa: Isa) {
@@ -109,6 +121,10 @@ macro_rules! per_isa {
             #[test]
             fn derivatives_and_bias() {
                 super::derivatives_and_bias($isa);
+            }
+            #[test]
+            fn batch_norm_kernels() {
+                super::batch_norm_kernels($isa);
             }
         }
     )*};

@@ -6,7 +6,9 @@ mod common;
 
 use std::process::ExitCode;
 
-use common::activation::{check_backward, check_bias, check_fused_swish, check_optim, check_softmax, max_ulps, sweep};
+use common::activation::{
+    check_backward, check_batch_norm, check_bias, check_fused_swish, check_optim, check_softmax, max_ulps, sweep,
+};
 use common::conv::{algos, check_batching, check_conv, conv_case, lane_batched_geometries};
 use common::gemm::{check_gemm, gemm_case, values};
 use common::{cases, runner};
@@ -106,6 +108,9 @@ fn activations(k: &Kernels) -> Result<(), String> {
     }
     for (rows, channels) in [(7, 3), (32, 6), (300, 17)] {
         check_bias(k, rows, channels, rows as u64)?;
+    }
+    for (rows, channels) in [(0, 3), (5, 1), (9, 4), (7, 13), (33, 32), (3, 64)] {
+        check_batch_norm(k, rows, channels, (rows * 71 + channels) as u64)?;
     }
     for (rows, cols) in [(5, 3), (32, 10), (3, 17)] {
         for scale in [1.0f32, 1000.0] {

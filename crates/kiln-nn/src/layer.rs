@@ -75,6 +75,16 @@ pub trait Layer: Send + Sync + fmt::Debug {
         let _ = (rec, x);
         Err(NnError::config(self.class_name(), "this layer has no batch statistics"))
     }
+    /// Asks the layer to apply the ReLU that follows it (an `Activation("relu")` reading only this layer) in its
+    /// own pass; true if it will, and the model then skips that activation. Only an execution detail: the
+    /// activation stays a layer of the model, and the values are the same bits.
+    fn fuse_relu(&mut self) -> bool {
+        false
+    }
+    /// Whether this layer is a plain ReLU (`Activation("relu")`) another layer may fuse ([`Layer::fuse_relu`]).
+    fn is_relu(&self) -> bool {
+        false
+    }
     /// The parameters as `(short name, id)`: `("kernel", …)`, `("bias", …)`; empty before `build`.
     fn weights(&self) -> Vec<(&'static str, ParamId)>;
     /// For a convolution layer: its kernel geometry at `batch` for this (per-sample) input shape, so a model can

@@ -20,6 +20,7 @@ use crate::error::{AutogradError, Result};
 use crate::ops::{rows_cols, same_dims};
 use crate::recording::Recording;
 use crate::tape::{Var, View};
+use kiln_kernels::elementwise::channel::{BnGrad, BnGradCoefficients};
 
 /// What a training batch normalization records: the output and the batch's mean and variance per channel (for
 /// the layer's moving statistics).
@@ -53,6 +54,9 @@ struct BatchNormBackward {
     epsilon: f32,
     /// Training (batch statistics: the input gradient needs whole-batch sums) or inference (fixed statistics).
     training: bool,
+    /// A ReLU fused after the normalization: the output is activated, and gradient passes only where it is
+    /// positive.
+    relu: bool,
 }
 
 impl BatchNormBackward {
@@ -60,6 +64,9 @@ impl BatchNormBackward {
     fn local_sums(&self, out: Var, g: &mut Grads<'_>, sums: &mut Vec<f64>) -> Result<()> {
         let st = g.view();
         let (xv, dy, mean, var) = (st.value(self.x), st.grad(out), st.value(self.mean), st.value(self.variance));
+        // With a fused ReLU the output is the activation, positive exactly where gradient passes; without one,
+        // `dy` stands in and is never read as a mask.
+        let (relu, yv) = (self.relu, if self.relu { st.value(out) } else { dy });
         let c = mean.len();
         sums.clear();
         sums.resize(2 * c, 0.0);
@@ -71,12 +78,13 @@ impl BatchNormBackward {
                 (mu[ch - c0], inv[ch - c0]) = (mean[ch], scale_of(var[ch], 1.0, self.epsilon).1);
             }
             // Rows in f32 blocks of `BLOCK` (so the loop vectorizes), the blocks added in f64.
-            for (xb, db) in xv.chunks(BLOCK * c).zip(dy.chunks(BLOCK * c)) {
+            for ((xb, db), yb) in xv.chunks(BLOCK * c).zip(dy.chunks(BLOCK * c)).zip(yv.chunks(BLOCK * c)) {
                 let (mut a1, mut a2) = ([0f32; CHUNK], [0f32; CHUNK]);
-                for (xr, dr) in xb.chunks_exact(c).zip(db.chunks_exact(c)) {
+                for ((xr, dr), yr) in xb.chunks_exact(c).zip(db.chunks_exact(c)).zip(yb.chunks_exact(c)) {
                     let acc = a1[..w].iter_mut().zip(a2[..w].iter_mut());
                     let vals = xr[c0..c1].iter().zip(&dr[c0..c1]).zip(mu[..w].iter().zip(&inv[..w]));
-                    for ((a1, a2), ((&x, &d), (&m, &i))) in acc.zip(vals) {
+                    for (((a1, a2), ((&x, &d), (&m, &i))), &y) in acc.zip(vals).zip(&yr[c0..c1]) {
+                        let d = if !relu || y > 0.0 { d } else { 0.0 };
                         *a1 += d;
                         *a2 += d * ((x - m) * i);
                     }
@@ -124,57 +132,44 @@ impl Backward for BatchNormBackward {
             g.st.exchange_local = sums;
             return res;
         }
-        let (x, gamma, eps, mean_v, var_v) = (self.x, self.gamma, self.epsilon, self.mean, self.variance);
-        if !self.training {
+        let (x, gamma, eps, mean_v, var_v, relu) =
+            (self.x, self.gamma, self.epsilon, self.mean, self.variance, self.relu);
+        let training = self.training;
+        if !training {
             let mut sums = std::mem::take(&mut g.st.exchange_local);
             let res = self.local_sums(out, g, &mut sums);
             g.st.exchange_local = sums;
             res?;
-            return g.update(x, |st, dx, acc| {
-                let (dy, var) = (st.grad(out), st.value(var_v));
-                let c = var.len();
-                for_chunks(c, |c0, c1| {
-                    let mut a = [0f32; CHUNK];
-                    for ch in c0..c1 {
-                        a[ch - c0] = scale_of(var[ch], gamma_at(st, gamma, ch), eps).0;
-                    }
-                    for (dr, yr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)) {
-                        for ch in c0..c1 {
-                            let v = yr[ch] * a[ch - c0];
-                            dr[ch] = if acc { dr[ch] + v } else { v };
-                        }
-                    }
-                });
-                Ok(())
-            });
         }
         let global = std::mem::take(&mut g.st.exchange_global);
+        let mut coef = std::mem::take(&mut g.st.channel_coef);
         let res = g.update(x, |st, dx, acc| {
             let (xv, dy, mean, var) = (st.value(x), st.grad(out), st.value(mean_v), st.value(var_v));
             let c = mean.len();
-            if global.len() != 2 * c {
+            if training && global.len() != 2 * c {
                 return Err(AutogradError::Exchange { op: "batch_norm backward", expected: 2 * c, got: global.len() });
             }
             // The replica's gradient is that of its own mean loss: the whole batch's sums (weighted by the
             // replicas' shares) are divided by this replica's row count.
             let n = (xv.len() / c.max(1)) as f64;
-            for_chunks(c, |c0, c1| {
-                let mut k = [[0f32; 4]; CHUNK];
-                for ch in c0..c1 {
-                    let (a, inv) = scale_of(var[ch], gamma_at(st, gamma, ch), eps);
-                    k[ch - c0] = [a, inv, (global[ch] / n) as f32, (global[c + ch] / n) as f32];
+            coef.clear();
+            coef.resize(4 * c, 0.0);
+            let (scale, rest) = coef.split_at_mut(c);
+            let (inv, rest) = rest.split_at_mut(c);
+            let (m1, m2) = rest.split_at_mut(c);
+            for ch in 0..c {
+                (scale[ch], inv[ch]) = scale_of(var[ch], gamma_at(st, gamma, ch), eps);
+                if training {
+                    (m1[ch], m2[ch]) = ((global[ch] / n) as f32, (global[c + ch] / n) as f32);
                 }
-                for (dr, (xr, yr)) in dx.chunks_exact_mut(c).zip(xv.chunks_exact(c).zip(dy.chunks_exact(c))) {
-                    for ch in c0..c1 {
-                        let [a, inv, m1, m2] = k[ch - c0];
-                        let xhat = (xr[ch] - mean[ch]) * inv;
-                        let v = a * (yr[ch] - m1 - xhat * m2);
-                        dr[ch] = if acc { dr[ch] + v } else { v };
-                    }
-                }
-            });
+            }
+            let k = BnGradCoefficients { scale, inv_std: inv, mean, mean_dy: m1, mean_dy_xhat: m2 };
+            let relu_output = relu.then(|| st.value(out));
+            let op = BnGrad { x: xv, dy, relu_output, training, accumulate: acc };
+            st.kernels().batch_norm_backward_data(k, op, dx)?;
             Ok(())
         });
+        g.st.channel_coef = coef;
         g.st.exchange_global = global;
         res
     }
@@ -261,7 +256,10 @@ impl Recording<'_, '_> {
 
     /// The second half of a training batch normalization: normalizes `x` with the statistics of the whole
     /// batch's sums [`Recording::set_exchange_global`] holds (`[n, Σx…, Σx²…]` added over the replicas), then
-    /// scales by `gamma` and shifts by `beta` (each optional, one value per channel).
+    /// scales by `gamma` and shifts by `beta` (each optional, one value per channel), and with `relu` applies a
+    /// ReLU in the same pass (a following `Activation("relu")` fused; the gradient passes where the output is
+    /// positive, as ReLU's does).
+    #[allow(clippy::too_many_arguments)]
     pub fn batch_norm_global(
         &mut self,
         x: Var,
@@ -269,6 +267,7 @@ impl Recording<'_, '_> {
         gamma: Option<Var>,
         beta: Option<Var>,
         epsilon: f32,
+        relu: bool,
     ) -> Result<BatchNormOutput> {
         let op = "batch_norm";
         let (_, c) = self.bn_channels(op, x, &[shift, gamma, beta])?;
@@ -293,7 +292,7 @@ impl Recording<'_, '_> {
                 }
                 Ok(())
             })?;
-            let y = self.normalize(x, mean, variance, gamma, beta, epsilon, true)?;
+            let y = self.normalize(x, [mean, variance], gamma, beta, epsilon, [true, relu])?;
             Ok(BatchNormOutput { y, mean, variance })
         })();
         self.tape.st.exchange_global = global;
@@ -308,14 +307,16 @@ impl Recording<'_, '_> {
         gamma: Option<Var>,
         beta: Option<Var>,
         epsilon: f32,
+        relu: bool,
     ) -> Result<BatchNormOutput> {
         self.batch_norm_partials(x, None)?;
         self.exchange_alone();
-        self.batch_norm_global(x, None, gamma, beta, epsilon)
+        self.batch_norm_global(x, None, gamma, beta, epsilon, relu)
     }
 
     /// Batch normalization with fixed statistics (inference): `mean` and `variance` per channel (a layer's moving
-    /// statistics).
+    /// statistics); with `relu` a fused ReLU as in [`Recording::batch_norm_global`].
+    #[allow(clippy::too_many_arguments)]
     pub fn batch_norm_inference(
         &mut self,
         x: Var,
@@ -324,44 +325,43 @@ impl Recording<'_, '_> {
         gamma: Option<Var>,
         beta: Option<Var>,
         epsilon: f32,
+        relu: bool,
     ) -> Result<Var> {
         self.bn_channels("batch_norm", x, &[Some(mean), Some(variance), gamma, beta])?;
-        self.normalize(x, mean, variance, gamma, beta, epsilon, false)
+        self.normalize(x, [mean, variance], gamma, beta, epsilon, [false, relu])
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// `y = x·a + b` per channel with `a = γ/√(σ² + ε)` and `b = β − μ·a`, then ReLU when `[_, relu]`;
+    /// `[training, _]` says which statistics `[mean, variance]` are (the backward pass differs).
     fn normalize(
         &mut self,
         x: Var,
-        mean: Var,
-        variance: Var,
+        [mean, variance]: [Var; 2],
         gamma: Option<Var>,
         beta: Option<Var>,
         epsilon: f32,
-        training: bool,
+        [training, relu]: [bool; 2],
     ) -> Result<Var> {
         let xd = self.check("batch_norm", x)?;
         let req = self.requires(&[x]) || [gamma, beta].into_iter().flatten().any(|v| self.requires(&[v]));
+        let mut coef = std::mem::take(&mut self.tape.st.channel_coef);
         let y = self.compute("batch_norm", xd, req, |st, y| {
             let (xv, m, var) = (st.value(x), st.value(mean), st.value(variance));
             let c = m.len();
-            for_chunks(c, |c0, c1| {
-                let mut ab = [[0f32; 2]; CHUNK];
-                for ch in c0..c1 {
-                    let (a, _) = scale_of(var[ch], gamma_at(st, gamma, ch), epsilon);
-                    ab[ch - c0] = [a, beta.map_or(0.0, |b| st.value(b)[ch]) - m[ch] * a];
-                }
-                for (yr, xr) in y.chunks_exact_mut(c).zip(xv.chunks_exact(c)) {
-                    for ch in c0..c1 {
-                        let [a, b] = ab[ch - c0];
-                        yr[ch] = xr[ch] * a + b;
-                    }
-                }
-            });
+            coef.clear();
+            coef.resize(2 * c, 0.0);
+            let (a, b) = coef.split_at_mut(c);
+            for ch in 0..c {
+                (a[ch], _) = scale_of(var[ch], gamma_at(st, gamma, ch), epsilon);
+                b[ch] = beta.map_or(0.0, |v| st.value(v)[ch]) - m[ch] * a[ch];
+            }
+            st.kernels().channel_affine(xv, a, b, relu, y)?;
             Ok(())
-        })?;
+        });
+        self.tape.st.channel_coef = coef;
+        let y = y?;
         if req {
-            self.record(y, BatchNormBackward { x, gamma, beta, mean, variance, epsilon, training });
+            self.record(y, BatchNormBackward { x, gamma, beta, mean, variance, epsilon, training, relu });
         }
         Ok(y)
     }

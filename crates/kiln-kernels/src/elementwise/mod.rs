@@ -12,8 +12,9 @@
 
 use crate::dispatch::Kernels;
 use crate::error::{KernelError, Result};
-use crate::geometry::checked_elements;
+use crate::geometry::{checked_elements, expect_len};
 
+pub mod channel;
 mod math;
 mod rows;
 pub(crate) mod softmax;
@@ -197,6 +198,46 @@ impl Kernels {
         matrix("bias_add", bias.len(), y.len())?;
         // SAFETY: supported ISA; y is a whole number of rows of bias.len() channels.
         unsafe { (self.elementwise.bias_add)(bias.len(), y, bias) };
+        Ok(())
+    }
+
+    /// BatchNormalization's normalization of the row-major `x` (`rows × a.len()`): `y[r, j] = x[r, j]·a[j] + b[j]`
+    /// (a product, then a sum: no fused multiply-add, so every ISA gives the same bits), then ReLU when `relu` —
+    /// a following ReLU fused into the same pass.
+    pub fn channel_affine(&self, x: &[f32], a: &[f32], b: &[f32], relu: bool, y: &mut [f32]) -> Result<()> {
+        let op = "channel_affine";
+        matrix(op, a.len(), x.len())?;
+        expect_len(op, "b", a.len(), b.len())?;
+        expect_len(op, "y", x.len(), y.len())?;
+        // SAFETY: supported ISA; x and y are whole rows of a.len() == b.len() channels.
+        unsafe { (self.elementwise.channel_affine)(x, a, b, relu, y) };
+        Ok(())
+    }
+
+    /// BatchNormalization's input gradient, optionally through a fused ReLU (see [`channel::BnGrad`]): with batch
+    /// statistics `dx = scale·((g − mean_dy) − x̂·mean_dy_xhat)`, `x̂ = (x − mean)·inv_std`; with fixed ones
+    /// `dx = g·scale`; `g` is `∂y`, zero where the ReLU output is not positive. Same operations in the same order
+    /// on every ISA.
+    pub fn batch_norm_backward_data(
+        &self,
+        k: channel::BnGradCoefficients<'_>,
+        op: channel::BnGrad<'_>,
+        dx: &mut [f32],
+    ) -> Result<()> {
+        let name = "batch_norm_backward_data";
+        let c = k.scale.len();
+        matrix(name, c, dx.len())?;
+        for (what, v) in [("inv_std", k.inv_std), ("mean", k.mean), ("mean_dy", k.mean_dy)] {
+            expect_len(name, what, c, v.len())?;
+        }
+        expect_len(name, "mean_dy_xhat", c, k.mean_dy_xhat.len())?;
+        expect_len(name, "x", dx.len(), op.x.len())?;
+        expect_len(name, "dy", dx.len(), op.dy.len())?;
+        if let Some(y) = op.relu_output {
+            expect_len(name, "relu_output", dx.len(), y.len())?;
+        }
+        // SAFETY: supported ISA; every operand checked above.
+        unsafe { (self.elementwise.batch_norm_backward_data)(k, op, dx) };
         Ok(())
     }
 

@@ -2,7 +2,11 @@
 
 use super::Backward;
 use super::Unary;
+use super::channel::{BnGrad, BnGradCoefficients};
 use super::softmax::SoftmaxOp;
+
+/// `channel_affine(x, a, b, relu, y)`.
+type ChannelAffine = unsafe fn(&[f32], &[f32], &[f32], bool, &mut [f32]);
 
 /// The elementwise kernels of one ISA.
 pub(crate) struct ElementwiseTable {
@@ -12,12 +16,15 @@ pub(crate) struct ElementwiseTable {
     pub(crate) bias_add: unsafe fn(usize, &mut [f32], &[f32]),
     pub(crate) column_sums: unsafe fn(usize, &[f32], &mut [f32]),
     pub(crate) softmax: unsafe fn(SoftmaxOp<'_>),
+    pub(crate) channel_affine: ChannelAffine,
+    pub(crate) batch_norm_backward_data: unsafe fn(BnGradCoefficients<'_>, BnGrad<'_>, &mut [f32]),
 }
 
 /// One ISA's `#[target_feature]` entries around the generic kernels, and their table.
 macro_rules! elementwise_entries {
     ($(#[$attr:meta])* Token = $t:ty, token = $token:expr) => {
         use $crate::elementwise::{Backward, Unary, softmax::SoftmaxOp, table::ElementwiseTable};
+        use $crate::elementwise::channel::{BnGrad, BnGradCoefficients};
 
         /// # Safety
         /// The CPU supports this ISA; `x.len() == y.len()`.
@@ -68,9 +75,35 @@ macro_rules! elementwise_entries {
             $crate::elementwise::softmax::run(s, op)
         }
 
+        /// # Safety
+        /// The CPU supports this ISA; `x` and `y` are whole rows of `a.len() == b.len()` channels, of one length.
+        $(#[$attr])*
+        unsafe fn channel_affine(x: &[f32], a: &[f32], b: &[f32], relu: bool, y: &mut [f32]) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::elementwise::channel::channel_affine(s, x, a, b, relu, y)
+        }
+        /// # Safety
+        /// The CPU supports this ISA; the coefficients share one length, and `x`, `dy`, the ReLU output and `dx`
+        /// are whole rows of it, of one length (validated by the safe entry).
+        $(#[$attr])*
+        unsafe fn batch_norm_backward_data(k: BnGradCoefficients<'_>, op: BnGrad<'_>, dx: &mut [f32]) {
+            // SAFETY: the caller guarantees the ISA.
+            let s = unsafe { $token };
+            $crate::elementwise::channel::batch_norm_backward_data(s, k, op, dx)
+        }
+
         /// This ISA's elementwise kernels.
-        pub(crate) static TABLE: ElementwiseTable =
-            ElementwiseTable { unary, backward, swish_pair, bias_add, column_sums, softmax };
+        pub(crate) static TABLE: ElementwiseTable = ElementwiseTable {
+            unary,
+            backward,
+            swish_pair,
+            bias_add,
+            column_sums,
+            softmax,
+            channel_affine,
+            batch_norm_backward_data,
+        };
     };
 }
 

@@ -445,3 +445,93 @@ pub fn check_fused_swish(k: &Kernels, sweep: &[f32]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// BatchNormalization's per-channel kernels on `rows × channels` values (every ISA: the same bits as the plain
+/// f32 loops they replace — a product then a sum, no FMA — for each combination of fused ReLU, training and
+/// accumulation), and against f64 within `8·eps32` of each element's term magnitudes: a handful of roundings of
+/// O(1) terms.
+pub fn check_batch_norm(k: &Kernels, rows: usize, channels: usize, seed: u64) -> Result<(), String> {
+    use kiln_kernels::elementwise::channel::{BnGrad, BnGradCoefficients};
+    let v = |n: usize, s: u64, scale: f32, offset: f32| -> Vec<f32> {
+        super::gemm::values(n, 0, seed ^ s).iter().map(|x| x * scale + offset).collect()
+    };
+    let n = rows * channels;
+    // Some inputs exactly at the ReLU's kink (0 after normalization) come from x = mean.
+    let mut x = v(n, 1, 3.0, 0.5);
+    let mean = v(channels, 2, 1.0, 0.5);
+    for (i, xv) in x.iter_mut().enumerate().step_by(7) {
+        *xv = mean[i % channels];
+    }
+    let (a, b) = (v(channels, 3, 2.0, 0.1), v(channels, 4, 1.0, 0.0));
+    let inv = v(channels, 5, 0.5, 1.0);
+    let (m1, m2) = (v(channels, 6, 0.3, 0.0), v(channels, 7, 0.3, 0.0));
+    let dy = v(n, 8, 1.0, 0.0);
+    let dx0 = v(n, 9, 1.0, 0.0);
+    let isa = k.isa();
+    let tol = |terms: f64| 8.0 * EPS * terms + f64::MIN_POSITIVE;
+    for relu in [false, true] {
+        let mut y = vec![f32::NAN; n];
+        k.channel_affine(&x, &a, &b, relu, &mut y).map_err(|e| e.to_string())?;
+        for (i, &got) in y.iter().enumerate() {
+            let j = i % channels;
+            let plain = x[i] * a[j] + b[j];
+            let want = if relu && plain < 0.0 { 0.0 } else { plain };
+            if got.to_bits() != want.to_bits() {
+                return Err(format!(
+                    "{isa}: channel_affine {rows}x{channels} relu {relu} element {i}: {got} vs {want}"
+                ));
+            }
+            let exact = f64::from(x[i]) * f64::from(a[j]) + f64::from(b[j]);
+            let exact = if relu { exact.max(0.0) } else { exact };
+            let terms = (f64::from(x[i]) * f64::from(a[j])).abs() + f64::from(b[j]).abs();
+            if !within((f64::from(got) - exact).abs(), tol(terms)) {
+                return Err(format!("{isa}: channel_affine element {i}: {got} vs f64 {exact}"));
+            }
+        }
+        let coef = BnGradCoefficients { scale: &a, inv_std: &inv, mean: &mean, mean_dy: &m1, mean_dy_xhat: &m2 };
+        for training in [false, true] {
+            for accumulate in [false, true] {
+                let mut dx = dx0.clone();
+                let op = BnGrad { x: &x, dy: &dy, relu_output: relu.then_some(&y[..]), training, accumulate };
+                k.batch_norm_backward_data(coef, op, &mut dx).map_err(|e| e.to_string())?;
+                for (i, &got) in dx.iter().enumerate() {
+                    let j = i % channels;
+                    let g = if relu && y[i] <= 0.0 { 0.0 } else { dy[i] };
+                    let (plain, exact, terms) = if training {
+                        let xhat = (x[i] - mean[j]) * inv[j];
+                        let xh64 = (f64::from(x[i]) - f64::from(mean[j])) * f64::from(inv[j]);
+                        let t64 = f64::from(g) - f64::from(m1[j]) - xh64 * f64::from(m2[j]);
+                        let terms = f64::from(a[j]).abs()
+                            * (f64::from(g).abs() + f64::from(m1[j]).abs() + (xh64 * f64::from(m2[j])).abs());
+                        (a[j] * (g - m1[j] - xhat * m2[j]), f64::from(a[j]) * t64, terms)
+                    } else {
+                        (g * a[j], f64::from(g) * f64::from(a[j]), (f64::from(g) * f64::from(a[j])).abs())
+                    };
+                    let (want, exact, terms) = if accumulate {
+                        (dx0[i] + plain, f64::from(dx0[i]) + exact, terms + f64::from(dx0[i]).abs())
+                    } else {
+                        (plain, exact, terms)
+                    };
+                    if got.to_bits() != want.to_bits() {
+                        return Err(format!(
+                            "{isa}: batch_norm_backward_data {rows}x{channels} relu {relu} training {training} \
+                             accumulate {accumulate} element {i}: {got} vs {want}"
+                        ));
+                    }
+                    if !within((f64::from(got) - exact).abs(), tol(terms)) {
+                        return Err(format!("{isa}: batch_norm_backward_data element {i}: {got} vs f64 {exact}"));
+                    }
+                }
+            }
+        }
+    }
+    // Mismatched operands are typed errors.
+    let mut short = vec![0.0f32; n.saturating_sub(1)];
+    if n > 0 && k.channel_affine(&x, &a, &b, false, &mut short).is_ok() {
+        return Err(format!("{isa}: channel_affine accepted a short output"));
+    }
+    if k.channel_affine(&x, &a, &b[..channels - 1], false, &mut vec![0.0; n]).is_ok() {
+        return Err(format!("{isa}: channel_affine accepted a short shift"));
+    }
+    Ok(())
+}

@@ -22,6 +22,8 @@ pub struct BatchNormalization {
     center: bool,
     scale: bool,
     ids: Option<Ids>,
+    /// Whether the model fused the following `Activation("relu")` into this layer ([`Layer::fuse_relu`]).
+    fused_relu: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +43,15 @@ impl Default for BatchNormalization {
 impl BatchNormalization {
     /// Keras' defaults: momentum 0.99, epsilon 1e-3, with `gamma` and `beta`.
     pub fn new() -> Self {
-        BatchNormalization { name: None, momentum: 0.99, epsilon: 1e-3, center: true, scale: true, ids: None }
+        BatchNormalization {
+            name: None,
+            momentum: 0.99,
+            epsilon: 1e-3,
+            center: true,
+            scale: true,
+            ids: None,
+            fused_relu: false,
+        }
     }
     /// The moving statistics' momentum (default 0.99).
     pub fn momentum(mut self, m: f32) -> Self {
@@ -184,9 +194,13 @@ impl Layer for BatchNormalization {
         let ids = self.ids()?;
         let (g, b) = self.affine(rec)?;
         let (m, v) = (rec.param(ids.moving_mean)?, rec.param(ids.moving_variance)?);
-        Ok(rec.batch_norm_inference(x, m, v, g, b, self.epsilon)?)
+        Ok(rec.batch_norm_inference(x, m, v, g, b, self.epsilon, self.fused_relu)?)
     }
     fn batch_statistics(&self) -> bool {
+        true
+    }
+    fn fuse_relu(&mut self) -> bool {
+        self.fused_relu = true;
         true
     }
     fn forward_partials(&self, rec: &mut Recording<'_, '_>, x: Var) -> Result<()> {
@@ -197,7 +211,7 @@ impl Layer for BatchNormalization {
         let ids = self.ids()?;
         let (g, b) = self.affine(rec)?;
         let shift = rec.param(ids.moving_mean)?;
-        let out = rec.batch_norm_global(x, Some(shift), g, b, self.epsilon)?;
+        let out = rec.batch_norm_global(x, Some(shift), g, b, self.epsilon, self.fused_relu)?;
         for (id, batch) in [(ids.moving_mean, out.mean), (ids.moving_variance, out.variance)] {
             let moving = rec.param(id)?;
             let next = rec.moving_average(moving, batch, self.momentum)?;

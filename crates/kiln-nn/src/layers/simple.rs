@@ -127,6 +127,9 @@ impl Activation {
 
 impl Layer for Activation {
     no_params!();
+    fn is_relu(&self) -> bool {
+        self.activation == Act::Relu
+    }
     fn class_name(&self) -> &'static str {
         "Activation"
     }

@@ -54,6 +54,12 @@ impl Values {
 
     /// Records the next layer, `slot`, on its inputs (`Model::assemble` checked that they come before it).
     pub(crate) fn call(&mut self, rec: &mut Recording<'_, '_>, slot: &Slot, training: bool) -> Result<Var> {
+        if slot.fused {
+            // The layer before applied this ReLU.
+            let v = self.vals[slot.inputs[0]];
+            self.vals.push(v);
+            return Ok(v);
+        }
         self.args.clear();
         self.args.extend(slot.inputs.iter().map(|&k| self.vals[k]));
         let v = slot.layer.forward_of(rec, &self.args, training)?;

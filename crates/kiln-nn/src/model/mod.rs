@@ -41,6 +41,8 @@ pub(crate) struct Slot {
     pub(crate) output_shape: Vec<usize>,
     /// The values this layer's call reads, in call order: 0 is the model's input, `k + 1` the output of slot `k`.
     pub(crate) inputs: Vec<usize>,
+    /// A ReLU the layer before already applied ([`Layer::fuse_relu`]): the step passes its input on.
+    pub(crate) fused: bool,
 }
 
 /// A layer to assemble and the values it reads (see [`Slot::inputs`]).
@@ -124,6 +126,18 @@ impl Sequential {
     }
 }
 
+/// Fuses each `Activation("relu")` into the layer before it when that layer can apply it
+/// ([`Layer::fuse_relu`], BatchNormalization) and nothing else reads that layer's output: one pass over the
+/// activations instead of two, forward and backward, with the same bits.
+fn fuse_relus(slots: &mut [Slot]) {
+    for k in 1..slots.len() {
+        let readers = slots.iter().flat_map(|s| &s.inputs).filter(|&&v| v == k).count();
+        if slots[k].layer.is_relu() && slots[k].inputs == [k] && readers == 1 && slots[k - 1].layer.fuse_relu() {
+            slots[k].fused = true;
+        }
+    }
+}
+
 /// A seed for the random stream `stream` of `index` (an epoch, a step) under `seed` (SplitMix64 finaliser).
 pub(crate) fn mix(seed: u64, index: u64, stream: u64) -> u64 {
     let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -198,8 +212,9 @@ impl Model {
             }
             let first = shapes.first().ok_or_else(|| NnError::config(&name, "a layer needs an input"))?.to_vec();
             layer.build(&name, &first, &mut params)?;
-            slots.push(Slot { name, layer, output_shape: out, inputs });
+            slots.push(Slot { name, layer, output_shape: out, inputs, fused: false });
         }
+        fuse_relus(&mut slots);
         let mut model = Model {
             name: name.to_owned(),
             functional,
