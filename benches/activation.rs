@@ -65,7 +65,8 @@ fn bench(c: &mut Criterion) {
             b.iter(|| k.channel_affine(black_box(&bn_x), &bn_a, &bn_b, true, &mut bn_y))
         });
         let _ = k.channel_affine(&bn_x, &bn_a, &bn_b, true, &mut bn_y);
-        let coef = BnGradCoefficients { scale: &bn_a, inv_std: &bn_b, mean: &bn_a, mean_dy: &bn_b, mean_dy_xhat: &bn_a };
+        let coef =
+            BnGradCoefficients { scale: &bn_a, inv_std: &bn_b, mean: &bn_a, mean_dy: &bn_b, mean_dy_xhat: &bn_a };
         group.bench_function(BenchmarkId::new("batch_norm_relu_backward_data", format!("{isa}/32x28x28x32")), |b| {
             b.iter(|| {
                 let op = BnGrad { x: &bn_x, dy: &bn_dy, relu_output: Some(&bn_y), training: true, accumulate: false };
