@@ -16,6 +16,7 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand};
 use kiln_kernels::Isa;
 
+mod keras_export;
 mod plot;
 mod predict;
 mod train;
@@ -36,6 +37,16 @@ enum Cmd {
     TrainFashion(train::TrainArgs),
     /// Classify one image (a test-set index or a PNG) with a model saved by train-mnist.
     Predict(predict::PredictArgs),
+    /// Save models (Keras files or Kiln model directories) as `.keras` after one Kiln training step, with the
+    /// predictions and next-step loss `benches/reference/keras_files.py check DIR` compares in Keras.
+    KerasExport {
+        /// Directory to write `<name>.keras` and `<name>.json` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// The models.
+        #[arg(required = true)]
+        models: Vec<PathBuf>,
+    },
     /// Fail unless a train-mnist metrics.json reports at least the given test accuracy (used by CI).
     CheckMetrics {
         /// The metrics.json file.
@@ -71,6 +82,7 @@ fn main() -> ExitCode {
         Cmd::TrainMnist(args) => train::run(train::Job::Mnist, args, &workspace_root()),
         Cmd::TrainFashion(args) => train::run(train::Job::Fashion, args, &workspace_root()),
         Cmd::Predict(args) => predict::run(args),
+        Cmd::KerasExport { out, models } => keras_export::run(out, models),
         Cmd::CheckMetrics { file, min_test_accuracy } => check_metrics(&file, min_test_accuracy),
         Cmd::Isa => {
             isa_report();

@@ -1,5 +1,6 @@
-//! `cargo xtask predict --model DIR (--index N | IMAGE.png)`: loads a saved model and prints the 10 class
-//! probabilities and the predicted class for one test image or a PNG.
+//! `cargo xtask predict --model DIR|FILE.keras|FILE.h5 (--index N | IMAGE.png)`: loads a saved model (Kiln's
+//! directory or a Keras file) and prints the 10 class probabilities and the predicted class for one test image or
+//! a PNG.
 //!
 //! PNGs of any size and colour type are converted to 8-bit grayscale, resized to 28×28 (triangle filter) and,
 //! when their background is light (mean above 127, like dark ink on paper), inverted to MNIST's white-on-black.
@@ -14,7 +15,8 @@ use kiln::prelude::*;
 /// Flags of `cargo xtask predict`.
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// Directory written by `train-mnist` (holding model.json and model.safetensors).
+    /// A model: the directory written by `train-mnist` / `train-fashion` (model.json + model.safetensors), or a
+    /// Keras file (`.keras`, legacy `.h5`) — theirs, or the `model.keras` they write.
     #[arg(long)]
     pub model: PathBuf,
     /// Index of a test-set image to classify.
@@ -41,7 +43,8 @@ pub fn png_pixels(path: &std::path::Path) -> Result<Vec<u8>, String> {
 }
 
 pub fn run(args: PredictArgs) -> Result<(), String> {
-    let mut model = Model::load(&args.model).map_err(|e| format!("--model: {e}"))?;
+    let mut model = if args.model.is_dir() { Model::load(&args.model) } else { Model::load_keras(&args.model) }
+        .map_err(|e| format!("--model: {e}"))?;
     if model.input_shape() != [28, 28, 1] || model.output_shape() != [10] {
         return Err(format!(
             "--model {}: expects inputs {:?} and outputs {:?}, not a 28×28×1 → 10-class model",

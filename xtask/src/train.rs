@@ -5,7 +5,7 @@
 //! cache, else the verified download), prints the shapes and the first 10 label rows, builds and compiles the
 //! model, prints `summary()`, fits with a per-epoch progress bar (and the job's callbacks), prints the predictions
 //! for the first 5 training images beside their labels, evaluates on the 10,000 test images and writes
-//! `model.safetensors`, `model.json`, `metrics.json` and `training-curves.png` under `--out` (default
+//! `model.safetensors`, `model.json`, `model.keras` (Keras 3), `metrics.json` and `training-curves.png` under `--out` (default
 //! `target/kiln-runs/<timestamp>/`).
 
 use std::path::{Path, PathBuf};
@@ -413,6 +413,7 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
     );
 
     model.save(&out).map_err(|e| e.to_string())?;
+    model.save_keras(out.join("model.keras")).map_err(|e| e.to_string())?;
     let epochs: Vec<Value> = history
         .epochs
         .iter()
@@ -478,7 +479,10 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         eprintln!("warning: no TrueType font found (install fonts-dejavu-core); training-curves.png has no labels");
     }
     if say {
-        println!("\nSaved model.safetensors, model.json, metrics.json and training-curves.png to {}", out.display());
+        println!(
+            "\nSaved model.safetensors, model.json, model.keras, metrics.json and training-curves.png to {}",
+            out.display()
+        );
     }
     Ok(())
 }

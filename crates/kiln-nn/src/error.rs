@@ -78,6 +78,27 @@ pub enum NnError {
         /// What is wrong.
         message: String,
     },
+    /// A Keras model file (`.keras` archive, `.weights.h5`, legacy `.h5`) that is corrupt, truncated or does not
+    /// fit the model; `entry` names the part of the file (`config.json`, `model.weights.h5:layers/dense/vars/0`).
+    #[error("{path} [{entry}]: {message}")]
+    KerasFile {
+        /// The file.
+        path: PathBuf,
+        /// The entry of the archive, or the object inside the HDF5 file.
+        entry: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A Keras layer class, layer option or compile setting Kiln does not implement: refused, never approximated.
+    #[error("{layer}: {option} = {value} is not supported by Kiln")]
+    Unsupported {
+        /// The layer (its name and class), or `optimizer` / `compile` / `model`.
+        layer: String,
+        /// The option (or `class_name`).
+        option: String,
+        /// The value found in the file.
+        value: String,
+    },
     /// The thread pool could not be created.
     #[error("cannot start {threads} threads: {message}")]
     Threads {
@@ -95,6 +116,14 @@ impl NnError {
 
     pub(crate) fn format(path: &std::path::Path, message: impl Into<String>) -> Self {
         NnError::Format { path: path.to_path_buf(), message: message.into() }
+    }
+
+    pub(crate) fn keras(path: &std::path::Path, entry: impl Into<String>, message: impl Into<String>) -> Self {
+        NnError::KerasFile { path: path.to_path_buf(), entry: entry.into(), message: message.into() }
+    }
+
+    pub(crate) fn unsupported(layer: impl Into<String>, option: impl Into<String>, value: impl ToString) -> Self {
+        NnError::Unsupported { layer: layer.into(), option: option.into(), value: value.to_string() }
     }
 
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {

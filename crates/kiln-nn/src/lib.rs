@@ -30,6 +30,7 @@ pub mod callbacks;
 mod error;
 mod graph;
 pub mod io;
+mod keras_file;
 mod layer;
 pub mod layers;
 mod model;
@@ -41,6 +42,7 @@ mod summary;
 mod symbolic;
 
 pub use error::{NnError, Result};
+pub use keras_file::KERAS_VERSION;
 pub use kiln_autograd::Activation;
 /// The sources `fit`, `evaluate`, `predict` and `train_on_batch` read samples from (defined in `kiln-tensor`, so
 /// dataset crates implement them without depending on the framework).
@@ -62,7 +64,7 @@ pub mod prelude {
     pub use crate::layers::{
         Activation, Add, AveragePooling2D, BatchNormalization, Concatenate, Conv2D, Dense, DepthwiseConv2D, Dropout,
         Flatten, FlipMode, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D, RandomFlip, RandomRotation,
-        RandomTranslation, RandomZoom, Rescaling,
+        RandomTranslation, RandomZoom, ReLU, Rescaling,
     };
     pub use crate::{
         Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Rows, Sequential, Validation,

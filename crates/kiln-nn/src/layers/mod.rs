@@ -90,7 +90,7 @@ pub use kiln_autograd::FillMode;
 pub use merge::{Add, Concatenate};
 pub use pooling::{AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D};
 pub use rescaling::Rescaling;
-pub use simple::{Activation, Dropout, Flatten};
+pub use simple::{Activation, Dropout, Flatten, ReLU};
 
 use serde_json::Value;
 
@@ -116,6 +116,7 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
         "BatchNormalization" => Box::new(BatchNormalization::from_config(cfg)?),
         "Dropout" => Box::new(Dropout::from_config(cfg)?),
         "Activation" => Box::new(Activation::from_config(cfg)?),
+        "ReLU" => Box::new(ReLU::from_config(cfg)?),
         "Add" => Box::new(Add::from_config(cfg)?),
         "Concatenate" => Box::new(Concatenate::from_config(cfg)?),
         other => {
@@ -124,7 +125,7 @@ pub fn layer_from_config(class_name: &str, cfg: &Value) -> Result<Box<dyn Layer>
                 name: other.to_owned(),
                 known: "Conv2D, DepthwiseConv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, \
                         GlobalMaxPooling2D, Rescaling, RandomFlip, RandomTranslation, RandomRotation, RandomZoom, \
-                        BatchNormalization, Dropout, Activation, Add, Concatenate",
+                        BatchNormalization, Dropout, Activation, ReLU, Add, Concatenate",
             });
         }
     })

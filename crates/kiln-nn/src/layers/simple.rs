@@ -1,4 +1,4 @@
-//! Parameter-free layers: `Flatten`, `Dropout`, `Activation`.
+//! Parameter-free layers: `Flatten`, `Dropout`, `Activation`, `ReLU`.
 
 use kiln_autograd::{Activation as Act, Recording, Var};
 use serde_json::{Value, json};
@@ -141,5 +141,61 @@ impl Layer for Activation {
     }
     fn config(&self) -> Value {
         json!({ "name": self.name, "activation": self.activation.name() })
+    }
+}
+
+/// Keras `ReLU()`: the rectifier as a layer of its own class (`max(x, 0)`). Keras' options `max_value`,
+/// `negative_slope` and `threshold` are accepted only at their defaults (`None`, 0, 0); other values are refused
+/// rather than approximated.
+#[derive(Debug, Clone, Default)]
+pub struct ReLU {
+    name: Option<String>,
+}
+
+impl ReLU {
+    /// A ReLU layer.
+    pub fn new() -> Self {
+        ReLU::default()
+    }
+    /// A fixed layer name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Reads a `model.json` (or Keras) config.
+    pub fn from_config(cfg: &Value) -> Result<Self> {
+        let name = cfg_name(cfg);
+        let layer = || format!("{} (ReLU)", name.as_deref().unwrap_or("re_lu"));
+        match cfg.get("max_value") {
+            None | Some(Value::Null) => {}
+            Some(v) => return Err(NnError::unsupported(layer(), "max_value", v)),
+        }
+        for key in ["negative_slope", "threshold"] {
+            match cfg.get(key) {
+                None => {}
+                Some(v) if v.as_f64() == Some(0.0) => {}
+                Some(v) => return Err(NnError::unsupported(layer(), key, v)),
+            }
+        }
+        Ok(ReLU { name })
+    }
+}
+
+impl Layer for ReLU {
+    no_params!();
+    fn is_relu(&self) -> bool {
+        true
+    }
+    fn class_name(&self) -> &'static str {
+        "ReLU"
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Ok(input.to_vec())
+    }
+    fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, _training: bool) -> Result<Var> {
+        Ok(rec.activation(x, Act::Relu)?)
+    }
+    fn config(&self) -> Value {
+        json!({ "name": self.name, "max_value": null, "negative_slope": 0.0, "threshold": 0.0 })
     }
 }
