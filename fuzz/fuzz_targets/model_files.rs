@@ -2,6 +2,7 @@
 #![no_main]
 
 #[path = "../../crates/kiln-nn/tests/fuzz_bodies/mod.rs"]
+#[allow(dead_code)]
 mod bodies;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

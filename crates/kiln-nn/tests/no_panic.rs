@@ -1,6 +1,7 @@
 //! Corrupt model files never panic: random bytes, and valid `model.json` / safetensors files with random byte
 //! changes, truncations and splices, go through the same body as the `model_files` fuzz target.
 
+#[allow(dead_code)]
 mod fuzz_bodies;
 
 use kiln_nn::layers::{

@@ -18,3 +18,15 @@ pub fn model_files(data: &[u8]) {
         let _ = small.load_weights_from_slice(data);
     }
 }
+
+/// Arbitrary bytes as a Keras file: a `.keras` archive or a legacy `.h5` (by their first bytes), and as a Keras
+/// weights file for a fixed small model. `Ok` or a typed error, never a panic.
+pub fn keras_files(data: &[u8]) {
+    if let Ok(m) = Model::load_keras_from_slice(data) {
+        let _ = m.summary();
+        let _ = m.to_keras_bytes();
+    }
+    if let Ok(mut small) = Sequential::new(&[4, 4, 1]).add(Flatten::new()).add(Dense::new(3)).build() {
+        let _ = small.load_keras_weights_from_slice(data);
+    }
+}
