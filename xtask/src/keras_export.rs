@@ -38,7 +38,7 @@ fn batch(model: &Model, n: usize, k: usize) -> Result<(Tensor, Tensor), String> 
 
 fn export(path: &Path, out: &Path) -> Result<(), String> {
     let what = |e: kiln::nn::NnError| format!("{}: {e}", path.display());
-    let mut model = if path.is_dir() { Model::load(path) } else { Model::load_keras(path) }.map_err(what)?;
+    let mut model = crate::load_model(path).map_err(what)?;
     let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_owned();
     model.compiled().ok_or_else(|| format!("{}: the model is not compiled", path.display()))?;
     let (x, y) = batch(&model, 16, 300)?;

@@ -129,6 +129,14 @@ fn isa_report() {
     println!("kernels use: {}", Isa::best());
 }
 
+/// A saved model: a Keras file (`.keras`, `.h5`) by its extension, else a Kiln model directory.
+fn load_model(path: &Path) -> kiln::nn::Result<kiln::prelude::Model> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("keras" | "h5") => kiln::prelude::Model::load_keras(path),
+        _ => kiln::prelude::Model::load(path),
+    }
+}
+
 fn workspace_root() -> PathBuf {
     // xtask/ lives directly under the workspace root.
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))

@@ -43,8 +43,7 @@ pub fn png_pixels(path: &std::path::Path) -> Result<Vec<u8>, String> {
 }
 
 pub fn run(args: PredictArgs) -> Result<(), String> {
-    let mut model = if args.model.is_dir() { Model::load(&args.model) } else { Model::load_keras(&args.model) }
-        .map_err(|e| format!("--model: {e}"))?;
+    let mut model = crate::load_model(&args.model).map_err(|e| format!("--model: {e}"))?;
     if model.input_shape() != [28, 28, 1] || model.output_shape() != [10] {
         return Err(format!(
             "--model {}: expects inputs {:?} and outputs {:?}, not a 28×28×1 → 10-class model",

@@ -124,7 +124,7 @@ fn smoke_run_writes_outputs_that_predict_reads() {
     {
         assert!(stdout.contains(needle), "`{needle}` missing from:\n{stdout}");
     }
-    for f in ["model.json", "model.safetensors", "metrics.json", "training-curves.png"] {
+    for f in ["model.json", "model.safetensors", "model.keras", "metrics.json", "training-curves.png"] {
         assert!(out_dir.path().join(f).is_file(), "{f}");
     }
     let metrics: serde_json::Value =
@@ -150,6 +150,11 @@ fn smoke_run_writes_outputs_that_predict_reads() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("class 9:") && stdout.contains("(label 7)"), "{stdout}");
+    // The Keras file of the same run predicts the same probabilities.
+    let keras = out_dir.path().join("model.keras");
+    let out_keras = xtask(&["predict", "--model", keras.to_str().unwrap(), "--index", "0", "--data-dir", m]);
+    assert!(out_keras.status.success(), "{}", String::from_utf8_lossy(&out_keras.stderr));
+    assert_eq!(String::from_utf8_lossy(&out_keras.stdout), stdout);
     let check = xtask(&[
         "check-metrics",
         out_dir.path().join("metrics.json").to_str().unwrap(),
