@@ -8,8 +8,10 @@ and the check of Kiln-written files in Keras.
                   3 Adam steps, saved with a fresh Adam (so only `iterations` and `learning_rate` are stored);
   small.keras     a small Sequential (Dense relu/tanh/softmax) with RMSprop state after 3 steps;
   residual.keras  a small functional graph (Add, Concatenate, BatchNormalization, gelu) with Adam state;
-  legacy.h5       a small functional model in the legacy Keras 2 format (`model_config` + `model_weights`); its
-                  optimizer state is not read back, so its training step starts a fresh optimizer;
+  legacy.h5       a small functional model in the legacy format (`model_config` + `model_weights`), by Keras 3;
+  keras2.h5       a Sequential model with BatchNormalization saved by Keras 2 (`pip install tf_keras`), as older
+                  notebooks have them (nested `inbound_nodes`, `batch_input_shape`, `axis: [3]`, `kernel:0`);
+                  the optimizer state of both .h5 files is not read back, so their step starts a fresh optimizer;
   expected.json   for each: fixed inputs, Keras' predictions, and one more training step on a fixed batch (its
                   loss and the predictions after it), which needs the optimizer state to have been read.
 `check DIR` opens every `*.keras` Kiln wrote in DIR, compares Keras' predictions with Kiln's (DIR/<name>.json:
@@ -103,8 +105,23 @@ def floats(a):
     return [float(f"{v:.9g}") for v in np.asarray(a, "float32").ravel()]
 
 
-def labels(y, one_hot):
-    return keras.utils.to_categorical(y, 10) if one_hot else y
+def keras2_model():
+    """A Keras 2 (tf_keras) Sequential model with BatchNormalization, saved in Keras 2's own .h5 format."""
+    import tf_keras as k2
+
+    m = k2.Sequential([
+        k2.layers.Conv2D(3, 5, activation="swish", input_shape=(12, 12, 1)),
+        k2.layers.BatchNormalization(),
+        k2.layers.MaxPooling2D(2),
+        k2.layers.Flatten(),
+        k2.layers.Dense(10, activation="softmax"),
+    ])
+    m.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+    return m, True
+
+
+def labels(y, one_hot, ks=keras):
+    return ks.utils.to_categorical(y, 10) if one_hot else y
 
 
 def make(out):
@@ -118,13 +135,15 @@ def make(out):
         ("small", small_model, "small.keras", 1.0, False),
         ("residual", residual_model, "residual.keras", 1.0, False),
         ("legacy", legacy_model, "legacy.h5", 1.0, False),
+        ("keras2", keras2_model, "keras2.h5", 1.0, False),
     ]):
         keras.utils.set_random_seed(k)
         m, one_hot = build()
+        ks = keras if name != "keras2" else __import__("tf_keras")
         shape = tuple(m.input_shape[1:])
         for step in range(3):
             x, y = data(16, shape, 10 * k + step, scale)
-            m.train_on_batch(x, labels(y, one_hot))
+            m.train_on_batch(x, labels(y, one_hot, ks))
         if fresh_optimizer:
             m.compile(optimizer=build()[0].optimizer, loss=m.loss, metrics=["accuracy"])
         m.save(os.path.join(out, fname))
@@ -135,18 +154,19 @@ def make(out):
             "shape": list(shape),
             "x": floats(x),
             "predictions": floats(before),
-            "keras_version": keras.__version__,
+            "keras_version": ks.__version__,
         }
         if name == "fashion":
             continue  # its training step is random (RandomFlip, Dropout)
         xs, ys = data(8, shape, 200 + k, scale)
         # The step Keras takes after loading its own file (a loaded model continues from the stored state).
-        m2 = keras.saving.load_model(os.path.join(out, fname), compile=not fname.endswith(".h5"))
+        load = keras.saving.load_model if name != "keras2" else ks.models.load_model
+        m2 = load(os.path.join(out, fname), compile=not fname.endswith(".h5"))
         if fname.endswith(".h5"):
             # A legacy file's optimizer state is not read back (by Keras 3 or Kiln): training restarts it.
             build_fresh, _ = build()
             m2.compile(optimizer=build_fresh.optimizer, loss=m.loss, metrics=["accuracy"])
-        loss = float(m2.train_on_batch(xs, labels(ys, one_hot))[0])
+        loss = float(m2.train_on_batch(xs, labels(ys, one_hot, ks))[0])
         expected[name].update({
             "step_x": floats(xs),
             "step_y": ys.tolist(),

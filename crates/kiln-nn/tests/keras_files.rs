@@ -1,9 +1,9 @@
 //! Keras model files made by real Keras 3.15.1 (`benches/reference/keras_files.py make`, in
 //! `fixtures/keras_files/`): the notebook's Sequential model, the Fashion flagship (Rescaling, RandomFlip,
 //! BatchNormalization, ReLU, Dropout), a small Sequential with RMSprop state, a functional graph with merges and
-//! Adam state, and a legacy `.h5`. Each loads, predicts Keras' probabilities for fixed inputs, and takes one more
-//! training step equal to the step Keras takes after loading its own file (which needs the optimizer state and
-//! `iterations` read back). Tolerance 1e-5: float32 sums of at most a few thousand O(1) products per output.
+//! Adam state, a legacy `.h5` by Keras 3 and one by Keras 2 (tf_keras 2.21). Each loads, predicts Keras'
+//! probabilities for fixed inputs, and takes one more training step equal to the step Keras takes after loading
+//! its own file (which needs the optimizer state and `iterations` read back). Tolerance 1e-5: float32 sums of at most a few thousand O(1) products per output.
 
 use std::io::Read;
 
@@ -131,7 +131,7 @@ fn keras_weights_files_load_into_a_model_of_the_same_architecture() {
 fn a_kiln_written_keras_file_reads_back_to_the_same_model_and_state() {
     let exp = expected();
     let dir = tempfile::tempdir().unwrap();
-    for name in ["seed", "small", "residual", "fashion", "legacy"] {
+    for name in ["seed", "small", "residual", "fashion", "legacy", "keras2"] {
         let e = &exp[name];
         let model = Model::load_keras(format!("{DIR}/{}", e["file"].as_str().unwrap())).unwrap();
         let path = dir.path().join(format!("{name}.keras"));
@@ -167,15 +167,20 @@ fn unsupported(r: Result<Model>) -> (String, String) {
 
 /// `seed.keras` with its config edited by `edit`.
 fn edited(edit: impl Fn(&mut Value)) -> Vec<u8> {
+    edited_file("seed.keras", edit)
+}
+
+/// A fixture archive with its config edited by `edit`.
+fn edited_file(file: &str, edit: impl Fn(&mut Value)) -> Vec<u8> {
     use std::io::Write;
-    let mut cfg: Value = serde_json::from_slice(&entry("seed.keras", "config.json")).unwrap();
+    let mut cfg: Value = serde_json::from_slice(&entry(file, "config.json")).unwrap();
     edit(&mut cfg);
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, bytes) in [
-        ("metadata.json", entry("seed.keras", "metadata.json")),
+        ("metadata.json", entry(file, "metadata.json")),
         ("config.json", serde_json::to_vec(&cfg).unwrap()),
-        ("model.weights.h5", entry("seed.keras", "model.weights.h5")),
+        ("model.weights.h5", entry(file, "model.weights.h5")),
     ] {
         zip.start_file(name, opts).unwrap();
         zip.write_all(&bytes).unwrap();
@@ -241,6 +246,20 @@ fn options_kiln_lacks_are_refused_naming_layer_and_option() {
         let (_, got) = unsupported(Model::load_keras_from_slice(&edited(edit)));
         assert_eq!(got, option, "{what}");
     }
+    // Keras 2's BatchNormalization axis: the last input axis reads as Kiln's -1; any other is refused.
+    let bn = |axis: Value| {
+        move |c: &mut Value| {
+            for l in c["config"]["layers"].as_array_mut().unwrap() {
+                if l["class_name"] == "BatchNormalization" {
+                    l["config"]["axis"] = axis.clone();
+                }
+            }
+        }
+    };
+    assert!(Model::load_keras_from_slice(&edited_file("residual.keras", bn(serde_json::json!([3])))).is_ok());
+    let (layer, option) =
+        unsupported(Model::load_keras_from_slice(&edited_file("residual.keras", bn(serde_json::json!([2])))));
+    assert_eq!((layer.as_str(), option.as_str()), ("batch_normalization_10 (BatchNormalization)", "axis"));
     // The layer is named with its class.
     let (layer, _) =
         unsupported(Model::load_keras_from_slice(&edited(|c| c["config"]["layers"][1]["config"]["groups"] = 3.into())));

@@ -130,12 +130,18 @@ fn read_metrics(v: &Value) -> Result<bool> {
                 crate::optim::Metric::from_name(name).map_err(|_| NnError::unsupported("compile", "metrics", name))?;
                 accuracy = true;
             }
-            Value::Object(o) => match o.get("class_name").and_then(Value::as_str) {
-                Some("Accuracy" | "SparseCategoricalAccuracy" | "CategoricalAccuracy" | "MeanMetricWrapper") => {
-                    accuracy = true
+            Value::Object(o) => {
+                // Keras 2 wraps `metrics=["accuracy"]` as a MeanMetricWrapper of `categorical_accuracy` (or another
+                // accuracy function); any other wrapped function is a metric Kiln lacks.
+                let wrapped = o.get("config").and_then(|c| c.get("fn")).and_then(Value::as_str);
+                match (o.get("class_name").and_then(Value::as_str), wrapped) {
+                    (Some("Accuracy" | "SparseCategoricalAccuracy" | "CategoricalAccuracy"), _) => accuracy = true,
+                    (Some("MeanMetricWrapper"), Some(f)) if crate::optim::Metric::from_name(f).is_ok() => {
+                        accuracy = true
+                    }
+                    _ => return Err(NnError::unsupported("compile", "metrics", m)),
                 }
-                _ => return Err(NnError::unsupported("compile", "metrics", m)),
-            },
+            }
             other => return Err(NnError::unsupported("compile", "metrics", other)),
         }
     }

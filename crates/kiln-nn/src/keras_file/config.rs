@@ -44,11 +44,30 @@ fn sample_shape(src: Source<'_>, v: &Value, what: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// A BatchNormalization axis Keras 2 wrote as a positive index (`[3]`), to be checked against the layer's input
+/// rank once the model is assembled: `(layer name, axis)`.
+type PendingAxis = Option<(String, u64)>;
+
 /// Builds the Kiln layer a Keras layer entry describes, refusing any option Kiln does not implement.
-fn keras_layer(src: Source<'_>, entry: &Value) -> Result<Box<dyn Layer>> {
+fn keras_layer(src: Source<'_>, entry: &Value) -> Result<(Box<dyn Layer>, PendingAxis)> {
     let class = str_at(src, entry, "class_name", "a layer")?;
-    let cfg = entry.get("config").ok_or_else(|| src.err(format!("a {class} layer lacks `config`")))?;
-    let name = cfg.get("name").and_then(Value::as_str).unwrap_or("?");
+    let mut cfg = entry.get("config").ok_or_else(|| src.err(format!("a {class} layer lacks `config`")))?.clone();
+    let name = cfg.get("name").and_then(Value::as_str).unwrap_or("?").to_owned();
+    let mut pending = None;
+    if class == "BatchNormalization" {
+        let axis = match cfg.get("axis") {
+            Some(Value::Array(a)) if a.len() == 1 => a[0].clone(),
+            Some(a) => a.clone(),
+            None => Value::Null,
+        };
+        if let Some(k) = axis.as_u64() {
+            pending = Some((name.clone(), k));
+            cfg["axis"] = json!(-1);
+        } else if !axis.is_null() {
+            cfg["axis"] = axis;
+        }
+    }
+    let cfg = &cfg;
     let layer = layer_from_config(class, cfg).map_err(|e| match e {
         NnError::Unknown { kind: "layer class", .. } => {
             NnError::unsupported(format!("{name} ({class})"), "class_name", class)
@@ -56,7 +75,19 @@ fn keras_layer(src: Source<'_>, entry: &Value) -> Result<Box<dyn Layer>> {
         e => e,
     })?;
     check_layer(class, cfg, layer.as_ref())?;
-    Ok(layer)
+    Ok((layer, pending))
+}
+
+/// Checks that each positive BatchNormalization axis is the last axis of the layer's input (Keras' `-1`).
+fn check_axes(model: Model, pending: Vec<PendingAxis>) -> Result<Model> {
+    for (name, axis) in pending.into_iter().flatten() {
+        let slot = model.layers.iter().find(|s| s.name == name);
+        let rank = slot.and_then(|s| s.inputs.first()).map(|&v| model.value_shape(v).len() as u64);
+        if rank != Some(axis) {
+            return Err(NnError::unsupported(format!("{name} (BatchNormalization)"), "axis", axis));
+        }
+    }
+    Ok(model)
 }
 
 /// The checks of an `InputLayer` entry; returns its name and per-sample shape.
@@ -178,6 +209,7 @@ pub(crate) fn model_from_keras(src: Source<'_>, root: &Value) -> Result<Model> {
         "Sequential" => {
             let mut input: Option<(String, Vec<usize>)> = None;
             let mut wiring: Vec<Wiring> = Vec::new();
+            let mut pending = Vec::new();
             for (i, e) in entries.iter().enumerate() {
                 if e.get("class_name").and_then(Value::as_str) == Some("InputLayer") {
                     if i != 0 {
@@ -192,7 +224,9 @@ pub(crate) fn model_from_keras(src: Source<'_>, root: &Value) -> Result<Model> {
                     input = Some(("input_layer".into(), sample_shape(src, s, "batch_input_shape")?));
                 }
                 let k = wiring.len();
-                wiring.push((keras_layer(src, e)?, vec![k]));
+                let (layer, axis) = keras_layer(src, e)?;
+                pending.push(axis);
+                wiring.push((layer, vec![k]));
             }
             let (input_name, shape) = match input {
                 Some(i) => i,
@@ -205,12 +239,13 @@ pub(crate) fn model_from_keras(src: Source<'_>, root: &Value) -> Result<Model> {
                     ("input_layer".into(), sample_shape(src, s, "build_input_shape")?)
                 }
             };
-            Model::assemble(name, false, &input_name, shape, wiring)
+            check_axes(Model::assemble(name, false, &input_name, shape, wiring)?, pending)
         }
         "Functional" | "Model" => {
             let mut input: Option<(String, Vec<usize>)> = None;
             let mut values: HashMap<String, usize> = HashMap::new();
             let mut wiring: Vec<Wiring> = Vec::new();
+            let mut pending = Vec::new();
             let mut last = None;
             for e in entries {
                 let layer_name = e
@@ -247,7 +282,9 @@ pub(crate) fn model_from_keras(src: Source<'_>, root: &Value) -> Result<Model> {
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                wiring.push((keras_layer(src, e)?, inputs));
+                let (layer, axis) = keras_layer(src, e)?;
+                pending.push(axis);
+                wiring.push((layer, inputs));
                 if values.insert(layer_name.to_owned(), wiring.len()).is_some() {
                     return Err(src.err(format!("two layers are named `{layer_name}`")));
                 }
@@ -265,7 +302,7 @@ pub(crate) fn model_from_keras(src: Source<'_>, root: &Value) -> Result<Model> {
                     format!("`{output}` (Kiln's output is the last layer)"),
                 ));
             }
-            Model::assemble(name, true, &input_name, shape, wiring)
+            check_axes(Model::assemble(name, true, &input_name, shape, wiring)?, pending)
         }
         other => Err(NnError::unsupported("model", "class_name", other)),
     }
