@@ -11,6 +11,7 @@ def parse_args(doc):
     ap.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR", "."))
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save", default=None, help="write the trained model here (model.save: .keras or .h5)")
     return ap.parse_args()
 
 

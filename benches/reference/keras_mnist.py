@@ -54,5 +54,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, verbose=0, callbacks=[EpochTimer()])
 _, acc = model.evaluate(x_test, y_test, verbose=0)
+if args.save:
+    model.save(args.save)
 print(f"keras {keras.__version__} (tensorflow {tf.__version__}), {args.threads} threads: median epoch "
       f"{statistics.median(times):.2f} s, test accuracy {acc * 100:.2f} %")

@@ -179,6 +179,11 @@ pub struct TrainArgs {
     /// the most recent run under `target/kiln-runs/` that has a backup. Give the same flags as the first time.
     #[arg(long)]
     pub resume: bool,
+    /// Start from a saved model of the job's architecture: a Keras `.keras` / `.h5` (say, the notebook trained in
+    /// Keras and saved with `model.save`) or a Kiln run directory. Its weights, and its optimizer state when the
+    /// file holds one for the job's optimizer, replace the initial ones, so training continues where it stopped.
+    #[arg(long, conflicts_with = "resume")]
+    pub from: Option<PathBuf>,
 }
 
 /// Where a run keeps its `BackupAndRestore` state.
@@ -360,6 +365,17 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         model.set_isa(isa).map_err(|e| e.to_string())?;
     }
     model.set_data_parallel(!args.no_data_parallel);
+    if let Some(from) = &args.from {
+        let loaded = match from.extension().and_then(|e| e.to_str()) {
+            Some("keras" | "h5") => model.load_keras_weights(from),
+            _ => model.load_weights(from.join(kiln::nn::io::MODEL_WEIGHTS)),
+        };
+        loaded.map_err(|e| format!("--from: {e}"))?;
+        if let Some(lr) = args.lr {
+            // The file's current rate gave way to an explicit --lr.
+            model.set_learning_rate(lr).map_err(|e| e.to_string())?;
+        }
+    }
     model.set_metadata("input_scale", scale.factor().to_string());
     model.set_metadata("dataset", dataset.name());
     if say {

@@ -155,6 +155,14 @@ fn smoke_run_writes_outputs_that_predict_reads() {
     let out_keras = xtask(&["predict", "--model", keras.to_str().unwrap(), "--index", "0", "--data-dir", m]);
     assert!(out_keras.status.success(), "{}", String::from_utf8_lossy(&out_keras.stderr));
     assert_eq!(String::from_utf8_lossy(&out_keras.stdout), stdout);
+    // Training continues from a Keras file (weights and RMSprop state); another architecture is refused.
+    let from_dir = tempfile::tempdir().unwrap();
+    let f = from_dir.path().to_str().unwrap();
+    let args = ["train-mnist", "--data-dir", m, "--limit", "256", "--epochs", "1", "--quiet", "--out", f];
+    let out = xtask(&[&args[..], &["--from", keras.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let small = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/kiln-nn/tests/fixtures/keras_files/small.keras");
+    fails_with(&xtask(&[&args[..], &["--from", small]].concat()), &["--from", "small.keras"]);
     let check = xtask(&[
         "check-metrics",
         out_dir.path().join("metrics.json").to_str().unwrap(),

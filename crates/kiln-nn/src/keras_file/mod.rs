@@ -81,9 +81,10 @@ impl Model {
         }
     }
 
-    /// Keras `model.load_weights(path)`: a Keras 3 `.weights.h5` (layers matched by position and class, as Keras
-    /// does; the optimizer state too when this model is compiled and the file holds it) or a legacy weights `.h5`
-    /// (layers matched by name). Every weight must fit; nothing changes otherwise.
+    /// Keras `model.load_weights(path)`: a Keras 3 `.weights.h5` or the weights of a `.keras` archive (layers
+    /// matched by position and class, as Keras does; the optimizer state too when this model is compiled and the
+    /// file holds it), or a legacy weights `.h5` (layers matched by name). Every weight must fit; nothing changes
+    /// otherwise.
     pub fn load_keras_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| NnError::io(path, e))?;
@@ -96,8 +97,15 @@ impl Model {
     }
 
     fn load_keras_weights_bytes(&mut self, path: &Path, bytes: Vec<u8>) -> Result<()> {
+        if bytes.starts_with(ZIP_MAGIC) {
+            // As Keras' `load_weights("m.keras")`: the archive's weights, its config left aside.
+            let entries = archive::read(path, &bytes)?;
+            let h5 = H5::parse(path, archive::WEIGHTS, entries.weights)?;
+            weights::require_layout(&h5)?;
+            return weights::read(&h5, self, true);
+        }
         if !bytes.starts_with(HDF5_MAGIC) {
-            return Err(NnError::keras(path, "", "not an HDF5 file"));
+            return Err(NnError::keras(path, "", "neither a .keras archive nor an HDF5 weights file"));
         }
         let h5 = H5::parse(path, "", bytes)?;
         if legacy::is_legacy(&h5) {
