@@ -8,6 +8,7 @@ and the check of Kiln-written files in Keras.
                   3 Adam steps, saved with a fresh Adam (so only `iterations` and `learning_rate` are stored);
   small.keras     a small Sequential (Dense relu/tanh/softmax) with RMSprop state after 3 steps;
   residual.keras  a small functional graph (Add, Concatenate, BatchNormalization, gelu) with Adam state;
+  schedule.keras  Adam driven by CosineDecay with warmup (no learning_rate variable is then stored);
   legacy.h5       a small functional model in the legacy format (`model_config` + `model_weights`), by Keras 3;
   keras2.h5       a Sequential model with BatchNormalization saved by Keras 2 (`pip install tf_keras`), as older
                   notebooks have them (nested `inbound_nodes`, `batch_input_shape`, `axis: [3]`, `kernel:0`);
@@ -87,6 +88,13 @@ def residual_model():
     return m, False
 
 
+def schedule_model():
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, 100, warmup_target=2e-3, warmup_steps=10)
+    m = keras.Sequential([keras.Input((12,)), L.Dense(10, activation="softmax")])
+    m.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
+    return m, False
+
+
 def legacy_model():
     inp = keras.Input((8, 8, 2))
     x = L.Conv2D(4, 3, padding="same", activation="relu")(inp)
@@ -136,6 +144,7 @@ def make(out):
         ("residual", residual_model, "residual.keras", 1.0, False),
         ("legacy", legacy_model, "legacy.h5", 1.0, False),
         ("keras2", keras2_model, "keras2.h5", 1.0, False),
+        ("schedule", schedule_model, "schedule.keras", 1.0, False),
     ]):
         keras.utils.set_random_seed(k)
         m, one_hot = build()
@@ -166,7 +175,7 @@ def make(out):
             # A legacy file's optimizer state is not read back (by Keras 3 or Kiln): training restarts it.
             build_fresh, _ = build()
             m2.compile(optimizer=build_fresh.optimizer, loss=m.loss, metrics=["accuracy"])
-        loss = float(m2.train_on_batch(xs, labels(ys, one_hot, ks))[0])
+        loss = float(np.ravel(m2.train_on_batch(xs, labels(ys, one_hot, ks)))[0])
         expected[name].update({
             "step_x": floats(xs),
             "step_y": ys.tolist(),
@@ -194,7 +203,7 @@ def check(d):
             xs = np.asarray(exp["step_x"], "float32").reshape([-1] + exp["shape"])
             ys = np.asarray(exp["step_y"], "int32")
             one_hot = m.loss == "categorical_crossentropy"
-            loss = float(m.train_on_batch(xs, labels(ys, one_hot))[0])
+            loss = float(np.ravel(m.train_on_batch(xs, labels(ys, one_hot)))[0])
             print(f"  one more step in Keras: loss {loss:.6f} (Kiln's step on the same batch: {exp['step_loss']:.6f})")
             assert abs(loss - exp["step_loss"]) < 1e-4, "training does not continue in Keras as in Kiln"
         assert diff <= 1e-6, f"{fname}: predictions differ by {diff}"

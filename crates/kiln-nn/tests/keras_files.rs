@@ -1,9 +1,10 @@
 //! Keras model files made by real Keras 3.15.1 (`benches/reference/keras_files.py make`, in
 //! `fixtures/keras_files/`): the notebook's Sequential model, the Fashion flagship (Rescaling, RandomFlip,
 //! BatchNormalization, ReLU, Dropout), a small Sequential with RMSprop state, a functional graph with merges and
-//! Adam state, a legacy `.h5` by Keras 3 and one by Keras 2 (tf_keras 2.21). Each loads, predicts Keras'
-//! probabilities for fixed inputs, and takes one more training step equal to the step Keras takes after loading
-//! its own file (which needs the optimizer state and `iterations` read back). Tolerance 1e-5: float32 sums of at most a few thousand O(1) products per output.
+//! Adam state, Adam under a warmup CosineDecay, a legacy `.h5` by Keras 3 and one by Keras 2 (tf_keras 2.21).
+//! Each loads, predicts Keras' probabilities for fixed inputs, and takes one more training step equal to the step
+//! Keras takes after loading its own file (which needs the optimizer state and `iterations` read back).
+//! Tolerance 1e-5: float32 sums of at most a few thousand O(1) products per output.
 
 use std::io::Read;
 
@@ -105,6 +106,10 @@ fn the_fixtures_keep_keras_names_order_and_settings() {
     assert_eq!(residual.iterations(), 3);
     assert!(!residual.is_chain());
     assert!(residual.summary().contains("Connected to"));
+    // A schedule drives the rate: Keras then stores no learning_rate variable, only iterations and the moments.
+    let schedule = Model::load_keras(format!("{DIR}/schedule.keras")).unwrap();
+    assert!(schedule.learning_rate_schedule().is_some());
+    assert_eq!(schedule.iterations(), 3);
 }
 
 fn entry(file: &str, name: &str) -> Vec<u8> {
@@ -131,7 +136,7 @@ fn keras_weights_files_load_into_a_model_of_the_same_architecture() {
 fn a_kiln_written_keras_file_reads_back_to_the_same_model_and_state() {
     let exp = expected();
     let dir = tempfile::tempdir().unwrap();
-    for name in ["seed", "small", "residual", "fashion", "legacy", "keras2"] {
+    for name in ["seed", "small", "residual", "fashion", "legacy", "keras2", "schedule"] {
         let e = &exp[name];
         let model = Model::load_keras(format!("{DIR}/{}", e["file"].as_str().unwrap())).unwrap();
         let path = dir.path().join(format!("{name}.keras"));
