@@ -319,3 +319,72 @@ fn relu_options_away_from_the_plain_rectifier_are_refused() {
         }
     }
 }
+
+/// A weights file for the `small` fixture's architecture with one dataset replaced by `bad` (written by hand, as
+/// another tool might).
+fn small_weights_with(bad: impl Fn(&mut hdf5_pure::GroupBuilder)) -> Vec<u8> {
+    let mut b = hdf5_pure::FileBuilder::new();
+    let mut layers = b.create_group("layers");
+    for (k, (path, shapes)) in
+        [("dense", [[12u64, 16], [16, 0]]), ("dense_1", [[16, 8], [8, 0]]), ("dense_2", [[8, 10], [10, 0]])]
+            .iter()
+            .enumerate()
+    {
+        let mut l = layers.create_group(path);
+        let mut vars = l.create_group("vars");
+        for (i, s) in shapes.iter().enumerate() {
+            let dims: Vec<u64> = s.iter().copied().filter(|&d| d > 0).collect();
+            let n = dims.iter().product::<u64>() as usize;
+            if k == 1 && i == 0 {
+                bad(&mut vars);
+            } else {
+                vars.create_dataset(&i.to_string()).with_f32_data(&vec![0.5; n]).with_shape(&dims);
+            }
+        }
+        l.add_group(vars.finish());
+        layers.add_group(l.finish());
+    }
+    b.add_group(layers.finish());
+    b.finish().unwrap()
+}
+
+#[test]
+fn weights_of_the_wrong_dtype_or_shape_name_the_dataset() {
+    let mut model = Model::load_keras(format!("{DIR}/small.keras")).unwrap();
+    let before = model.get_weights().unwrap();
+    let good = small_weights_with(|v| {
+        v.create_dataset("0").with_f32_data(&[0.5; 128]).with_shape(&[16, 8]);
+    });
+    model.load_keras_weights_from_slice(&good).unwrap();
+    model.set_weights(&before).unwrap();
+    let f64_kernel = small_weights_with(|v| {
+        v.create_dataset("0").with_f64_data(&[0.5; 128]).with_shape(&[16, 8]);
+    });
+    let wrong_shape = small_weights_with(|v| {
+        v.create_dataset("0").with_f32_data(&[0.5; 128]).with_shape(&[8, 16]);
+    });
+    for (bytes, needle) in [(f64_kernel, "dtype"), (wrong_shape, "shape")] {
+        match model.load_keras_weights_from_slice(&bytes) {
+            Err(NnError::KerasFile { entry, message, .. }) => {
+                assert_eq!(entry, "layers/dense_1/vars/0");
+                assert!(message.contains(needle), "{message}");
+            }
+            other => panic!("expected a KerasFile error, got {other:?}"),
+        }
+        // Nothing changed.
+        for (a, b) in model.get_weights().unwrap().iter().zip(&before) {
+            assert_eq!(a.as_slice(), b.as_slice());
+        }
+    }
+}
+
+#[test]
+fn absurd_shapes_in_a_config_are_refused_before_allocating() {
+    let huge = edited(|c| {
+        c["config"]["layers"][0]["config"]["batch_shape"] =
+            serde_json::json!([null, 4_000_000_000u64, 4_000_000_000u64, 1])
+    });
+    assert!(Model::load_keras_from_slice(&huge).is_err());
+    let units = edited(|c| c["config"]["layers"][4]["config"]["units"] = serde_json::json!(4_000_000_000_000u64));
+    assert!(Model::load_keras_from_slice(&units).is_err());
+}
