@@ -12,7 +12,7 @@ use crate::error::{NnError, Result};
 
 /// An opened HDF5 file and where it came from (for error messages).
 pub(crate) struct H5<'a> {
-    pub(crate) file: File,
+    file: File,
     path: &'a Path,
     /// The archive entry holding the file (`model.weights.h5`), or empty for a file of its own.
     entry: &'a str,

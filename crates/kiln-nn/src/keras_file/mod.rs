@@ -71,7 +71,7 @@ impl Model {
             }
             let h5 = H5::parse(path, archive::WEIGHTS, entries.weights)?;
             weights::require_layout(&h5)?;
-            weights::read(&h5, &mut model, true)?;
+            weights::read(&h5, &mut model)?;
             Ok(model)
         } else if bytes.starts_with(HDF5_MAGIC) {
             let h5 = H5::parse(path, "", bytes)?;
@@ -102,7 +102,7 @@ impl Model {
             let entries = archive::read(path, &bytes)?;
             let h5 = H5::parse(path, archive::WEIGHTS, entries.weights)?;
             weights::require_layout(&h5)?;
-            return weights::read(&h5, self, true);
+            return weights::read(&h5, self);
         }
         if !bytes.starts_with(HDF5_MAGIC) {
             return Err(NnError::keras(path, "", "neither a .keras archive nor an HDF5 weights file"));
@@ -112,7 +112,7 @@ impl Model {
             legacy::read_weights(&h5, self)
         } else {
             weights::require_layout(&h5)?;
-            weights::read(&h5, self, true)
+            weights::read(&h5, self)
         }
     }
 

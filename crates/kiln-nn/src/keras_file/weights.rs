@@ -36,9 +36,9 @@ fn optimizer_base(model: &Model) -> usize {
     if model.schedule.is_some() { 1 } else { 2 }
 }
 
-/// Reads every layer's weights (and, when `optimizer` and the file holds a built optimizer, the optimizer state)
-/// into `model`; nothing changes unless everything reads.
-pub(crate) fn read(h5: &H5<'_>, model: &mut Model, optimizer: bool) -> Result<()> {
+/// Reads every layer's weights (and, when the model is compiled and the file holds a built optimizer, the
+/// optimizer state) into `model`; nothing changes unless everything reads.
+pub(crate) fn read(h5: &H5<'_>, model: &mut Model) -> Result<()> {
     let (_, paths) = layer_paths(model);
     let mut values: Vec<(ParamId, Vec<f32>)> = Vec::new();
     for (slot, path) in model.layers.iter().zip(&paths) {
@@ -53,8 +53,8 @@ pub(crate) fn read(h5: &H5<'_>, model: &mut Model, optimizer: bool) -> Result<()
             values.push((*id, h5.read_f32(&format!("{vars}/{i}"), dims.as_slice())?));
         }
     }
-    let state = match (optimizer, model.compiled) {
-        (true, Some(c)) if h5.has_group("optimizer/vars") => read_optimizer(h5, model, c.optimizer)?,
+    let state = match model.compiled {
+        Some(c) if h5.has_group("optimizer/vars") => read_optimizer(h5, model, c.optimizer)?,
         _ => None,
     };
     for (id, v) in values {
