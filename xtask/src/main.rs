@@ -57,6 +57,16 @@ enum Cmd {
     },
     /// Print the instruction sets this CPU supports and the one Kiln's kernels choose.
     Isa,
+    /// Measure the f32 FMA peak of every ISA this CPU supports, on one thread and on all threads (the ceiling the
+    /// training jobs' "fraction of peak" is stated against).
+    Peak {
+        /// Timed rounds per measurement (best and median are reported).
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+        /// Milliseconds per round.
+        #[arg(long, default_value_t = 200)]
+        round_ms: u64,
+    },
     /// Build the NEON kernels for aarch64 and run their property tests under qemu-user.
     Neon,
     /// The long test tier: every test of the workspace with 10× the property-test cases, built with debug
@@ -88,6 +98,7 @@ fn main() -> ExitCode {
             isa_report();
             Ok(())
         }
+        Cmd::Peak { rounds, round_ms } => peak(rounds, round_ms),
         Cmd::Fuzz { seconds, targets } => fuzz(seconds, targets),
         Cmd::Neon => neon(),
         Cmd::TestLong { scale } => test_long(scale),
@@ -135,6 +146,26 @@ fn load_model(path: &Path) -> kiln::nn::Result<kiln::prelude::Model> {
         Some("keras" | "h5") => kiln::prelude::Model::load_keras(path),
         _ => kiln::prelude::Model::load(path),
     }
+}
+
+fn peak(rounds: usize, round_ms: u64) -> Result<(), String> {
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for isa in Isa::ALL {
+        let Some(k) = kiln_kernels::Kernels::for_isa(isa) else { continue };
+        for threads in if all > 1 { vec![1, all] } else { vec![1] } {
+            let p =
+                k.fma_peak(threads, std::time::Duration::from_millis(round_ms), rounds).map_err(|e| e.to_string())?;
+            println!(
+                "{:<9} {threads} thread{}: best {:>7.1} GFLOP/s, median {:>7.1} ({:.1} per thread)",
+                isa.name(),
+                if threads == 1 { " " } else { "s" },
+                p.best_gflops,
+                p.median_gflops,
+                p.best_gflops / threads as f64
+            );
+        }
+    }
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {

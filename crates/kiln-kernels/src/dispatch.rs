@@ -12,6 +12,7 @@ use crate::elementwise::table::ElementwiseTable;
 use crate::gemm::table::GemmTable;
 use crate::isa::Isa;
 use crate::optim::table::OptimTable;
+use crate::peak::table::PeakTable;
 use crate::precision::DType;
 
 /// The kernels of one instruction set: one table per kernel family.
@@ -23,6 +24,7 @@ pub struct Kernels {
     pub(crate) conv: &'static ConvTable,
     pub(crate) elementwise: &'static ElementwiseTable,
     pub(crate) optim: &'static OptimTable,
+    pub(crate) peak: &'static PeakTable,
 }
 
 impl fmt::Debug for Kernels {
@@ -41,6 +43,7 @@ macro_rules! kernels_of {
             conv: &crate::conv::table::$m::TABLE,
             elementwise: &crate::elementwise::table::$m::TABLE,
             optim: &crate::optim::table::$m::TABLE,
+            peak: &crate::peak::table::$m::TABLE,
         }
     };
 }

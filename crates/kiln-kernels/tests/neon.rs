@@ -121,5 +121,11 @@ fn activations(k: &Kernels) -> Result<(), String> {
         check_optim(k, len, len as u64)?;
     }
     check_fused_swish(k, &x)?;
+    for iters in [0u64, 1, 7, 100, 3000] {
+        let (got, want) = (f64::from(k.fma_probe(iters)), k.fma_probe_reference(iters));
+        if (got - want).abs() > want.abs() * 1e-6 * (iters as f64 + 8.0) {
+            return Err(format!("fma probe, {iters} rounds: {got} vs {want}"));
+        }
+    }
     Ok(())
 }

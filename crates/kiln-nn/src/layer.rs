@@ -87,6 +87,12 @@ pub trait Layer: Send + Sync + fmt::Debug {
     }
     /// The parameters as `(short name, id)`: `("kernel", …)`, `("bias", …)`; empty before `build`.
     fn weights(&self) -> Vec<(&'static str, ParamId)>;
+    /// FLOPs of this layer's forward pass for one sample of shape `input`, 2 per multiply-add of weights and
+    /// activations (convolutions and Dense; 0 for layers without such products, whose work is not FMA-bound).
+    fn flops(&self, input: &[usize]) -> u64 {
+        let _ = input;
+        0
+    }
     /// For a convolution layer: its kernel geometry at `batch` for this (per-sample) input shape, so a model can
     /// report which algorithm runs; `None` for other layers.
     fn conv_geometry(&self, input: &[usize], batch: usize) -> Option<kiln_kernels::Conv2dGeometry> {

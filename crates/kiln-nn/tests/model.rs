@@ -440,3 +440,24 @@ fn u8_images_and_one_hot_labels_feed_fit() {
     n.fit(&xt, &yt, &FitOptions::default().verbose(Verbose::Silent)).unwrap();
     assert_eq!(m.weights().unwrap(), n.weights().unwrap());
 }
+
+/// Training FLOPs from the layers' geometry: the notebook's 148.05 GFLOP per epoch (forward, weight gradients,
+/// and input gradients for every layer but the first).
+#[test]
+fn train_flops_count_forward_weight_and_needed_input_gradients() {
+    use kiln_nn::prelude::*;
+    let inputs = Input::new(&[28, 28, 1]);
+    let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs).unwrap();
+    let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x).unwrap();
+    let x = Flatten::new().call(&x).unwrap();
+    let x = Dense::new(84).activation(ActivationFn::Swish).call(&x).unwrap();
+    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x).unwrap();
+    let model = Model::new(&inputs, &outputs).unwrap();
+    let conv1 = 2 * 24 * 24 * 3 * 25;
+    let rest = 2 * 20 * 20 * 6 * 75 + 2 * 2400 * 84 + 2 * 84 * 10;
+    assert_eq!(model.train_flops_per_sample(), 2 * conv1 + 3 * rest);
+    assert_eq!(model.train_flops_per_sample() * 60_000, 148_046_400_000);
+    // A weightless layer first (Rescaling) still needs no input gradient for the convolution after it.
+    let scaled = Sequential::new(&[28, 28, 1]).add(Rescaling::new(0.5)).add(Conv2D::new(3, 5)).build().unwrap();
+    assert_eq!(scaled.train_flops_per_sample(), 2 * conv1);
+}

@@ -120,6 +120,9 @@ impl Layer for Conv2D {
     fn conv_geometry(&self, input: &[usize], batch: usize) -> Option<Conv2dGeometry> {
         self.geometry_for(input, batch).ok()
     }
+    fn flops(&self, input: &[usize]) -> u64 {
+        self.geometry_for(input, 1).map_or(0, |g| g.flops())
+    }
     fn config(&self) -> Value {
         let padding = padding_json(self.padding);
         json!({

@@ -65,6 +65,9 @@ impl Dense {
 }
 
 impl Layer for Dense {
+    fn flops(&self, input: &[usize]) -> u64 {
+        2 * input.iter().product::<usize>() as u64 * self.units as u64
+    }
     fn class_name(&self) -> &'static str {
         "Dense"
     }

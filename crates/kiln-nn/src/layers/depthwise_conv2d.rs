@@ -86,6 +86,10 @@ impl DepthwiseConv2D {
 }
 
 impl Layer for DepthwiseConv2D {
+    fn flops(&self, input: &[usize]) -> u64 {
+        let taps = (self.kernel_size.0 * self.kernel_size.1) as u64;
+        self.output_shape(input).map_or(0, |out| 2 * taps * out.iter().product::<usize>() as u64)
+    }
     fn class_name(&self) -> &'static str {
         "DepthwiseConv2D"
     }
