@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use kiln::kernels::Isa;
@@ -365,6 +365,12 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         model.set_isa(isa).map_err(|e| e.to_string())?;
     }
     model.set_data_parallel(!args.no_data_parallel);
+    // The ceiling the run's speed is stated against: this ISA's FMA peak on the run's threads (≈ 0.25 s).
+    let peak = model
+        .kernels()
+        .fma_peak(model.threads().unwrap_or(1), Duration::from_millis(60), 3)
+        .map_err(|e| format!("FMA peak probe: {e}"))?;
+    let flops_per_sample = model.train_flops_per_sample();
     if let Some(from) = &args.from {
         let loaded = match from.extension().and_then(|e| e.to_str()) {
             Some("keras" | "h5") => model.load_keras_weights(from),
@@ -408,6 +414,23 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         println!("Resumed after epoch {e} from {}", backup.display());
     }
 
+    // Achieved speed: the layers' training FLOPs over the epoch's training time.
+    let gflops = |e: &kiln::nn::EpochLog| flops_per_sample as f64 * e.samples_per_second / 1e9;
+    if say {
+        for e in &history.epochs {
+            println!(
+                "Epoch {}: {:.1} GFLOP/s = {:.1} % of the FMA peak ({:.1} GFLOP/s: {}, {} thread{})",
+                e.epoch,
+                gflops(e),
+                100.0 * gflops(e) / peak.best_gflops,
+                peak.best_gflops,
+                peak.isa.name(),
+                peak.threads,
+                if peak.threads == 1 { "" } else { "s" }
+            );
+        }
+    }
+
     let pred = model.predict_on_batch(&x_train.take(5)).map_err(|e| e.to_string())?;
     if say {
         println!("\nPredictions for the first 5 training images (rounded to 2 decimals):");
@@ -443,6 +466,8 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
                 "seconds": e.seconds,
                 "train_seconds": e.train_seconds,
                 "images_per_second": e.samples_per_second,
+                "gflops": gflops(e),
+                "peak_fraction": gflops(e) / peak.best_gflops,
             })
         })
         .collect();
@@ -475,6 +500,14 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         },
         "epochs": epochs,
         "median_epoch_seconds": median(history.epochs.iter().map(|e| e.seconds).collect()),
+        "train_flops_per_image": flops_per_sample,
+        "fma_peak": {
+            "isa": peak.isa.name(),
+            "threads": peak.threads,
+            "best_gflops": peak.best_gflops,
+            "median_gflops": peak.median_gflops,
+        },
+        "median_peak_fraction": median(history.epochs.iter().map(|e| gflops(e) / peak.best_gflops).collect()),
         "test": {"loss": short(test.loss), "accuracy": test.accuracy.map(short)},
         "peak_rss_bytes": peak_rss_bytes(),
         "wall_seconds": start.elapsed().as_secs_f64(),

@@ -119,9 +119,14 @@ fn smoke_run_writes_outputs_that_predict_reads() {
     let out = xtask(&["train-mnist", "--data-dir", m, "--limit", "256", "--epochs", "2", "--out", o]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for needle in
-        ["(256, 28, 28, 1) (256, 10)", "Total params: 203,068 (793.23 KB)", "Epoch 2/2", "8/8 [======", "test accuracy"]
-    {
+    for needle in [
+        "(256, 28, 28, 1) (256, 10)",
+        "Total params: 203,068 (793.23 KB)",
+        "Epoch 2/2",
+        "8/8 [======",
+        "test accuracy",
+        "% of the FMA peak",
+    ] {
         assert!(stdout.contains(needle), "`{needle}` missing from:\n{stdout}");
     }
     for f in ["model.json", "model.safetensors", "model.keras", "metrics.json", "training-curves.png"] {
@@ -132,6 +137,14 @@ fn smoke_run_writes_outputs_that_predict_reads() {
     assert_eq!(metrics["epochs"].as_array().unwrap().len(), 2);
     assert!(metrics["test"]["accuracy"].as_f64().unwrap() > 0.2);
     assert!(metrics["peak_rss_bytes"].as_u64().unwrap() > 0);
+    // The run states its speed against its own FMA peak: the notebook's 2,467,440 training FLOPs per image, a
+    // positive peak, and per epoch a fraction that is a real fraction (a miscounted FLOP total shows here).
+    assert_eq!(metrics["train_flops_per_image"].as_u64(), Some(2_467_440));
+    assert!(metrics["fma_peak"]["best_gflops"].as_f64().unwrap() > 0.0);
+    for e in metrics["epochs"].as_array().unwrap() {
+        let f = e["peak_fraction"].as_f64().unwrap();
+        assert!(f > 0.0 && f < 1.0, "peak fraction {f}");
+    }
     let png = image::open(out_dir.path().join("training-curves.png")).unwrap();
     assert_eq!((png.width(), png.height()), (1200, 500));
     // With a validation split, every epoch reports validation figures (and the curves draw them).
