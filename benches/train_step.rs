@@ -3,7 +3,8 @@
 //! default thread pool, plus every available ISA with 1 and 2 threads — and batch-1 inference latency
 //! (`predict/flagship/batch1/<isa>`). `-data-parallel` variants split each batch over two replicas
 //! (`Model::set_data_parallel`). Throughput is in images per second. After the measurements a per-layer
-//! breakdown of the step (median of 300 profiled steps per ISA, 1 thread) is printed.
+//! breakdown of the step (median of 300 profiled steps per ISA, 1 thread) is printed, with each pass's GFLOP/s and
+//! fraction of the one-thread FMA peak and the bytes per step (estimated from the plan).
 //!
 //! Real images come from `MNIST_DIR` when set, otherwise deterministic synthetic pixels.
 //!
@@ -79,27 +80,69 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-/// Median per-layer forward/backward times over 300 profiled steps (1 thread), with each layer's share.
+/// Median per-layer forward/backward times over 300 profiled steps (1 thread), with each layer's share, its
+/// GFLOP/s (training FLOPs from the layers' geometry) and their fraction of this ISA's one-thread FMA peak, and the
+/// bytes the step moves (estimated from the plan).
 fn breakdown(isa: Isa, x: &Tensor, y: &Tensor) {
     let mut m = model();
     m.set_isa(isa).expect("isa");
     m.set_threads(Some(1)).expect("threads");
+    let peak = m.kernels().fma_peak(1, Duration::from_millis(100), 5).expect("peak probe").best_gflops;
     let runs: Vec<_> = (0..330).map(|_| m.profile_step(x, y).expect("profile")).skip(30).collect();
     let median = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
     };
     let total = median(runs.iter().map(|p| p.total).collect());
-    println!("\ntrain_step breakdown, {isa}, 1 thread, median of {} steps: total {total:?}", runs.len());
+    let batch = x.shape().dims()[0] as f64;
+    let flops = m.train_flops_per_layer();
+    let bytes = m.step_bytes(x.shape().dims()[0]);
+    println!(
+        "\ntrain_step breakdown, {isa}, 1 thread, median of {} steps: total {total:?} = {:.1} GFLOP/s, {:.1} % of \
+         the one-thread FMA peak ({peak:.1} GFLOP/s); {:.2} MB moved per step (estimate: activations {:.2}, weights \
+         {:.2}, optimizer {:.2}) = {:.1} GB/s",
+        runs.len(),
+        batch * m.train_flops_per_sample() as f64 / total.as_secs_f64() / 1e9,
+        100.0 * batch * m.train_flops_per_sample() as f64 / total.as_secs_f64() / 1e9 / peak,
+        bytes.total() as f64 / 1e6,
+        bytes.activations as f64 / 1e6,
+        bytes.weights as f64 / 1e6,
+        bytes.optimizer as f64 / 1e6,
+        bytes.total() as f64 / total.as_secs_f64() / 1e9,
+    );
     let share = |d: Duration| 100.0 * d.as_secs_f64() / total.as_secs_f64();
+    // GFLOP/s of a pass and its % of the peak ("" for a pass without FMA-bound products).
+    let rate = |f: u64, d: Duration| {
+        if f == 0 {
+            String::new()
+        } else {
+            let g = batch * f as f64 / d.as_secs_f64() / 1e9;
+            format!("{g:>5.1} GFLOP/s {:>4.1}%", 100.0 * g / peak)
+        }
+    };
     for (i, l) in runs[0].layers.iter().enumerate() {
         let f = median(runs.iter().map(|p| p.layers[i].forward).collect());
         let b = median(runs.iter().map(|p| p.layers[i].backward).collect());
-        println!("  {:<9} forward {:>9.1?} ({:>4.1}%)  backward {:>9.1?} ({:>4.1}%)", l.name, f, share(f), b, share(b));
+        let (ff, bf) = flops.get(i).map_or((0, 0), |l| (l.forward, l.backward));
+        println!(
+            "  {:<9} forward {:>9.1?} ({:>4.1}%) {:<20}  backward {:>9.1?} ({:>4.1}%) {}",
+            l.name,
+            f,
+            share(f),
+            rate(ff, f),
+            b,
+            share(b),
+            rate(bf, b)
+        );
     }
     let loss = median(runs.iter().map(|p| p.loss).collect());
     let opt = median(runs.iter().map(|p| p.optimizer).collect());
-    println!("  loss      {loss:>9.1?} ({:>4.1}%)  optimizer {opt:>9.1?} ({:>4.1}%)", share(loss), share(opt));
+    println!(
+        "  loss      {loss:>9.1?} ({:>4.1}%)  optimizer {opt:>9.1?} ({:>4.1}%, {:.1} GB/s)",
+        share(loss),
+        share(opt),
+        bytes.optimizer as f64 / opt.as_secs_f64() / 1e9
+    );
 }
 
 criterion_group!(benches, bench);

@@ -416,17 +416,23 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
 
     // Achieved speed: the layers' training FLOPs over the epoch's training time.
     let gflops = |e: &kiln::nn::EpochLog| flops_per_sample as f64 * e.samples_per_second / 1e9;
+    // And the memory traffic it implies (estimated from the plan; a full batch's step).
+    let step_bytes = model.step_bytes(batch_size);
+    let gbytes = |e: &kiln::nn::EpochLog| step_bytes.total() as f64 * e.samples_per_second / batch_size as f64 / 1e9;
     if say {
         for e in &history.epochs {
             println!(
-                "Epoch {}: {:.1} GFLOP/s = {:.1} % of the FMA peak ({:.1} GFLOP/s: {}, {} thread{})",
+                "Epoch {}: {:.1} GFLOP/s = {:.1} % of the FMA peak ({:.1} GFLOP/s: {}, {} thread{}); {:.2} MB moved per \
+                 step (estimate) = {:.1} GB/s",
                 e.epoch,
                 gflops(e),
                 100.0 * gflops(e) / peak.best_gflops,
                 peak.best_gflops,
                 peak.isa.name(),
                 peak.threads,
-                if peak.threads == 1 { "" } else { "s" }
+                if peak.threads == 1 { "" } else { "s" },
+                step_bytes.total() as f64 / 1e6,
+                gbytes(e),
             );
         }
     }
@@ -468,6 +474,7 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
                 "images_per_second": e.samples_per_second,
                 "gflops": gflops(e),
                 "peak_fraction": gflops(e) / peak.best_gflops,
+                "gbytes_per_second": gbytes(e),
             })
         })
         .collect();
@@ -501,6 +508,12 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         "epochs": epochs,
         "median_epoch_seconds": median(history.epochs.iter().map(|e| e.seconds).collect()),
         "train_flops_per_image": flops_per_sample,
+        "step_bytes": {
+            "activations": step_bytes.activations,
+            "weights": step_bytes.weights,
+            "optimizer": step_bytes.optimizer,
+            "total": step_bytes.total(),
+        },
         "fma_peak": {
             "isa": peak.isa.name(),
             "threads": peak.threads,

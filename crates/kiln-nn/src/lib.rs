@@ -49,8 +49,8 @@ pub use kiln_autograd::Activation;
 pub use kiln_tensor::data::{self, ClassIndices, Data, ImagesU8, OneHot, Rows};
 pub use layer::{Layer, Pair, fans, glorot_uniform, parse_activation};
 pub use model::{
-    BatchStats, Compiled, ConvChoice, DEFAULT_SEED, EpochLog, Evaluation, FitOptions, History, LayerTime, Model,
-    Sequential, StepProfile, Validation,
+    BatchStats, Compiled, ConvChoice, DEFAULT_SEED, EpochLog, Evaluation, FitOptions, History, LayerFlops, LayerTime,
+    Model, Sequential, StepBytes, StepProfile, Validation,
 };
 pub use optim::{Loss, Metric, Optimizer};
 pub use progress::{Verbose, per_step};

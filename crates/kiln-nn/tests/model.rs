@@ -460,4 +460,48 @@ fn train_flops_count_forward_weight_and_needed_input_gradients() {
     // A weightless layer first (Rescaling) still needs no input gradient for the convolution after it.
     let scaled = Sequential::new(&[28, 28, 1]).add(Rescaling::new(0.5)).add(Conv2D::new(3, 5)).build().unwrap();
     assert_eq!(scaled.train_flops_per_sample(), 2 * conv1);
+    let per_layer = model.train_flops_per_layer();
+    let names: Vec<_> = per_layer.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["conv2d", "conv2d_1", "flatten", "dense", "dense_1"]);
+    assert_eq!((per_layer[0].forward, per_layer[0].backward), (conv1, conv1));
+    assert_eq!((per_layer[3].forward, per_layer[3].backward), (2 * 2400 * 84, 4 * 2400 * 84));
+    assert_eq!(per_layer[2].forward + per_layer[2].backward, 0);
+}
+
+/// The bytes a step moves, counted by hand for the notebook at batch 32 with RMSprop (one state slot).
+#[test]
+fn step_bytes_of_the_notebook() {
+    use kiln_nn::prelude::*;
+    let inputs = Input::new(&[28, 28, 1]);
+    let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs).unwrap();
+    let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x).unwrap();
+    let x = Flatten::new().call(&x).unwrap();
+    let x = Dense::new(84).activation(ActivationFn::Swish).call(&x).unwrap();
+    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x).unwrap();
+    let mut model = Model::new(&inputs, &outputs).unwrap();
+    model.compile("categorical_crossentropy", Optimizer::rmsprop(), &["accuracy"]).unwrap();
+    // Floats per sample, (forward in + out) + (backward dy + x for the weight gradient + dx when needed):
+    // conv2d (784 → 1728, no dx), conv2d_1 (1728 → 2400), flatten (2400 → 2400, no weights), dense (2400 → 84),
+    // dense_1 (84 → 10).
+    let per_sample = (784 + 1728)
+        + (1728 + 784)
+        + (1728 + 2400)
+        + (2400 + 1728 + 1728)
+        + (2400 + 2400)
+        + (2400 + 2400)
+        + (2400 + 84)
+        + (84 + 2400 + 2400)
+        + (84 + 10)
+        + (10 + 84 + 84);
+    let (conv1_w, rest_w) = (3 * 25 + 3, (6 * 75 + 6) + (2400 * 84 + 84) + (84 * 10 + 10));
+    for (dp, replicas) in [(false, 1), (true, 2)] {
+        model.set_data_parallel(dp);
+        let b = model.step_bytes(32);
+        assert_eq!(b.activations, 4 * 32 * per_sample, "data parallel {dp}");
+        // Weights read forward and written as gradients (and read again for dx after the first layer), per replica.
+        assert_eq!(b.weights, 4 * replicas * (2 * conv1_w + 3 * rest_w));
+        // RMSprop: weight and its one slot read and written, each replica's gradient read.
+        assert_eq!(b.optimizer, 4 * (conv1_w + rest_w) * (4 + replicas));
+        assert_eq!(b.total(), b.activations + b.weights + b.optimizer);
+    }
 }

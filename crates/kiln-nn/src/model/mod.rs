@@ -9,10 +9,12 @@ mod engine;
 mod fit;
 mod lockstep;
 mod options;
+mod work;
 
 pub use options::{
     BatchStats, Compiled, ConvChoice, EpochLog, Evaluation, FitOptions, History, LayerTime, StepProfile, Validation,
 };
+pub use work::{LayerFlops, StepBytes};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -350,25 +352,6 @@ impl Model {
     /// Whether every layer reads the one before it (Keras then prints `summary()` without "Connected to").
     pub fn is_chain(&self) -> bool {
         self.layers.iter().enumerate().all(|(k, s)| s.inputs == [k])
-    }
-
-    /// FLOPs of one training step per sample, from the layers' geometry ([`Layer::flops`]: convolutions and
-    /// Dense): each layer's forward FLOPs once for the forward pass, once for its weight gradient, and once more
-    /// for its input gradient when a layer before it has trainable weights (the first layers' inputs need none).
-    /// The notebook's model: 2,467,440 per sample, 148.05 GFLOP per 60,000-image epoch.
-    pub fn train_flops_per_sample(&self) -> u64 {
-        // Whether each value of the graph (0: the input) depends on a trainable weight.
-        let mut needs_grad = vec![false; self.layers.len() + 1];
-        let mut total = 0u64;
-        for (k, slot) in self.layers.iter().enumerate() {
-            let input_grad = slot.inputs.iter().any(|&v| needs_grad[v]);
-            let trainable = slot.layer.weights().iter().any(|&(_, id)| self.params.trainable(id).unwrap_or(false));
-            needs_grad[k + 1] = input_grad || trainable;
-            let input = slot.inputs.first().map_or(&[][..], |&v| self.value_shape(v));
-            let f = slot.layer.flops(input);
-            total = total.saturating_add(f.saturating_mul(if input_grad { 3 } else { 2 }));
-        }
-        total
     }
 
     /// Number of scalars in all weights (trainable and not).
