@@ -152,6 +152,10 @@ pub(crate) unsafe fn gemm(t: &GemmTask) {
 /// | 16×10×84 (Dense2 forward) | 2.0 µs | 0.8 µs |
 const SHORT_MIN_M: usize = 7;
 
+/// Rows of a row-contiguous B that [`gemm_short`] prefetches ahead of its walk (a prefetch never faults, so it may
+/// point past B's end).
+const PREFETCH_ROWS: usize = 12;
+
 /// The AVX2 form of the AVX-512 `gemm_short` (see there): a product of at most `8·NV` rows with a stored Bᵀ (`BT`:
 /// the flagship Dense backward-data `dY·Wᵀ`, for which the loop nest transposes all of B into panels) or a
 /// row-contiguous B (the Dense forward `X·W`, 84 columns in 16-column tiles), with the rows of C in the lanes of
@@ -192,6 +196,12 @@ unsafe fn gemm_short<const BT: bool, const NV: usize, const JB: usize>(t: &GemmT
             }
             let mut acc = [[_mm256_setzero_ps(); NV]; JB];
             for q in 0..kk {
+                if !BT {
+                    // The walk down B's rows (stride `rsb`) outruns the hardware prefetcher.
+                    let ahead = rows[0].wrapping_add((q + PREFETCH_ROWS) * t.rsb);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(JB - 1).cast());
+                }
                 let mut av = [_mm256_setzero_ps(); NV];
                 for (h, x) in av.iter_mut().enumerate() {
                     // SAFETY: at holds 8·NV·CHAIN floats.
