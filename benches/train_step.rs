@@ -97,13 +97,14 @@ fn breakdown(isa: Isa, x: &Tensor, y: &Tensor) {
     let batch = x.shape().dims()[0] as f64;
     let flops = m.train_flops_per_layer();
     let bytes = m.step_bytes(x.shape().dims()[0]);
+    let step_gflops = batch * m.train_flops_per_sample() as f64 / total.as_secs_f64() / 1e9;
     println!(
         "\ntrain_step breakdown, {isa}, 1 thread, median of {} steps: total {total:?} = {:.1} GFLOP/s, {:.1} % of \
          the one-thread FMA peak ({peak:.1} GFLOP/s); {:.2} MB moved per step (estimate: activations {:.2}, weights \
          {:.2}, optimizer {:.2}) = {:.1} GB/s",
         runs.len(),
-        batch * m.train_flops_per_sample() as f64 / total.as_secs_f64() / 1e9,
-        100.0 * batch * m.train_flops_per_sample() as f64 / total.as_secs_f64() / 1e9 / peak,
+        step_gflops,
+        100.0 * step_gflops / peak,
         bytes.total() as f64 / 1e6,
         bytes.activations as f64 / 1e6,
         bytes.weights as f64 / 1e6,

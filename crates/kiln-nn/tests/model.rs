@@ -445,14 +445,7 @@ fn u8_images_and_one_hot_labels_feed_fit() {
 /// and input gradients for every layer but the first).
 #[test]
 fn train_flops_count_forward_weight_and_needed_input_gradients() {
-    use kiln_nn::prelude::*;
-    let inputs = Input::new(&[28, 28, 1]);
-    let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs).unwrap();
-    let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x).unwrap();
-    let x = Flatten::new().call(&x).unwrap();
-    let x = Dense::new(84).activation(ActivationFn::Swish).call(&x).unwrap();
-    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x).unwrap();
-    let model = Model::new(&inputs, &outputs).unwrap();
+    let model = flagship();
     let conv1 = 2 * 24 * 24 * 3 * 25;
     let rest = 2 * 20 * 20 * 6 * 75 + 2 * 2400 * 84 + 2 * 84 * 10;
     assert_eq!(model.train_flops_per_sample(), 2 * conv1 + 3 * rest);
@@ -471,15 +464,7 @@ fn train_flops_count_forward_weight_and_needed_input_gradients() {
 /// The bytes a step moves, counted by hand for the notebook at batch 32 with RMSprop (one state slot).
 #[test]
 fn step_bytes_of_the_notebook() {
-    use kiln_nn::prelude::*;
-    let inputs = Input::new(&[28, 28, 1]);
-    let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs).unwrap();
-    let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x).unwrap();
-    let x = Flatten::new().call(&x).unwrap();
-    let x = Dense::new(84).activation(ActivationFn::Swish).call(&x).unwrap();
-    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x).unwrap();
-    let mut model = Model::new(&inputs, &outputs).unwrap();
-    model.compile("categorical_crossentropy", Optimizer::rmsprop(), &["accuracy"]).unwrap();
+    let mut model = flagship();
     // Floats per sample, (forward in + out) + (backward dy + x for the weight gradient + dx when needed):
     // conv2d (784 → 1728, no dx), conv2d_1 (1728 → 2400), flatten (2400 → 2400, no weights), dense (2400 → 84),
     // dense_1 (84 → 10).
