@@ -19,7 +19,8 @@ use crate::precision::DType;
 pub struct Kernels {
     isa: Isa,
     pub(crate) gemm: &'static GemmTable,
-    /// bf16-input GEMM, for ISAs with a bf16 extension (none yet; used only where `isa.supports(BF16)`).
+    /// Native bf16-input GEMM, for ISAs with a bf16 extension (used only where `isa.supports(BF16)`; elsewhere
+    /// bf16 is widened to the f32 GEMM).
     pub(crate) gemm_bf16: Option<&'static GemmTable<half::bf16>>,
     pub(crate) conv: &'static ConvTable,
     pub(crate) elementwise: &'static ElementwiseTable,
@@ -36,10 +37,13 @@ impl fmt::Debug for Kernels {
 /// The [`Kernels`] of the ISA whose family modules are named `$m`.
 macro_rules! kernels_of {
     ($isa:expr, $m:ident) => {
+        kernels_of!($isa, $m, None)
+    };
+    ($isa:expr, $m:ident, $bf16:expr) => {
         Kernels {
             isa: $isa,
             gemm: &crate::gemm::table::$m::TABLE,
-            gemm_bf16: None,
+            gemm_bf16: $bf16,
             conv: &crate::conv::table::$m::TABLE,
             elementwise: &crate::elementwise::table::$m::TABLE,
             optim: &crate::optim::table::$m::TABLE,
@@ -52,7 +56,10 @@ static PORTABLE: Kernels = kernels_of!(Isa::Portable, portable);
 #[cfg(target_arch = "x86_64")]
 static AVX2: Kernels = kernels_of!(Isa::Avx2Fma, avx2);
 #[cfg(target_arch = "x86_64")]
-static AVX512: Kernels = kernels_of!(Isa::Avx512, avx512);
+static AVX512: Kernels = kernels_of!(Isa::Avx512, avx512, Some(&crate::gemm::table::avx512_bf16::TABLE));
+/// AVX-512 with bf16 by widening even where the CPU has AVX-512 BF16 ([`Kernels::bf16_by_widening`]).
+#[cfg(target_arch = "x86_64")]
+static AVX512_WIDENING: Kernels = kernels_of!(Isa::Avx512, avx512);
 #[cfg(target_arch = "aarch64")]
 static NEON: Kernels = kernels_of!(Isa::Neon, neon);
 
@@ -86,11 +93,42 @@ impl Kernels {
         self.isa
     }
 
-    /// Whether this table has kernels for `dtype` inputs that this CPU can run.
+    /// Whether this table has kernels for `dtype` inputs: always — bf16 runs natively or by widening to f32.
     pub fn supports(&self, dtype: DType) -> bool {
+        match dtype {
+            DType::F32 | DType::BF16 => true,
+        }
+    }
+
+    /// Whether this table computes `dtype` with the CPU's own arithmetic for it (`f32` always; bf16 with AVX-512
+    /// BF16) rather than by widening to f32.
+    pub fn native(&self, dtype: DType) -> bool {
         match dtype {
             DType::F32 => true,
             DType::BF16 => self.gemm_bf16.is_some() && self.isa.supports(DType::BF16),
+        }
+    }
+
+    /// The same ISA with bf16 computed by widening to f32 even where the CPU has bf16 arithmetic: the reference the
+    /// native kernels are checked against bit for bit, and a way to measure what the native kernels gain.
+    pub fn bf16_by_widening(&self) -> &'static Kernels {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => &AVX512_WIDENING,
+            // Every other table has no native bf16 kernel.
+            isa => Kernels::for_isa(isa).unwrap_or(&PORTABLE),
+        }
+    }
+
+    /// The name of the kernel products of `dtype` inputs run on: `gemm/<isa>/<MR>x<NR>`, or for bf16 the native
+    /// `gemm_bf16/…` table or `gemm/<isa>/…+widening`.
+    pub fn gemm_name_for(&self, dtype: DType) -> String {
+        match dtype {
+            DType::F32 => self.gemm.name.to_string(),
+            DType::BF16 => match self.gemm_bf16.filter(|_| self.native(DType::BF16)) {
+                Some(t) => t.name.to_string(),
+                None => format!("{}+widening", self.gemm.name),
+            },
         }
     }
 

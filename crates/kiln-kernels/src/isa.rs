@@ -9,7 +9,8 @@
 //!   cap naming another architecture's ISA leaves only [`Isa::Portable`]. An unknown value is ignored with a
 //!   warning on standard error.
 //! * `KILN_REQUIRE_ISA=avx2,avx512` turns the loud *skip* of a test for an ISA the host lacks into a failure
-//!   ([`Isa::testable`]), so that CI on a machine that should have AVX-512 cannot silently test less.
+//!   ([`Isa::testable`]), so that CI on a machine that should have AVX-512 cannot silently test less. The bf16
+//!   extensions can be required the same way (`avx512bf16`, `neonbf16`; [`Isa::testable_bf16`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -152,9 +153,41 @@ impl Isa {
             .unwrap_or(Isa::Portable)
     }
 
-    /// Parses a comma-separated ISA list such as `"avx2,avx512"` (spaces allowed, empty items ignored).
+    /// Parses a comma-separated ISA list such as `"avx2,avx512"` (spaces allowed, empty items ignored). The names
+    /// of bf16 extensions ([`Isa::bf16_name`]) may appear too and are not tiers: they are left out here and read
+    /// by [`Isa::testable_bf16`].
     pub fn parse_list(list: &str) -> Result<Vec<Isa>> {
-        list.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::parse).collect()
+        list.split(',')
+            .map(str::trim)
+            .filter(|item| {
+                !item.is_empty() && !Isa::ALL.iter().any(|i| i.bf16_name() == Some(&item.to_ascii_lowercase()))
+            })
+            .map(str::parse)
+            .collect()
+    }
+
+    /// The name of this tier's bf16 arithmetic extension, as `KILN_REQUIRE_ISA` lists it: `avx512bf16`
+    /// (`vdpbf16ps`) and `neonbf16` (FEAT_BF16); `None` for tiers without one.
+    pub const fn bf16_name(self) -> Option<&'static str> {
+        match self {
+            Isa::Avx512 => Some("avx512bf16"),
+            Isa::Neon => Some("neonbf16"),
+            Isa::Portable | Isa::Avx2Fma => None,
+        }
+    }
+
+    /// Gate for tests of this tier's native bf16 kernels, like [`Isa::testable`]: `Ok(false)` (print `skipped`)
+    /// when the CPU lacks the extension, an error when `KILN_REQUIRE_ISA` lists [`Isa::bf16_name`] nonetheless.
+    pub fn testable_bf16(self) -> Result<bool> {
+        let list = std::env::var(ENV_REQUIRE_ISA).unwrap_or_default();
+        Isa::parse_list(&list)?;
+        let required =
+            self.bf16_name().is_some_and(|name| list.split(',').any(|item| item.trim().eq_ignore_ascii_case(name)));
+        match (self.supports(DType::BF16), required) {
+            (true, _) => Ok(true),
+            (false, true) => Err(KernelError::IsaRequired { isa: self.bf16_name().unwrap_or("bf16") }),
+            (false, false) => Ok(false),
+        }
     }
 
     /// The ISAs listed in `KILN_REQUIRE_ISA` (empty when unset).
@@ -303,6 +336,8 @@ mod tests {
         assert_eq!(Isa::parse_list(" avx2 , ,neon ").unwrap(), vec![Isa::Avx2Fma, Isa::Neon]);
         assert_eq!(Isa::parse_list("").unwrap(), vec![]);
         assert!(Isa::parse_list("avx2,bogus").is_err());
+        // bf16 extensions are requirements, not tiers.
+        assert_eq!(Isa::parse_list("avx2,avx512,AVX512BF16,neonbf16").unwrap(), vec![Isa::Avx2Fma, Isa::Avx512]);
     }
 
     #[test]

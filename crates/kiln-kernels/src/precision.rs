@@ -8,9 +8,9 @@
 //!   [`half::bf16`];
 //! * [`Isa::supports`](crate::Isa::supports) says whether a tier has native arithmetic for a format on this CPU
 //!   (bf16 needs AVX-512 BF16 or the Arm BF16 extension);
-//! * [`Kernels::gemm`](crate::Kernels::gemm) is generic over the inputs' element (`C` stays `f32`) and finds the
-//!   table of that element for its ISA, returning [`KernelError::UnsupportedDType`](crate::KernelError) when
-//!   there is none;
+//! * [`Kernels::gemm`](crate::Kernels::gemm) is generic over the inputs' element (`C` stays `f32`): it runs the
+//!   element's native table where the CPU has one (bf16: AVX-512 BF16) and otherwise widens bf16 to the ISA's f32
+//!   kernel, with the same bits ([`Kernels::native`](crate::Kernels::native) says which);
 //! * [`ConvOptions::precision`](crate::ConvOptions) carries the compute format of a convolution plan.
 
 use std::fmt;
@@ -72,18 +72,49 @@ impl FromStr for DType {
 
 mod sealed {
     use super::*;
+    use crate::gemm::Threads;
+    use crate::geometry::GemmGeometry;
 
-    /// Keeps [`Element`] closed to the formats Kiln has tables for, and hides how a table is found.
+    /// Keeps [`Element`] closed to the formats Kiln has kernels for, and hides how they are found.
     pub trait Sealed {
-        /// This element's GEMM table in `k`, if `k`'s ISA has one and this CPU can run it.
+        /// This element's native GEMM table in `k`, if `k`'s ISA has one and this CPU can run it.
         fn gemm_table(k: &Kernels) -> Option<&'static GemmTable<Self>>
         where
             Self: Sized + super::Element;
+
+        /// The product where [`Sealed::gemm_table`] has none.
+        #[allow(clippy::too_many_arguments)]
+        fn gemm_without_table(
+            k: &Kernels,
+            threads: Threads,
+            g: &GemmGeometry,
+            alpha: f32,
+            a: &[Self],
+            b: &[Self],
+            beta: f32,
+            c: &mut [f32],
+        ) -> crate::error::Result<()>
+        where
+            Self: Sized;
     }
 
     impl Sealed for f32 {
         fn gemm_table(k: &Kernels) -> Option<&'static GemmTable<f32>> {
             Some(k.gemm)
+        }
+
+        fn gemm_without_table(
+            k: &Kernels,
+            _: Threads,
+            _: &GemmGeometry,
+            _: f32,
+            _: &[f32],
+            _: &[f32],
+            _: f32,
+            _: &mut [f32],
+        ) -> crate::error::Result<()> {
+            // Unreachable: every ISA has an f32 table.
+            Err(KernelError::UnsupportedDType { op: "gemm", dtype: DType::F32, isa: k.isa().name() })
         }
     }
 
@@ -91,6 +122,19 @@ mod sealed {
         fn gemm_table(k: &Kernels) -> Option<&'static GemmTable<half::bf16>> {
             // The table's code uses the BF16 extension, which the tier's `&Kernels` alone does not prove.
             k.gemm_bf16.filter(|_| k.isa().supports(DType::BF16))
+        }
+
+        fn gemm_without_table(
+            k: &Kernels,
+            threads: Threads,
+            g: &GemmGeometry,
+            alpha: f32,
+            a: &[half::bf16],
+            b: &[half::bf16],
+            beta: f32,
+            c: &mut [f32],
+        ) -> crate::error::Result<()> {
+            crate::gemm::widening::gemm(k, threads, g, alpha, a, b, beta, c)
         }
     }
 }

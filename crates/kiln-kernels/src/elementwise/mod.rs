@@ -15,6 +15,7 @@ use crate::error::{KernelError, Result};
 use crate::geometry::{checked_elements, expect_len};
 
 pub mod channel;
+pub(crate) mod convert;
 mod math;
 mod rows;
 pub(crate) mod softmax;
@@ -178,6 +179,29 @@ impl Kernels {
     /// whose derivative the forward stored.
     pub fn multiply(&self, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<()> {
         self.run_backward(Backward::Product, "multiply", a, b, out)
+    }
+    /// `y = bf16(x)` elementwise, rounding to nearest even; NaN stays NaN (quieted), subnormals are rounded, not
+    /// flushed. Bitwise `half::bf16::from_f32` on every ISA.
+    pub fn f32_to_bf16(&self, x: &[f32], y: &mut [half::bf16]) -> Result<()> {
+        same_len("f32_to_bf16", "output", x.len(), y.len())?;
+        // SAFETY: a `&Kernels` exists only for a supported ISA; lengths checked.
+        unsafe { (self.elementwise.to_bf16)(x, y) };
+        Ok(())
+    }
+    /// `y = f32(x)` elementwise: exact, the bit shift (a NaN keeps its payload, signalling or not).
+    pub fn bf16_to_f32(&self, x: &[half::bf16], y: &mut [f32]) -> Result<()> {
+        same_len("bf16_to_f32", "output", x.len(), y.len())?;
+        // SAFETY: a `&Kernels` exists only for a supported ISA; lengths checked.
+        unsafe { (self.elementwise.from_bf16)(x, y) };
+        Ok(())
+    }
+    /// `y = f32(bf16(x))`: [`Kernels::f32_to_bf16`] and back in one pass, for bf16 values kept in f32 storage (the
+    /// operands of a `mixed_bfloat16` layer). `x` and `y` may not alias; round in place with a copy.
+    pub fn round_to_bf16(&self, x: &[f32], y: &mut [f32]) -> Result<()> {
+        same_len("round_to_bf16", "output", x.len(), y.len())?;
+        // SAFETY: a `&Kernels` exists only for a supported ISA; lengths checked.
+        unsafe { (self.elementwise.round_to_bf16)(x, y) };
+        Ok(())
     }
     /// `dx = dy` where `x > 0`, else 0.
     pub fn relu_backward(&self, x: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {

@@ -18,6 +18,9 @@ pub(crate) struct ElementwiseTable {
     pub(crate) softmax: unsafe fn(SoftmaxOp<'_>),
     pub(crate) channel_affine: ChannelAffine,
     pub(crate) batch_norm_backward_data: unsafe fn(BnGradCoefficients<'_>, BnGrad<'_>, &mut [f32]),
+    pub(crate) to_bf16: unsafe fn(&[f32], &mut [half::bf16]),
+    pub(crate) from_bf16: unsafe fn(&[half::bf16], &mut [f32]),
+    pub(crate) round_to_bf16: unsafe fn(&[f32], &mut [f32]),
 }
 
 /// One ISA's `#[target_feature]` entries around the generic kernels, and their table.
@@ -93,6 +96,25 @@ macro_rules! elementwise_entries {
             $crate::elementwise::channel::batch_norm_backward_data(s, k, op, dx)
         }
 
+        /// # Safety
+        /// The CPU supports this ISA; equal lengths.
+        $(#[$attr])*
+        unsafe fn to_bf16(x: &[f32], y: &mut [half::bf16]) {
+            $crate::elementwise::convert::to_bf16(x, y)
+        }
+        /// # Safety
+        /// The CPU supports this ISA; equal lengths.
+        $(#[$attr])*
+        unsafe fn from_bf16(x: &[half::bf16], y: &mut [f32]) {
+            $crate::elementwise::convert::from_bf16(x, y)
+        }
+        /// # Safety
+        /// The CPU supports this ISA; equal lengths.
+        $(#[$attr])*
+        unsafe fn round_to_bf16(x: &[f32], y: &mut [f32]) {
+            $crate::elementwise::convert::round_to_bf16(x, y)
+        }
+
         /// This ISA's elementwise kernels.
         pub(crate) static TABLE: ElementwiseTable = ElementwiseTable {
             unary,
@@ -103,6 +125,9 @@ macro_rules! elementwise_entries {
             softmax,
             channel_affine,
             batch_norm_backward_data,
+            to_bf16,
+            from_bf16,
+            round_to_bf16,
         };
     };
 }

@@ -343,17 +343,8 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
         return;
     }
     if t.k == 0 {
-        // C = beta·C; with beta = 0, C is overwritten without being read.
-        for i in 0..t.m {
-            // SAFETY: row i of C has n valid elements.
-            let row = unsafe { std::slice::from_raw_parts_mut(t.c.add(i * t.ldc), t.n) };
-            if t.beta == 0.0 {
-                row.fill(0.0);
-            } else {
-                row.iter_mut().for_each(|v| *v *= t.beta);
-            }
-        }
-        return;
+        // SAFETY: forwarded (C of the valid task).
+        return unsafe { scale_c(t.m, t.n, t.c, t.ldc, t.beta) };
     }
     // The buffers are moved out of the thread-local and back, instead of running the loop nest inside
     // `LocalKey::with`'s closure: a closure gets the target features of the function it is written in (this one,
@@ -456,6 +447,23 @@ pub(crate) unsafe fn run<K: MicroKernel>(t: &GemmTask) {
         }
     }
     put_pack(pa, pb);
+}
+
+/// `C = beta·C` for a product of depth 0; with `beta = 0`, C is overwritten without being read.
+///
+/// # Safety
+/// `c` is valid for reads and writes of `m` rows of `n` floats with stride `ldc`.
+#[inline(always)]
+pub(crate) unsafe fn scale_c(m: usize, n: usize, c: *mut f32, ldc: usize, beta: f32) {
+    for i in 0..m {
+        // SAFETY: row i of C has n valid elements.
+        let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n) };
+        if beta == 0.0 {
+            row.fill(0.0);
+        } else {
+            row.iter_mut().for_each(|v| *v *= beta);
+        }
+    }
 }
 
 /// Moves this thread's packing buffers out (empty the first time), for a loop nest that packs; give them back with

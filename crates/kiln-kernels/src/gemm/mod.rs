@@ -15,13 +15,14 @@ pub(crate) mod blocking;
 pub(crate) mod portable;
 pub(crate) mod table;
 pub(crate) mod task;
+pub(crate) mod widening;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
 
 use rayon::prelude::*;
 
 use crate::dispatch::Kernels;
-use crate::error::{KernelError, Result};
+use crate::error::Result;
 use crate::geometry::GemmGeometry;
 use crate::precision::Element;
 use table::GemmTable;
@@ -69,7 +70,9 @@ impl Kernels {
     }
 
     /// `C = alpha·op(A)·op(B) + beta·C` with A and B of element `T` and C in `f32` (the accumulation format of
-    /// every element type), or [`KernelError::UnsupportedDType`] when this ISA has no `T` kernel on this CPU.
+    /// every element type). bf16 runs natively where the CPU has bf16 arithmetic (AVX-512 BF16) and otherwise by
+    /// widening to this ISA's f32 kernel, with the same bits either way unless values are subnormal
+    /// ([`Kernels::native`] tells which).
     #[allow(clippy::too_many_arguments)]
     pub fn gemm<T: Element>(
         &self,
@@ -81,11 +84,9 @@ impl Kernels {
         beta: f32,
         c: &mut [f32],
     ) -> Result<()> {
-        let table = T::gemm_table(self).ok_or(KernelError::UnsupportedDType {
-            op: "gemm",
-            dtype: T::DTYPE,
-            isa: self.isa().name(),
-        })?;
+        let Some(table) = T::gemm_table(self) else {
+            return T::gemm_without_table(self, threads, g, alpha, a, b, beta, c);
+        };
         g.check(a.len(), b.len(), c.len())?;
         let task = GemmTask::new(g, alpha, a, b, beta, c);
         match threads {
@@ -130,21 +131,18 @@ mod tests {
     use super::*;
     use crate::precision::DType;
 
-    /// A format without a table is a typed error, never a call into code the CPU may lack.
+    /// Every table computes bf16 (natively or by widening); only the native ones report it as native.
     #[test]
-    fn bf16_without_a_table_is_a_typed_error() {
-        let g = GemmGeometry::new(2, 2, 2).unwrap();
-        let (a, b) = ([half::bf16::ONE; 4], [half::bf16::ONE; 4]);
-        let mut c = [0.0f32; 4];
+    fn bf16_runs_on_every_isa() {
+        let g = GemmGeometry::new(2, 2, 3).unwrap();
+        let (a, b) = ([half::bf16::ONE; 6], [half::bf16::from_f32(0.5); 6]);
         for isa in crate::Isa::available() {
             let k = Kernels::for_isa(isa).unwrap();
-            let got = k.gemm(Threads::Single, &g, 1.0, &a, &b, 0.0, &mut c);
-            if k.supports(DType::BF16) {
-                assert_eq!(got, Ok(()));
-                assert_eq!(c, [2.0; 4]);
-            } else {
-                assert_eq!(got, Err(KernelError::UnsupportedDType { op: "gemm", dtype: DType::BF16, isa: isa.name() }));
-            }
+            let mut c = [0.0f32; 4];
+            k.gemm(Threads::Single, &g, 1.0, &a, &b, 0.0, &mut c).unwrap();
+            assert_eq!(c, [1.5; 4], "{isa}");
+            assert_eq!(k.native(DType::BF16), isa.supports(DType::BF16), "{isa}");
+            assert!(!k.bf16_by_widening().native(DType::BF16));
         }
     }
 }

@@ -4,8 +4,8 @@
 use super::task::GemmTask;
 use crate::precision::Element;
 
-/// The GEMM of one ISA for inputs of element `T` (`f32` for every ISA today; a bf16 table is a new file with its
-/// own `TABLE`, referenced from `Kernels::gemm_bf16`). `pub` only so the sealed `Element` trait may name it; its
+/// The GEMM of one ISA for inputs of element `T` (`f32` for every ISA; bf16 where the ISA has bf16 arithmetic,
+/// referenced from `Kernels::gemm_bf16`). `pub` only so the sealed `Element` trait may name it; its
 /// module is private to the crate.
 pub struct GemmTable<T: Element = f32> {
     /// `gemm/<isa>/<MR>x<NR>`, used in logs and bench ids.
@@ -29,6 +29,11 @@ pub(crate) mod avx2 {
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512 {
     pub(crate) use crate::gemm::x86_64::avx512::TABLE;
+}
+/// AVX-512 BF16 GEMM (bf16 inputs).
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512_bf16 {
+    pub(crate) use crate::gemm::x86_64::avx512_bf16::TABLE;
 }
 /// NEON GEMM.
 #[cfg(target_arch = "aarch64")]

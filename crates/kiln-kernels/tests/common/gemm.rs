@@ -138,3 +138,46 @@ pub fn check_gemm(kernels: &Kernels, case: &GemmCase, threads: Threads) -> Resul
     }
     Ok(())
 }
+
+/// The bf16 twin of [`check_gemm`]: A and B rounded to bfloat16 (NaN in the gaps), `Kernels::gemm::<bf16>`
+/// against the f64 reference on the same (exactly widened) values with the f32 GEMM's tolerance — every bf16
+/// product is exact in f32, so what remains is the f32 accumulation the f32 bound covers. Returns C (with its
+/// gaps) for bitwise comparisons between paths.
+pub fn check_gemm_bf16(kernels: &Kernels, case: &GemmCase, threads: Threads) -> Result<Vec<f32>, TestCaseError> {
+    use half::bf16;
+    let GemmCase { m, n, k, trans_a, trans_b, pads, alpha, beta, dist, seed } = *case;
+    let (ar, ac) = if trans_a { (k, m) } else { (m, k) };
+    let (br, bc) = if trans_b { (n, k) } else { (k, n) };
+    let (lda, ldb, ldc) = (ac.max(1) + pads[0], bc.max(1) + pads[1], n.max(1) + pads[2]);
+    let round = |v: Vec<f32>| v.into_iter().map(|x| bf16::from_f32(x).to_f32()).collect::<Vec<f32>>();
+    let a = store(&round(values(ar * ac, dist, seed)), ar, ac, lda, GUARD);
+    let b = store(&round(values(br * bc, dist, seed ^ 0x9e37_79b9)), br, bc, ldb, GUARD);
+    let (a16, b16): (Vec<bf16>, Vec<bf16>) =
+        (a.iter().map(|&x| bf16::from_f32(x)).collect(), b.iter().map(|&x| bf16::from_f32(x)).collect());
+    let c0 = values(m * n, 0, seed ^ 0x5555);
+    let mut c = store(&c0, m, n, ldc, GUARD);
+    let g = GemmGeometry::spec(m, n, k)
+        .trans_a(Transpose::from_bool(trans_a))
+        .trans_b(Transpose::from_bool(trans_b))
+        .lda(lda)
+        .ldb(ldb)
+        .ldc(ldc)
+        .build()
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let want = reference::gemm(&g, alpha, &a, &b, beta, &c).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    if beta == 0.0 {
+        for i in 0..m {
+            c[i * ldc..i * ldc + n].fill(f32::NAN);
+        }
+    }
+    let name = kernels.gemm_name_for(kiln_kernels::DType::BF16);
+    kernels.gemm(threads, &g, alpha, &a16, &b16, beta, &mut c).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let got = (0..m).flat_map(|i| c[i * ldc..i * ldc + n].to_vec());
+    want.check(got, K_DIRECT).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+    for (idx, v) in c.iter().enumerate() {
+        let (row, col) = (idx / ldc, idx % ldc);
+        let inside = row < m && col < n;
+        prop_assert!(inside || v.is_nan(), "{name}: guard/gap element {idx} was written ({v})");
+    }
+    Ok(c)
+}
