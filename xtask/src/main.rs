@@ -137,7 +137,13 @@ fn isa_report() {
         Ok(cap) => println!("KILN_ISA cap: {cap}"),
         Err(_) => println!("KILN_ISA cap: (unset)"),
     }
+    let best = kiln_kernels::Kernels::best();
     println!("kernels use: {}", Isa::best());
+    println!(
+        "bf16 products run on: {}{}",
+        best.gemm_name_for(kiln_kernels::DType::BF16),
+        if best.native(kiln_kernels::DType::BF16) { "" } else { " (no bf16 arithmetic on this CPU: widened to f32)" }
+    );
 }
 
 /// A saved model: a Keras file (`.keras`, `.h5`) by its extension, else a Kiln model directory.

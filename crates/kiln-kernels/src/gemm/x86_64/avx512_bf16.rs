@@ -133,7 +133,7 @@ fn transpose16(r: &mut [__m512; 16]) {
 unsafe fn ukernel<const R: usize, const NV: usize>(
     pairs: usize,
     a: *const u32,
-    b: *const u32,
+    b: BSource,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -142,11 +142,28 @@ unsafe fn ukernel<const R: usize, const NV: usize>(
     nr: usize,
 ) {
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
+    let mut masks = [0u16; NV];
+    for (v, m) in masks.iter_mut().enumerate() {
+        *m = lanes(nr.saturating_sub(16 * v));
+    }
     for q in 0..pairs {
         let mut bv = [_mm512_setzero_si512(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
-            // SAFETY: words q·NR + 16v.. of the B panel (NR words per pair step, 16·NV ≤ NR of them used).
-            *x = unsafe { _mm512_loadu_si512(b.add(q * NR + v * 16).cast()) };
+            *x = match b {
+                // SAFETY: words q·NR + 16v.. of the B panel (NR words per pair step, 16·NV ≤ NR of them used).
+                BSource::Panel(words) => unsafe { _mm512_loadu_si512(words.add(q * NR + v * 16).cast()) },
+                // SAFETY: rows 2q and (when below `depth`) 2q + 1 of op(B) from this tile's first column, lanes
+                // < nr readable (masked loads never touch the others).
+                BSource::Rows { b, ldb, depth } => unsafe {
+                    let lo = _mm256_maskz_loadu_epi16(masks[v], b.add(2 * q * ldb + 16 * v).cast());
+                    let hi = if 2 * q + 1 < depth {
+                        _mm256_maskz_loadu_epi16(masks[v], b.add((2 * q + 1) * ldb + 16 * v).cast())
+                    } else {
+                        _mm256_setzero_si256()
+                    };
+                    _mm512_or_si512(_mm512_cvtepu16_epi32(lo), _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(hi)))
+                },
+            };
         }
         for (i, row) in acc.iter_mut().enumerate() {
             // SAFETY: word q·MR + i of the A panel, i < R ≤ MR.
@@ -191,7 +208,7 @@ unsafe fn ukernel<const R: usize, const NV: usize>(
 unsafe fn tile(
     pairs: usize,
     a: *const u32,
-    b: *const u32,
+    b: BSource,
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -211,6 +228,19 @@ unsafe fn tile(
         }
     }
 }
+
+/// Where a tile's B comes from: a packed panel of pair words, or a row-contiguous op(B) read in place (rows of
+/// `ldb` bf16 from the tile's first column, `depth` rows left in this chain slice), its pairs interleaved in
+/// registers. In place, a short product (the Dense forward, M = 16 or 32) saves packing all of B for a few A
+/// tiles; the interleave costs four more vector operations per 32 columns and pair step.
+#[derive(Clone, Copy)]
+enum BSource {
+    Panel(*const u32),
+    Rows { b: *const bf16, ldb: usize, depth: usize },
+}
+
+/// Largest `m` for which a row-contiguous B is read in place instead of packed.
+const DIRECT_B_MAX_M: usize = 64;
 
 /// Runs a task on the calling thread.
 ///
@@ -246,8 +276,9 @@ pub(crate) unsafe fn gemm(t: &GemmTask<bf16>) {
                 let pairs = kc.div_ceil(2);
                 let beta = if pc == 0 { t.beta } else { 1.0 };
                 // With one A block, each B panel is packed right before its sweep of A tiles (still in L1).
-                let per_panel = t.m <= MC;
-                if !per_panel {
+                let direct = t.csb == 1 && t.m <= DIRECT_B_MAX_M;
+                let per_panel = !direct && t.m <= MC;
+                if !direct && !per_panel {
                     for (jr, out) in pb.chunks_exact_mut(NR * pairs).take(nc.div_ceil(NR)).enumerate() {
                         let j0 = jc + jr * NR;
                         // SAFETY: columns j0..j0 + cols, depth pc..pc + kc of op(B) are inside B; out holds
@@ -278,6 +309,8 @@ pub(crate) unsafe fn gemm(t: &GemmTask<bf16>) {
                         } else {
                             jr * pairs
                         };
+                        // Rows pc.., columns jc + jr.. of op(B) in place (`wrapping_add`: only offset here).
+                        let b_rows = t.b.wrapping_add(pc * t.rsb + jc + jr);
                         for ir in (0..mc).step_by(MR) {
                             let mr = (mc - ir).min(MR);
                             for q0 in (0..pairs).step_by(CHAIN / 2) {
@@ -289,7 +322,15 @@ pub(crate) unsafe fn gemm(t: &GemmTask<bf16>) {
                                     tile(
                                         n_pairs,
                                         pa.as_ptr().add(ir * pairs + q0 * MR),
-                                        pb.as_ptr().add(b_panel + q0 * NR),
+                                        if direct {
+                                            BSource::Rows {
+                                                b: b_rows.wrapping_add(2 * q0 * t.rsb),
+                                                ldb: t.rsb,
+                                                depth: kc - 2 * q0,
+                                            }
+                                        } else {
+                                            BSource::Panel(pb.as_ptr().add(b_panel + q0 * NR))
+                                        },
                                         t.c.add((ic + ir) * t.ldc + jc + jr),
                                         t.ldc,
                                         t.alpha,
