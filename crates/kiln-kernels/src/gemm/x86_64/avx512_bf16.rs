@@ -255,6 +255,13 @@ pub(crate) unsafe fn gemm(t: &GemmTask<bf16>) {
         // SAFETY: forwarded.
         return unsafe { blocking::scale_c(t.m, t.n, t.c, t.ldc, t.beta) };
     }
+    if t.rsb == 1 && t.csb != 1 && t.m <= SHORT_BT_MAX_M {
+        for r0 in (0..t.m).step_by(16) {
+            // SAFETY: a row slab of a valid task is valid; B is a stored Bᵀ; the caller guarantees the ISA.
+            unsafe { gemm_short_bt::<12>(&t.rows(r0, 16.min(t.m - r0))) };
+        }
+        return;
+    }
     let (mut pa, mut pb) = blocking::take_pack();
     let kc_max = KC.min(t.k);
     let a_words = MC.min(t.m).div_ceil(MR) * MR * kc_max.div_ceil(2);
@@ -347,6 +354,84 @@ pub(crate) unsafe fn gemm(t: &GemmTask<bf16>) {
         }
     }
     blocking::put_pack(pa, pb);
+}
+
+/// Largest `m` whose product with a stored Bᵀ runs as 16-row slabs of [`gemm_short_bt`].
+const SHORT_BT_MAX_M: usize = 64;
+
+/// A product of at most 16 rows with a stored Bᵀ (`op(B)[p][j] = b[j·csb + p]`): the Dense backward-data `dY·Wᵀ`,
+/// whose B panels the loop nest would pack from all of W on every call. A stored Bᵀ already holds each column's
+/// depth pairs as adjacent bf16, one 32-bit word: here the rows of C are the lanes, `acc[j]` holds `C[0..16][j]`,
+/// and each pair step is one load of A's pair words (packed per chain slice) and `JB` broadcasts of B's words read
+/// in place; a 16×16 transpose then turns the accumulators into rows of C. Every element gets the loop nest's
+/// operations in the nest's order (pairs ascending, restarted every [`CHAIN`] steps onto C with `beta = 1`, the
+/// same epilogue), so the path never changes results.
+///
+/// # Safety
+/// The task is valid (see [`GemmTask`]), `m ≤ 16`, `n, k ≥ 1`, `rsb == 1`; the CPU has AVX-512 F/BW and BF16.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")]
+unsafe fn gemm_short_bt<const JB: usize>(t: &GemmTask<bf16>) {
+    let (m, n, k) = (t.m, t.n, t.k);
+    let (mut at, pb) = blocking::take_pack();
+    if at.len() < 16 * CHAIN / 2 {
+        at.resize(16 * CHAIN / 2, 0.0);
+    }
+    {
+        let at: &mut [u32] = bytemuck::cast_slice_mut(&mut at[..]);
+        let (va, vb) = (_mm512_set1_ps(t.alpha), _mm512_set1_ps(t.beta));
+        for p0 in (0..k).step_by(CHAIN) {
+            let kk = CHAIN.min(k - p0);
+            // A's pair words for depth p0..p0 + kk: at[q·16 + i], zero in lanes m..16 and in an odd depth's partner.
+            // SAFETY: rows 0..m, depth p0..p0 + kk of op(A) are inside A; `at` holds 16·CHAIN/2 words.
+            unsafe { pack_pairs(16, m, kk, t.a.add(p0 * t.csa), t.rsa, t.csa, at) };
+            let (beta, vbeta) = if p0 == 0 { (t.beta, vb) } else { (1.0, _mm512_set1_ps(1.0)) };
+            for j0 in (0..n).step_by(JB) {
+                let nj = (n - j0).min(JB);
+                // Column j0 + j of op(B) from depth p0 (columns past n repeat column j0; their lanes are dropped).
+                let mut cols = [t.b; JB];
+                for (j, col) in cols.iter_mut().enumerate() {
+                    *col = t.b.wrapping_add((j0 + if j < nj { j } else { 0 }) * t.csb + p0);
+                }
+                let mut acc = [_mm512_setzero_ps(); 16];
+                for q in 0..kk.div_ceil(2) {
+                    // SAFETY: `at` holds 16 words per pair step q < ⌈kk/2⌉.
+                    let av = unsafe { _mm512_loadu_si512(at.as_ptr().add(q * 16).cast()) };
+                    for (x, &col) in acc.iter_mut().zip(&cols) {
+                        let word = if 2 * q + 1 < kk {
+                            // SAFETY: elements 2q and 2q + 1 < kk of the column (depth < k): one unaligned word.
+                            unsafe { col.add(2 * q).cast::<u32>().read_unaligned() }
+                        } else {
+                            // An odd depth's last element alone (its partner may lie past B): a zero partner, as
+                            // packed. SAFETY: element kk − 1 of the column is inside B.
+                            u32::from(unsafe { *col.add(2 * q) }.to_bits())
+                        };
+                        // SAFETY: as in `ukernel` (plain 512-bit data reinterpreted).
+                        let (ah, bh) = unsafe {
+                            (
+                                transmute::<__m512i, __m512bh>(av),
+                                transmute::<__m512i, __m512bh>(_mm512_set1_epi32(word as i32)),
+                            )
+                        };
+                        *x = _mm512_dpbf16_ps(*x, ah, bh);
+                    }
+                }
+                transpose16(&mut acc);
+                let mask = lanes(nj);
+                for (i, &x) in acc.iter().enumerate().take(m) {
+                    // SAFETY: row i < m, columns j0..j0 + nj of C (masked lanes are not accessed).
+                    unsafe {
+                        let dst = t.c.add(i * t.ldc + j0);
+                        let mut r = _mm512_mul_ps(x, va);
+                        if beta != 0.0 {
+                            r = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(mask, dst), r);
+                        }
+                        _mm512_mask_storeu_ps(dst, mask, r);
+                    }
+                }
+            }
+        }
+    }
+    blocking::put_pack(at, pb);
 }
 
 /// This ISA's bf16 GEMM (used only where the CPU has AVX-512 BF16; see `precision.rs`).
