@@ -1,6 +1,6 @@
 //! # kiln-kernels
 //!
-//! f32 GEMM and 2-D convolution kernels for CPUs, chosen at run time from the CPU's features (see [`isa`]), with
+//! f32 GEMM and 2-D convolution kernels for CPUs (and a bf16-input GEMM with f32 accumulation), chosen at run time from the CPU's features (see [`isa`]), with
 //! naive f64 references that specify them ([`reference`](mod@reference)).
 //!
 //! The crate works on plain slices and validated geometry ([`geometry`]); it has no tensor type. Every public

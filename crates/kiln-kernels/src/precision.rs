@@ -1,8 +1,7 @@
 //! The element-type slot: which number format a kernel's inputs are stored in.
 //!
-//! Every kernel today reads and writes `f32`. Mixed precision (Keras' `mixed_bfloat16` policy) stores activations
-//! and weights in bfloat16 and accumulates in `f32`, as oneDNN's and XNNPACK's bf16 GEMMs do. The slot for that is
-//! here so a bf16 path adds files instead of editing every signature:
+//! Kernels read and write `f32`, and the GEMM also takes bfloat16 inputs: Keras' `mixed_bfloat16` policy stores
+//! activations and weights in bfloat16 and accumulates in `f32`, as oneDNN's and XNNPACK's bf16 GEMMs do.
 //!
 //! * [`DType`] names a format, [`Element`] is the (sealed) Rust type of one, implemented for `f32` and
 //!   [`half::bf16`];
