@@ -132,7 +132,7 @@ fn transpose16(r: &mut [__m512; 16]) {
 #[allow(clippy::too_many_arguments)]
 unsafe fn ukernel<const R: usize, const NV: usize>(
     pairs: usize,
-    a: *const u32,
+    a: ASource,
     b: BSource,
     c: *mut f32,
     ldc: usize,
@@ -142,6 +142,15 @@ unsafe fn ukernel<const R: usize, const NV: usize>(
     nr: usize,
 ) {
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
+    // Row i's word of pair q is at rows[i] + q·step (rows past mr repeat row 0 of an in-place A; discarded).
+    let step = if matches!(a, ASource::Panel(_)) { MR } else { 1 };
+    let mut rows = [std::ptr::null::<u32>(); R];
+    for (i, r) in rows.iter_mut().enumerate() {
+        *r = match a {
+            ASource::Panel(words) => words.wrapping_add(i),
+            ASource::Rows { a, lda } => a.wrapping_add(if i < mr { i * lda } else { 0 }).cast(),
+        };
+    }
     let mut masks = [0u16; NV];
     for (v, m) in masks.iter_mut().enumerate() {
         *m = lanes(nr.saturating_sub(16 * v));
@@ -165,9 +174,10 @@ unsafe fn ukernel<const R: usize, const NV: usize>(
                 },
             };
         }
-        for (i, row) in acc.iter_mut().enumerate() {
-            // SAFETY: word q·MR + i of the A panel, i < R ≤ MR.
-            let ai = _mm512_set1_epi32(unsafe { *a.add(q * MR + i) } as i32);
+        for (row, &ptr) in acc.iter_mut().zip(&rows) {
+            // SAFETY: word q·MR + i of the A panel (i < R ≤ MR), or pair q of a row of an in-place A, whose depth
+            // is even (`ASource::Rows`): elements 2q, 2q + 1 of the row, one unaligned word.
+            let ai = _mm512_set1_epi32(unsafe { ptr.add(q * step).read_unaligned() } as i32);
             for (r, &bx) in row.iter_mut().zip(&bv) {
                 // SAFETY: `__m512bh` is 512 bits of 32 bf16 like `__m512i` (plain data, every bit pattern valid);
                 // std::arch has no load or cast into it.
@@ -207,7 +217,7 @@ unsafe fn ukernel<const R: usize, const NV: usize>(
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile(
     pairs: usize,
-    a: *const u32,
+    a: ASource,
     b: BSource,
     c: *mut f32,
     ldc: usize,
@@ -237,6 +247,15 @@ unsafe fn tile(
 enum BSource {
     Panel(*const u32),
     Rows { b: *const bf16, ldb: usize, depth: usize },
+}
+
+/// Where a tile's A comes from: a packed panel of pair words ([`MR`] per pair step), or a row-major op(A) of even
+/// depth read in place (rows of `lda` bf16 from the tile's first row and this slice's first pair), each pair one
+/// unaligned word. In place, the Dense forward (M = 16, K = 2400) saves packing A on every call.
+#[derive(Clone, Copy)]
+enum ASource {
+    Panel(*const u32),
+    Rows { a: *const bf16, lda: usize },
 }
 
 /// Largest `m` for which a row-contiguous B is read in place instead of packed.
@@ -295,9 +314,13 @@ pub(crate) unsafe fn gemm(t: &GemmTask<bf16>) {
                         };
                     }
                 }
+                // Row-major A of even depth in a short product: read in place (every pair a whole word).
+                let direct_a = t.csa == 1 && t.k.is_multiple_of(2) && t.m <= DIRECT_B_MAX_M;
                 for ic in (0..t.m).step_by(MC) {
                     let mc = (t.m - ic).min(MC);
-                    for (ir, out) in pa.chunks_exact_mut(MR * pairs).take(mc.div_ceil(MR)).enumerate() {
+                    for (ir, out) in
+                        pa.chunks_exact_mut(MR * pairs).take(if direct_a { 0 } else { mc.div_ceil(MR) }).enumerate()
+                    {
                         let i0 = ic + ir * MR;
                         // SAFETY: rows i0..i0 + rows, depth pc..pc + kc of op(A) are inside A; out holds MR·pairs
                         // words.
@@ -328,7 +351,14 @@ pub(crate) unsafe fn gemm(t: &GemmTask<bf16>) {
                                 unsafe {
                                     tile(
                                         n_pairs,
-                                        pa.as_ptr().add(ir * pairs + q0 * MR),
+                                        if direct_a {
+                                            ASource::Rows {
+                                                a: t.a.wrapping_add((ic + ir) * t.rsa + pc + 2 * q0),
+                                                lda: t.rsa,
+                                            }
+                                        } else {
+                                            ASource::Panel(pa.as_ptr().add(ir * pairs + q0 * MR))
+                                        },
                                         if direct {
                                             BSource::Rows {
                                                 b: b_rows.wrapping_add(2 * q0 * t.rsb),
