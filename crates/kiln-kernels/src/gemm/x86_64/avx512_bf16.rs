@@ -130,7 +130,7 @@ fn transpose16(r: &mut [__m512; 16]) {
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
-unsafe fn ukernel<const R: usize, const NV: usize>(
+unsafe fn ukernel<const R: usize, const NV: usize, const A_ROWS: bool>(
     pairs: usize,
     a: ASource,
     b: BSource,
@@ -142,14 +142,20 @@ unsafe fn ukernel<const R: usize, const NV: usize>(
     nr: usize,
 ) {
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
-    // Row i's word of pair q is at rows[i] + q·step (rows past mr repeat row 0 of an in-place A; discarded).
-    let step = if matches!(a, ASource::Panel(_)) { MR } else { 1 };
-    let mut rows = [std::ptr::null::<u32>(); R];
-    for (i, r) in rows.iter_mut().enumerate() {
-        *r = match a {
-            ASource::Panel(words) => words.wrapping_add(i),
-            ASource::Rows { a, lda } => a.wrapping_add(if i < mr { i * lda } else { 0 }).cast(),
-        };
+    // An in-place A (`A_ROWS`): row i's word of pair q at rows[i] + q (rows past mr repeat row 0; their lanes are
+    // discarded). A panel is addressed from one pointer; the mode is a type parameter so that the panel kernel is
+    // compiled as if the other did not exist (a run-time match on it cost Dense backward-weight, depth 16, 10 %).
+    let (mut rows, panel) = (
+        [std::ptr::null::<u32>(); R],
+        match a {
+            ASource::Panel(words) => words,
+            ASource::Rows { .. } => std::ptr::null(),
+        },
+    );
+    if let ASource::Rows { a, lda } = a {
+        for (i, r) in rows.iter_mut().enumerate() {
+            *r = a.wrapping_add(if i < mr { i * lda } else { 0 }).cast();
+        }
     }
     let mut masks = [0u16; NV];
     for (v, m) in masks.iter_mut().enumerate() {
@@ -174,10 +180,16 @@ unsafe fn ukernel<const R: usize, const NV: usize>(
                 },
             };
         }
-        for (row, &ptr) in acc.iter_mut().zip(&rows) {
-            // SAFETY: word q·MR + i of the A panel (i < R ≤ MR), or pair q of a row of an in-place A, whose depth
-            // is even (`ASource::Rows`): elements 2q, 2q + 1 of the row, one unaligned word.
-            let ai = _mm512_set1_epi32(unsafe { ptr.add(q * step).read_unaligned() } as i32);
+        for (i, row) in acc.iter_mut().enumerate() {
+            let word = if A_ROWS {
+                // SAFETY: pair q of a row of an in-place A, whose depth is even (`ASource::Rows`): elements 2q,
+                // 2q + 1 of the row, one unaligned word.
+                unsafe { rows[i].add(q).read_unaligned() }
+            } else {
+                // SAFETY: word q·MR + i of the A panel, i < R ≤ MR.
+                unsafe { *panel.add(q * MR + i) }
+            };
+            let ai = _mm512_set1_epi32(word as i32);
             for (r, &bx) in row.iter_mut().zip(&bv) {
                 // SAFETY: `__m512bh` is 512 bits of 32 bf16 like `__m512i` (plain data, every bit pattern valid);
                 // std::arch has no load or cast into it.
@@ -228,13 +240,20 @@ unsafe fn tile(
 ) {
     // SAFETY: forwarded; each kernel computes at least mr rows and nr columns of the panels' (zero-padded) tile.
     unsafe {
-        match (mr, nr > 16) {
-            (9.., true) => ukernel::<12, 2>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
-            (5..=8, true) => ukernel::<8, 2>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
-            (_, true) => ukernel::<4, 2>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
-            (9.., false) => ukernel::<12, 1>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
-            (5..=8, false) => ukernel::<8, 1>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
-            (_, false) => ukernel::<4, 1>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+        let rows = matches!(a, ASource::Rows { .. });
+        match (mr, nr > 16, rows) {
+            (9.., true, false) => ukernel::<12, 2, false>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (5..=8, true, false) => ukernel::<8, 2, false>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (_, true, false) => ukernel::<4, 2, false>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (9.., false, false) => ukernel::<12, 1, false>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (5..=8, false, false) => ukernel::<8, 1, false>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (_, false, false) => ukernel::<4, 1, false>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (9.., true, true) => ukernel::<12, 2, true>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (5..=8, true, true) => ukernel::<8, 2, true>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (_, true, true) => ukernel::<4, 2, true>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (9.., false, true) => ukernel::<12, 1, true>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (5..=8, false, true) => ukernel::<8, 1, true>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
+            (_, false, true) => ukernel::<4, 1, true>(pairs, a, b, c, ldc, alpha, beta, mr, nr),
         }
     }
 }
