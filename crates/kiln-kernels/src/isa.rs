@@ -180,12 +180,19 @@ impl Isa {
     /// when the CPU lacks the extension, an error when `KILN_REQUIRE_ISA` lists [`Isa::bf16_name`] nonetheless.
     pub fn testable_bf16(self) -> Result<bool> {
         let list = std::env::var(ENV_REQUIRE_ISA).unwrap_or_default();
-        Isa::parse_list(&list)?;
-        let required =
-            self.bf16_name().is_some_and(|name| list.split(',').any(|item| item.trim().eq_ignore_ascii_case(name)));
-        match (self.supports(DType::BF16), required) {
+        Isa::gate_bf16(self, self.supports(DType::BF16), &list)
+    }
+
+    /// The pure rule behind [`Isa::testable_bf16`], given whether the CPU has the extension and the
+    /// `KILN_REQUIRE_ISA` list.
+    pub fn gate_bf16(isa: Isa, supported: bool, require_list: &str) -> Result<bool> {
+        Isa::parse_list(require_list)?;
+        let required = isa
+            .bf16_name()
+            .is_some_and(|name| require_list.split(',').any(|item| item.trim().eq_ignore_ascii_case(name)));
+        match (supported, required) {
             (true, _) => Ok(true),
-            (false, true) => Err(KernelError::IsaRequired { isa: self.bf16_name().unwrap_or("bf16") }),
+            (false, true) => Err(KernelError::IsaRequired { isa: isa.bf16_name().unwrap_or("bf16") }),
             (false, false) => Ok(false),
         }
     }
@@ -346,6 +353,19 @@ mod tests {
         assert_eq!(Isa::gate(Isa::Avx512, false, &[]), Ok(false));
         assert_eq!(Isa::gate(Isa::Avx512, false, &[Isa::Avx2Fma]), Ok(false));
         assert_eq!(Isa::gate(Isa::Avx512, false, &[Isa::Avx512]), Err(KernelError::IsaRequired { isa: "avx512" }));
+    }
+
+    #[test]
+    fn bf16_gate_fails_only_when_required() {
+        assert_eq!(Isa::gate_bf16(Isa::Avx512, true, "avx512bf16"), Ok(true));
+        assert_eq!(Isa::gate_bf16(Isa::Avx512, false, "avx2,avx512"), Ok(false));
+        assert_eq!(
+            Isa::gate_bf16(Isa::Avx512, false, "avx2, AVX512BF16"),
+            Err(KernelError::IsaRequired { isa: "avx512bf16" })
+        );
+        // Another tier's extension does not require this one's.
+        assert_eq!(Isa::gate_bf16(Isa::Avx512, false, "neonbf16"), Ok(false));
+        assert!(Isa::gate_bf16(Isa::Avx512, false, "avx512,bogus").is_err());
     }
 
     #[test]
