@@ -102,6 +102,28 @@ fn store(dense: &[f32], rows: usize, cols: usize, ld: usize, guard: usize) -> Ve
 
 const GUARD: usize = 5;
 
+/// The case's geometry with the given leading dimensions.
+fn geometry(case: &GemmCase, lda: usize, ldb: usize, ldc: usize) -> Result<GemmGeometry, TestCaseError> {
+    GemmGeometry::spec(case.m, case.n, case.k)
+        .trans_a(Transpose::from_bool(case.trans_a))
+        .trans_b(Transpose::from_bool(case.trans_b))
+        .lda(lda)
+        .ldb(ldb)
+        .ldc(ldc)
+        .build()
+        .map_err(|e| TestCaseError::fail(e.to_string()))
+}
+
+/// Every element of C outside its `m × n` block (gaps and guard band, NaN-filled by [`store`]) is still NaN.
+fn untouched_outside(c: &[f32], m: usize, n: usize, ldc: usize, name: &str) -> Result<(), TestCaseError> {
+    for (idx, v) in c.iter().enumerate() {
+        let (row, col) = (idx / ldc, idx % ldc);
+        let inside = row < m && col < n;
+        prop_assert!(inside || v.is_nan(), "{name}: guard/gap element {idx} was written ({v})");
+    }
+    Ok(())
+}
+
 /// Runs `kernels` on the case and compares with the f64 reference (K = 8), checking that NaN gaps and guard bands
 /// around C survive and that `beta = 0` does not read C.
 pub fn check_gemm(kernels: &Kernels, case: &GemmCase, threads: Threads) -> Result<(), TestCaseError> {
@@ -113,14 +135,7 @@ pub fn check_gemm(kernels: &Kernels, case: &GemmCase, threads: Threads) -> Resul
     let b = store(&values(br * bc, dist, seed ^ 0x9e37_79b9), br, bc, ldb, GUARD);
     let c0 = values(m * n, 0, seed ^ 0x5555);
     let mut c = store(&c0, m, n, ldc, GUARD);
-    let g = GemmGeometry::spec(m, n, k)
-        .trans_a(Transpose::from_bool(trans_a))
-        .trans_b(Transpose::from_bool(trans_b))
-        .lda(lda)
-        .ldb(ldb)
-        .ldc(ldc)
-        .build()
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let g = geometry(case, lda, ldb, ldc)?;
     let want = reference::gemm(&g, alpha, &a, &b, beta, &c).map_err(|e| TestCaseError::fail(e.to_string()))?;
     if beta == 0.0 {
         // C must not be read: poison its valid elements too.
@@ -131,11 +146,7 @@ pub fn check_gemm(kernels: &Kernels, case: &GemmCase, threads: Threads) -> Resul
     kernels.sgemm_with(threads, &g, alpha, &a, &b, beta, &mut c).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let got = (0..m).flat_map(|i| c[i * ldc..i * ldc + n].to_vec());
     want.check(got, K_DIRECT).map_err(|e| TestCaseError::fail(format!("{}: {e}", kernels.gemm_name())))?;
-    for (idx, v) in c.iter().enumerate() {
-        let (row, col) = (idx / ldc, idx % ldc);
-        let inside = row < m && col < n;
-        prop_assert!(inside || v.is_nan(), "{}: guard/gap element {idx} was written ({v})", kernels.gemm_name());
-    }
+    untouched_outside(&c, m, n, ldc, kernels.gemm_name())?;
     Ok(())
 }
 
@@ -156,14 +167,7 @@ pub fn check_gemm_bf16(kernels: &Kernels, case: &GemmCase, threads: Threads) -> 
         (a.iter().map(|&x| bf16::from_f32(x)).collect(), b.iter().map(|&x| bf16::from_f32(x)).collect());
     let c0 = values(m * n, 0, seed ^ 0x5555);
     let mut c = store(&c0, m, n, ldc, GUARD);
-    let g = GemmGeometry::spec(m, n, k)
-        .trans_a(Transpose::from_bool(trans_a))
-        .trans_b(Transpose::from_bool(trans_b))
-        .lda(lda)
-        .ldb(ldb)
-        .ldc(ldc)
-        .build()
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let g = geometry(case, lda, ldb, ldc)?;
     let want = reference::gemm(&g, alpha, &a, &b, beta, &c).map_err(|e| TestCaseError::fail(e.to_string()))?;
     if beta == 0.0 {
         for i in 0..m {
@@ -174,10 +178,6 @@ pub fn check_gemm_bf16(kernels: &Kernels, case: &GemmCase, threads: Threads) -> 
     kernels.gemm(threads, &g, alpha, &a16, &b16, beta, &mut c).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let got = (0..m).flat_map(|i| c[i * ldc..i * ldc + n].to_vec());
     want.check(got, K_DIRECT).map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
-    for (idx, v) in c.iter().enumerate() {
-        let (row, col) = (idx / ldc, idx % ldc);
-        let inside = row < m && col < n;
-        prop_assert!(inside || v.is_nan(), "{name}: guard/gap element {idx} was written ({v})");
-    }
+    untouched_outside(&c, m, n, ldc, &name)?;
     Ok(c)
 }

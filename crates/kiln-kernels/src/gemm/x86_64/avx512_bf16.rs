@@ -121,6 +121,33 @@ fn transpose16(r: &mut [__m512; 16]) {
     unsafe { Avx512Token::new() }.transpose(r);
 }
 
+/// `acc + a[2j+1]·b[2j+1] + a[2j]·b[2j]` per lane j: `vdpbf16ps` on pair words held as integer vectors.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")]
+#[inline]
+fn dot_pairs(acc: __m512, a: __m512i, b: __m512i) -> __m512 {
+    // SAFETY: `__m512bh` is 512 bits of 32 bf16 like `__m512i` (plain data, every bit pattern valid); std::arch has
+    // no load or cast into it.
+    let (ah, bh) = unsafe { (transmute::<__m512i, __m512bh>(a), transmute::<__m512i, __m512bh>(b)) };
+    _mm512_dpbf16_ps(acc, ah, bh)
+}
+
+/// Stores `alpha·x + beta·C` into the `mask`ed lanes at `dst` — the f32 kernels' epilogue (`alpha·acc`, then one
+/// FMA with `beta·C`; C not read when `beta == 0`), so both paths give the same bits.
+///
+/// # Safety
+/// The lanes of `mask` at `dst` are valid for reads and writes.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx2,fma")]
+#[inline]
+unsafe fn store_c(x: __m512, va: __m512, vb: __m512, beta: f32, dst: *mut f32, mask: __mmask16) {
+    let mut r = _mm512_mul_ps(x, va);
+    if beta != 0.0 {
+        // SAFETY: caller's contract; masked-off lanes are not accessed.
+        r = _mm512_fmadd_ps(vb, unsafe { _mm512_maskz_loadu_ps(mask, dst) }, r);
+    }
+    // SAFETY: as above.
+    unsafe { _mm512_mask_storeu_ps(dst, mask, r) };
+}
+
 /// `C[0..mr, 0..nr] = alpha·acc + beta·C` after `acc` = the pair panels' product over `pairs` words; `R` rows of
 /// the panel (of height [`MR`]) are computed, `R ≥ mr`.
 ///
@@ -191,10 +218,7 @@ unsafe fn ukernel<const R: usize, const NV: usize, const A_ROWS: bool>(
             };
             let ai = _mm512_set1_epi32(word as i32);
             for (r, &bx) in row.iter_mut().zip(&bv) {
-                // SAFETY: `__m512bh` is 512 bits of 32 bf16 like `__m512i` (plain data, every bit pattern valid);
-                // std::arch has no load or cast into it.
-                let (ah, bh) = unsafe { (transmute::<__m512i, __m512bh>(ai), transmute::<__m512i, __m512bh>(bx)) };
-                *r = _mm512_dpbf16_ps(*r, ah, bh);
+                *r = dot_pairs(*r, ai, bx);
             }
         }
     }
@@ -205,16 +229,8 @@ unsafe fn ukernel<const R: usize, const NV: usize, const A_ROWS: bool>(
         }
         for (v, &x) in row.iter().enumerate() {
             let mask = lanes(nr.saturating_sub(16 * v));
-            // SAFETY: row i < mr of the C tile; masked lanes (columns ≥ nr) are neither read nor written.
-            unsafe {
-                let dst = c.add(i * ldc + 16 * v);
-                // The f32 kernels' epilogue (`alpha·acc`, then one FMA with `beta·C`), for the same bits.
-                let mut r = _mm512_mul_ps(x, va);
-                if beta != 0.0 {
-                    r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask, dst), r);
-                }
-                _mm512_mask_storeu_ps(dst, mask, r);
-            }
+            // SAFETY: row i < mr of the C tile, columns < nr (the mask).
+            unsafe { store_c(x, va, vb, beta, c.add(i * ldc + 16 * v), mask) };
         }
     }
 }
@@ -454,28 +470,14 @@ unsafe fn gemm_short_bt<const JB: usize>(t: &GemmTask<bf16>) {
                             // packed. SAFETY: element kk − 1 of the column is inside B.
                             u32::from(unsafe { *col.add(2 * q) }.to_bits())
                         };
-                        // SAFETY: as in `ukernel` (plain 512-bit data reinterpreted).
-                        let (ah, bh) = unsafe {
-                            (
-                                transmute::<__m512i, __m512bh>(av),
-                                transmute::<__m512i, __m512bh>(_mm512_set1_epi32(word as i32)),
-                            )
-                        };
-                        *x = _mm512_dpbf16_ps(*x, ah, bh);
+                        *x = dot_pairs(*x, av, _mm512_set1_epi32(word as i32));
                     }
                 }
                 transpose16(&mut acc);
                 let mask = lanes(nj);
                 for (i, &x) in acc.iter().enumerate().take(m) {
-                    // SAFETY: row i < m, columns j0..j0 + nj of C (masked lanes are not accessed).
-                    unsafe {
-                        let dst = t.c.add(i * t.ldc + j0);
-                        let mut r = _mm512_mul_ps(x, va);
-                        if beta != 0.0 {
-                            r = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(mask, dst), r);
-                        }
-                        _mm512_mask_storeu_ps(dst, mask, r);
-                    }
+                    // SAFETY: row i < m, columns j0..j0 + nj of C (the mask).
+                    unsafe { store_c(x, va, vbeta, beta, t.c.add(i * t.ldc + j0), mask) };
                 }
             }
         }
