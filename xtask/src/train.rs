@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use kiln::kernels::Isa;
+use kiln::kernels::{DType, Isa};
 use kiln::mnist::Dataset;
 use kiln::nn::callbacks::{BackupAndRestore, Callback, EarlyStopping, Logs, ReduceLROnPlateau};
 use kiln::prelude::*;
@@ -54,6 +54,28 @@ pub enum IsaArg {
     Avx512,
     /// Arm NEON.
     Neon,
+}
+
+/// Keras dtype policies for `--precision`.
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+pub enum PrecisionArg {
+    /// Everything in f32 (Keras' default policy).
+    #[default]
+    #[value(name = "float32")]
+    Float32,
+    /// bf16 products with f32 accumulation, f32 weights and optimizer (Keras' `mixed_bfloat16`).
+    #[value(name = "mixed_bfloat16")]
+    MixedBfloat16,
+}
+
+impl PrecisionArg {
+    /// The Keras policy name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PrecisionArg::Float32 => "float32",
+            PrecisionArg::MixedBfloat16 => "mixed_bfloat16",
+        }
+    }
 }
 
 impl IsaArg {
@@ -164,6 +186,10 @@ pub struct TrainArgs {
     /// Cap the SIMD level of the kernels (to compare paths).
     #[arg(long, value_enum)]
     pub isa: Option<IsaArg>,
+    /// Keras dtype policy: `mixed_bfloat16` runs the layers' products on bf16 operands (natively where the CPU
+    /// has AVX-512 BF16, else by exact widening to f32), weights and optimizer staying f32.
+    #[arg(long, value_enum, default_value_t)]
+    pub precision: PrecisionArg,
     /// Train each batch as one piece, summing exactly like Keras, instead of the default: split every batch in
     /// two halves trained on two model replicas (in parallel with ≥ 2 threads) whose gradients are averaged.
     /// Either way the results are identical for any --threads.
@@ -365,6 +391,7 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         model.set_isa(isa).map_err(|e| e.to_string())?;
     }
     model.set_data_parallel(!args.no_data_parallel);
+    model.set_dtype_policy(args.precision.name()).map_err(|e| e.to_string())?;
     // The ceiling the run's speed is stated against: this ISA's FMA peak on the run's threads (≈ 0.25 s).
     let peak = model
         .kernels()
@@ -386,6 +413,12 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
     model.set_metadata("dataset", dataset.name());
     if say {
         model.print_summary();
+        if model.dtype_policy() == DTypePolicy::MixedBfloat16 {
+            println!(
+                "dtype policy: mixed_bfloat16 (bf16 products on {}, f32 weights and optimizer)",
+                model.kernels().gemm_name_for(DType::BF16)
+            );
+        }
     }
 
     let verbose = if say { Verbose::ProgressBar } else { Verbose::Silent };
@@ -500,8 +533,11 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         })),
         "final_learning_rate": model.learning_rate().ok().map(short),
         "isa": kernels.isa().name(),
+        "precision": model.dtype_policy().name(),
         "kernels": {
             "gemm": kernels.gemm_name(),
+            "gemm_bf16": (model.dtype_policy() == DTypePolicy::MixedBfloat16)
+                .then(|| kernels.gemm_name_for(DType::BF16)),
             "conv2d": conv_algorithms(&model, batch_size)?,
             "flush_denormals": true,
         },

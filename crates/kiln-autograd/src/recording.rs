@@ -41,7 +41,7 @@ impl<'p> Recording<'_, 'p> {
             Loc::Param(p) => Some(Loc::Param(p)),
             _ => None,
         };
-        st.nodes.push(Node { dims, value, grad, grad_written: false, requires_grad, softmax_of: None });
+        st.nodes.push(Node { dims, value, grad, grad_written: false, requires_grad, softmax_of: None, bf16: false });
         Var { index, step: st.step }
     }
 

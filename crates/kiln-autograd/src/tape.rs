@@ -21,6 +21,7 @@ use crate::backward::Backward;
 use crate::dims::Dims;
 use crate::error::{AutogradError, Result};
 use crate::params::{ParamId, Params};
+use crate::precision::Precision;
 use crate::recording::Recording;
 
 /// A value recorded on a [`Tape`] during the current step (a cheap copyable handle).
@@ -50,6 +51,9 @@ pub(crate) struct Node {
     pub(crate) requires_grad: bool,
     /// When this node is `softmax(z)`: `z`, so a cross-entropy loss can use the fused, stable kernel.
     pub(crate) softmax_of: Option<Var>,
+    /// Every element is a bfloat16 value (made by [`Recording::round_bf16`]): a product reading it may use the
+    /// bf16 kernels, whose conversion of it is exact.
+    pub(crate) bf16: bool,
 }
 
 /// A parameter's gradient on one tape.
@@ -87,6 +91,10 @@ pub struct State {
     /// This replica's share of the batch (its samples ÷ the batch's), by which its gradient partials are
     /// weighted before they are added (its loss is the mean over its own samples).
     pub(crate) share: f64,
+    /// The numeric policy the layers recording on this tape follow.
+    pub(crate) precision: Precision,
+    /// bf16 operands of the products that run on the bf16 kernels (converted per call, kept for reuse).
+    pub(crate) bf16_bufs: [Vec<half::bf16>; 3],
 }
 
 /// What an operation's forward and backward code reads: the arena of its tape and the parameter values of the
@@ -341,6 +349,8 @@ impl Tape {
                 channel_coef: Vec::new(),
                 exchange_global: Vec::new(),
                 share: 1.0,
+                precision: Precision::Float32,
+                bf16_bufs: Default::default(),
             },
             backs: Vec::new(),
             outs: Vec::new(),
@@ -386,6 +396,16 @@ impl Tape {
     pub fn set_threads(&mut self, threads: Threads) {
         self.st.threads = threads;
         self.st.conv = self.st.conv.threads(threads);
+    }
+
+    /// The numeric policy of the layers recording on this tape ([`Precision::Float32`] by default).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.st.precision = precision;
+    }
+
+    /// The numeric policy in use.
+    pub fn precision(&self) -> Precision {
+        self.st.precision
     }
 
     /// The kernels' threading policy.

@@ -136,6 +136,7 @@ impl Model {
             "input_name": self.input_name,
             "input_shape": self.input_shape,
             "seed": self.seed,
+            "dtype_policy": self.dtype_policy().name(),
             "layers": layers,
             "compile": compile,
             "metadata": self.metadata,
@@ -191,6 +192,11 @@ impl Model {
         let mut model = Model::assemble(name, functional, input_name, input_shape, layers)?;
         if let Some(seed) = v.get("seed").and_then(Value::as_u64) {
             model.seed = seed;
+        }
+        // Files from before dtype policies are float32.
+        if let Some(p) = v.get("dtype_policy") {
+            let name = p.as_str().ok_or_else(|| bad("`dtype_policy` must be a string"))?;
+            model.set_dtype_policy(name)?;
         }
         if let Some(meta) = v.get("metadata").and_then(Value::as_object) {
             for (k, val) in meta {

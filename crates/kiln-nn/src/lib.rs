@@ -36,6 +36,7 @@ pub mod layers;
 mod model;
 mod optim;
 mod parallel;
+mod policy;
 mod progress;
 pub mod schedules;
 mod summary;
@@ -53,6 +54,7 @@ pub use model::{
     Model, Sequential, StepBytes, StepProfile, Validation,
 };
 pub use optim::{Loss, Metric, Optimizer};
+pub use policy::DTypePolicy;
 pub use progress::{Verbose, per_step};
 pub use schedules::LearningRateSchedule;
 pub use symbolic::{Call, Input, SymbolicTensor};
@@ -67,8 +69,8 @@ pub mod prelude {
         RandomTranslation, RandomZoom, ReLU, Rescaling,
     };
     pub use crate::{
-        Call, ClassIndices, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Rows, Sequential, Validation,
-        Verbose,
+        Call, ClassIndices, DTypePolicy, Data, FitOptions, ImagesU8, Input, Model, OneHot, Optimizer, Rows, Sequential,
+        Validation, Verbose,
     };
     pub use kiln_autograd::PoolPadding;
     pub use kiln_kernels::Padding;

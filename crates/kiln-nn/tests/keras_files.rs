@@ -388,3 +388,53 @@ fn absurd_shapes_in_a_config_are_refused_before_allocating() {
     let units = edited(|c| c["config"]["layers"][4]["config"]["units"] = serde_json::json!(4_000_000_000_000u64));
     assert!(Model::load_keras_from_slice(&units).is_err());
 }
+
+/// Keras' `mixed_bfloat16` policy on every layer (as Keras writes it under `set_global_policy`) loads as the
+/// model's policy and is written back so; a model mixing policies, or a policy Kiln does not run, is refused
+/// naming the layer.
+#[test]
+fn dtype_policies_load_and_save() {
+    let policy = |name: &str| serde_json::json!({"module": "keras", "class_name": "DTypePolicy", "config": {"name": name}, "registered_name": null});
+    let set_all = |name: &'static str| {
+        move |c: &mut Value| {
+            for l in c["config"]["layers"].as_array_mut().unwrap() {
+                if l["class_name"] != "InputLayer" {
+                    l["config"]["dtype"] = policy(name);
+                }
+            }
+            c["config"]["dtype"] = policy(name);
+        }
+    };
+    let plain = Model::load_keras_from_slice(&entry_file("seed.keras")).unwrap();
+    assert_eq!(plain.dtype_policy(), DTypePolicy::Float32);
+    let mixed = Model::load_keras_from_slice(&edited(set_all("mixed_bfloat16"))).unwrap();
+    assert_eq!(mixed.dtype_policy(), DTypePolicy::MixedBfloat16);
+    // The weights are the file's f32 values, whatever the policy.
+    assert_eq!(plain.weights().unwrap(), mixed.weights().unwrap());
+    let (layer, option) = unsupported(Model::load_keras_from_slice(&edited(|c| {
+        set_all("mixed_bfloat16")(c);
+        c["config"]["layers"][2]["config"]["dtype"] = policy("float32");
+    })));
+    assert_eq!(option, "dtype");
+    assert!(!layer.is_empty());
+    let (_, option) = unsupported(Model::load_keras_from_slice(&edited(set_all("mixed_float16"))));
+    assert_eq!(option, "dtype");
+
+    // Kiln writes the policy on every layer, and reads it back (.keras and model.json).
+    let bytes = mixed.to_keras_bytes().unwrap();
+    let back = Model::load_keras_from_slice(&bytes).unwrap();
+    assert_eq!(back.dtype_policy(), DTypePolicy::MixedBfloat16);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut text = String::new();
+    zip.by_name("config.json").unwrap().read_to_string(&mut text).unwrap();
+    let cfg: Value = serde_json::from_str(&text).unwrap();
+    for l in cfg["config"]["layers"].as_array().unwrap().iter().filter(|l| l["class_name"] != "InputLayer") {
+        assert_eq!(l["config"]["dtype"], policy("mixed_bfloat16"), "{}", l["config"]["name"]);
+    }
+    let json = Model::from_json_slice(&serde_json::to_vec(&mixed.to_json()).unwrap()).unwrap();
+    assert_eq!(json.dtype_policy(), DTypePolicy::MixedBfloat16);
+}
+
+fn entry_file(file: &str) -> Vec<u8> {
+    std::fs::read(format!("{DIR}/{file}")).unwrap()
+}

@@ -41,8 +41,8 @@ pub mod prelude {
         RandomTranslation, RandomZoom, Rescaling,
     };
     pub use kiln_nn::{
-        Call, ClassIndices, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer, Rows,
-        Sequential, Validation, Verbose,
+        Call, ClassIndices, DTypePolicy, Data, FitOptions, History, ImagesU8, Input, Model, NnError, OneHot, Optimizer,
+        Rows, Sequential, Validation, Verbose,
     };
     pub use kiln_tensor::{DType, Shape, Tensor, TensorError, TensorView, bf16, f16};
 }

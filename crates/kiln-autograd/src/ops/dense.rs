@@ -1,6 +1,9 @@
 //! Matrix products: `matmul`, the fused `dense` (`x·W + b`, Keras layout `W: (in, out)`) and `bias_add`.
+//! When both operands hold bfloat16 values ([`Recording::round_bf16`]) the products run on the bf16 GEMM (f32
+//! accumulation), the backward pass reading the output's gradient rounded to bf16.
 
-use kiln_kernels::{GemmGeometry, Transpose};
+use half::bf16;
+use kiln_kernels::{GemmGeometry, Kernels, Threads, Transpose};
 
 use crate::backward::{Backward, Grads};
 use crate::dims::Dims;
@@ -16,6 +19,28 @@ fn matrix(op: &'static str, what: &'static str, d: Dims) -> Result<(usize, usize
     Ok((d.get(0), d.get(1)))
 }
 
+/// `c = alpha·op(a)·op(b) + beta·c` on the bf16 GEMM, `a` and `b` converted into `bufs` (round to nearest even:
+/// exact for bf16 values).
+#[allow(clippy::too_many_arguments)]
+fn gemm_bf16(
+    kernels: &Kernels,
+    threads: Threads,
+    geo: &GemmGeometry,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+    bufs: (&mut Vec<bf16>, &mut Vec<bf16>),
+) -> Result<()> {
+    let (ab, bb) = bufs;
+    for (src, dst) in [(a, &mut *ab), (b, &mut *bb)] {
+        dst.resize(src.len(), bf16::ZERO);
+        kernels.f32_to_bf16(src, dst)?;
+    }
+    kernels.gemm::<bf16>(threads, geo, 1.0, ab, bb, beta, c)?;
+    Ok(())
+}
+
 /// Backward of `y = x·w (+ b)`: `dx = dy·wᵀ`, `dw = xᵀ·dy`, `db = Σ_rows dy`.
 struct DenseBackward {
     x: Var,
@@ -24,11 +49,51 @@ struct DenseBackward {
     m: usize,
     k: usize,
     n: usize,
+    /// The products run on bf16 operands.
+    bf16: bool,
+}
+
+impl DenseBackward {
+    /// The bf16 form of the backward products: `dy` rounded to bf16 once, then `dx` and `dw` on the bf16 GEMM.
+    fn backward_bf16(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
+        let &DenseBackward { x, w, m, k, n, .. } = self;
+        let [mut dyb, mut ob, mut tmp] = std::mem::take(&mut g.st.bf16_bufs);
+        let res = (|| {
+            {
+                let st = g.view();
+                dyb.resize(m * n, bf16::ZERO);
+                st.kernels().f32_to_bf16(st.grad(out), &mut dyb)?;
+            }
+            g.update(x, |st, dx, acc| {
+                let geo = GemmGeometry::spec(m, k, n).trans_b(Transpose::Yes).build()?;
+                ob.resize(k * n, bf16::ZERO);
+                st.kernels().f32_to_bf16(st.value(w), &mut ob)?;
+                st.kernels().gemm::<bf16>(st.threads(), &geo, 1.0, &dyb, &ob, f32::from(u8::from(acc)), dx)?;
+                Ok(())
+            })?;
+            g.update(w, |st, dw, acc| {
+                let geo = GemmGeometry::spec(k, n, m).trans_a(Transpose::Yes).build()?;
+                tmp.resize(m * k, bf16::ZERO);
+                st.kernels().f32_to_bf16(st.value(x), &mut tmp)?;
+                st.kernels().gemm::<bf16>(st.threads(), &geo, 1.0, &tmp, &dyb, f32::from(u8::from(acc)), dw)?;
+                Ok(())
+            })
+        })();
+        g.st.bf16_bufs = [dyb, ob, tmp];
+        res
+    }
 }
 
 impl Backward for DenseBackward {
     fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
-        let &DenseBackward { x, w, b, m, k, n } = self;
+        let &DenseBackward { x, w, b, m, k, n, bf16 } = self;
+        if bf16 {
+            self.backward_bf16(out, g)?;
+            if let Some(b) = b {
+                g.set(b, |st, db| Ok(st.kernels().column_sums(st.grad(out), db)?))?;
+            }
+            return Ok(());
+        }
         g.update(x, |st, dx, acc| {
             let geo = GemmGeometry::spec(m, k, n).trans_b(Transpose::Yes).build()?;
             st.kernels().sgemm_with(
@@ -91,18 +156,26 @@ impl Recording<'_, '_> {
             }
         }
         let req = self.requires(&[x, w]) || b.is_some_and(|b| self.requires(&[b]));
-        let out = self.compute(op, Dims::new(&[m, n])?, req, |st, y| {
+        let bf16 = self.is_bf16(x) && self.is_bf16(w);
+        let [mut ab, mut bb, rest] = std::mem::take(&mut self.tape.st.bf16_bufs);
+        let res = self.compute(op, Dims::new(&[m, n])?, req, |st, y| {
             let geo = GemmGeometry::new(m, n, k)?;
-            st.kernels().sgemm_with(st.threads(), &geo, 1.0, st.value(x), st.value(w), 0.0, y)?;
+            if bf16 {
+                gemm_bf16(st.kernels(), st.threads(), &geo, st.value(x), st.value(w), 0.0, y, (&mut ab, &mut bb))?;
+            } else {
+                st.kernels().sgemm_with(st.threads(), &geo, 1.0, st.value(x), st.value(w), 0.0, y)?;
+            }
             if let Some(b) = b
                 && n > 0
             {
                 st.kernels().bias_add(y, st.value(b))?;
             }
             Ok(())
-        })?;
+        });
+        self.tape.st.bf16_bufs = [ab, bb, rest];
+        let out = res?;
         if req {
-            self.record(out, DenseBackward { x, w, b, m, k, n });
+            self.record(out, DenseBackward { x, w, b, m, k, n, bf16 });
         }
         Ok(out)
     }

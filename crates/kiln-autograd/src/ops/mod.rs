@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod affine_transform;
 pub mod batch_norm;
+pub mod cast;
 pub mod conv2d;
 pub mod dense;
 pub mod depthwise_conv2d;

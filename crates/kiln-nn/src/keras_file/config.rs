@@ -7,11 +7,12 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::options::{check_layer, is_float32_policy};
+use super::options::check_layer;
 use crate::error::{NnError, Result};
 use crate::layer::Layer;
 use crate::layers::layer_from_config;
 use crate::model::{Model, Wiring};
+use crate::policy::DTypePolicy;
 
 /// Where a description was read from, for error messages.
 #[derive(Clone, Copy)]
@@ -103,7 +104,7 @@ fn input_layer(src: Source<'_>, entry: &Value) -> Result<(String, Vec<usize>)> {
         let ok = match key.as_str() {
             "batch_shape" | "batch_input_shape" | "name" => true,
             "sparse" | "ragged" | "optional" => value == &Value::Bool(false),
-            "dtype" => is_float32_policy(value),
+            "dtype" => DTypePolicy::from_keras(value) == Some(DTypePolicy::Float32),
             _ => false,
         };
         if !ok {
@@ -198,8 +199,43 @@ fn single_endpoint(src: Source<'_>, cfg: &Value, key: &str) -> Result<String> {
     }
 }
 
-/// Builds the (uncompiled) model a Keras model description holds.
+/// The one dtype policy of the layers of a description (the InputLayer aside, whose dtype is the input's); Kiln
+/// runs one policy per model, so layers that differ are unsupported.
+fn model_policy(entries: &[Value]) -> Result<DTypePolicy> {
+    let mut found: Option<(DTypePolicy, &str)> = None;
+    for e in entries.iter().filter(|e| e.get("class_name").and_then(Value::as_str) != Some("InputLayer")) {
+        let cfg = e.get("config");
+        let name = cfg.and_then(|c| c.get("name")).and_then(Value::as_str).unwrap_or("a layer");
+        let value = cfg.and_then(|c| c.get("dtype")).unwrap_or(&Value::Null);
+        let policy = DTypePolicy::from_keras(value).ok_or_else(|| NnError::unsupported(name, "dtype", value))?;
+        match found {
+            Some((p, first)) if p != policy => {
+                return Err(NnError::unsupported(
+                    name,
+                    "dtype",
+                    format!("{policy} while `{first}` is {p} (Kiln runs one dtype policy per model)"),
+                ));
+            }
+            Some(_) => {}
+            None => found = Some((policy, name)),
+        }
+    }
+    Ok(found.map_or(DTypePolicy::Float32, |(p, _)| p))
+}
+
+/// Builds the (uncompiled) model a Keras model description holds, with its layers' dtype policy.
 pub(crate) fn model_from_keras(src: Source<'_>, root: &Value) -> Result<Model> {
+    let cfg = root.get("config").ok_or_else(|| src.err("the model lacks `config`"))?;
+    let entries =
+        cfg.get("layers").and_then(Value::as_array).ok_or_else(|| src.err("the model lacks a `layers` list"))?;
+    let policy = model_policy(entries)?;
+    let mut model = model_structure(src, root)?;
+    model.set_dtype_policy_to(policy);
+    Ok(model)
+}
+
+/// The layers and wiring of a Keras model description.
+fn model_structure(src: Source<'_>, root: &Value) -> Result<Model> {
     let class = str_at(src, root, "class_name", "the model")?;
     let cfg = root.get("config").ok_or_else(|| src.err("the model lacks `config`"))?;
     let name = cfg.get("name").and_then(Value::as_str).unwrap_or("model");
@@ -308,11 +344,6 @@ pub(crate) fn model_from_keras(src: Source<'_>, root: &Value) -> Result<Model> {
     }
 }
 
-/// Keras' float32 dtype policy as Keras 3 writes it.
-fn float32_policy() -> Value {
-    json!({"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": null})
-}
-
 /// A shape with Keras' batch axis.
 fn batch_shape(shape: &[usize]) -> Value {
     let mut v = vec![Value::Null];
@@ -333,12 +364,14 @@ pub(crate) fn model_to_keras(model: &Model) -> Value {
         layers[0]["name"] = json!(model.input_name);
         layers[0]["inbound_nodes"] = json!([]);
     }
+    // A layer's output has the policy's compute dtype, the model input f32 (as Keras records them).
+    let tensor_dtype = |v: usize| if v == 0 { "float32" } else { model.dtype_policy().compute_dtype() };
     for slot in &model.layers {
         let mut cfg = slot.layer.config();
         if let Some(o) = cfg.as_object_mut() {
             o.insert("name".into(), json!(slot.name));
             o.insert("trainable".into(), json!(true));
-            o.insert("dtype".into(), float32_policy());
+            o.insert("dtype".into(), model.dtype_policy().keras_config());
         }
         let shapes: Vec<Value> = slot.inputs.iter().map(|&v| batch_shape(model.value_shape(v))).collect();
         let input_shape = if shapes.len() == 1 { shapes[0].clone() } else { Value::Array(shapes) };
@@ -352,7 +385,7 @@ pub(crate) fn model_to_keras(model: &Model) -> Value {
                 .iter()
                 .map(|&v| {
                     json!({"class_name": "__keras_tensor__", "config": {
-                        "shape": batch_shape(model.value_shape(v)), "dtype": "float32",
+                        "shape": batch_shape(model.value_shape(v)), "dtype": tensor_dtype(v),
                         "keras_history": [model.value_name(v), 0, 0]}})
                 })
                 .collect();
@@ -373,7 +406,7 @@ pub(crate) fn model_to_keras(model: &Model) -> Value {
     } else {
         json!({
             "module": "keras", "class_name": "Sequential", "registered_name": null,
-            "config": {"name": model.name, "trainable": true, "dtype": float32_policy(), "layers": layers,
+            "config": {"name": model.name, "trainable": true, "dtype": model.dtype_policy().keras_config(), "layers": layers,
                        "build_input_shape": batch_shape(&model.input_shape)},
             "build_config": {"input_shape": batch_shape(&model.input_shape)},
         })

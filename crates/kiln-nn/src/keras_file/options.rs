@@ -8,19 +8,7 @@ use serde_json::Value;
 
 use crate::error::{NnError, Result};
 use crate::layer::Layer;
-
-/// Whether `value` is Keras' float32 dtype policy (`"float32"` in Keras 2, a `DTypePolicy` dict in Keras 3).
-pub(crate) fn is_float32_policy(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::String(s) => s == "float32",
-        Value::Object(o) => {
-            let name = o.get("config").and_then(|c| c.get("name")).and_then(Value::as_str);
-            name == Some("float32") && o.get("class_name").and_then(Value::as_str).is_none_or(|c| c == "DTypePolicy")
-        }
-        _ => false,
-    }
-}
+use crate::policy::DTypePolicy;
 
 /// Options that do not change what a layer with loaded weights computes, with the values that keep it so.
 fn harmless(key: &str, value: &Value) -> bool {
@@ -28,7 +16,8 @@ fn harmless(key: &str, value: &Value) -> bool {
         "name" | "seed" | "batch_input_shape" | "batch_shape" | "shared_object_id" => true,
         // Kiln has no frozen layers yet.
         "trainable" => value == &Value::Bool(true),
-        "dtype" => is_float32_policy(value),
+        // The model-wide policy is read apart (`config::model_policy`).
+        "dtype" => DTypePolicy::from_keras(value).is_some(),
         k if k.ends_with("_initializer") => true,
         k if k.ends_with("_regularizer") || k.ends_with("_constraint") => value.is_null(),
         "data_format" => value.is_null() || value == "channels_last",

@@ -94,7 +94,7 @@ impl Layer for Dense {
     }
     fn forward(&self, rec: &mut Recording<'_, '_>, x: Var, _training: bool) -> Result<Var> {
         let (w, b) = self.weights.vars("Dense", rec)?;
-        let y = rec.dense(x, w, b)?;
+        let y = super::product::under_policy(rec, x, w, |rec, x, w| rec.dense(x, w, b))?;
         Ok(rec.activation(y, self.activation)?)
     }
     fn weights(&self) -> Vec<(&'static str, ParamId)> {

@@ -119,7 +119,7 @@ impl Layer for DepthwiseConv2D {
             dilation: (self.dilation_rate.0, self.dilation_rate.1),
             padding: self.padding,
         };
-        let y = rec.depthwise_conv2d(x, w, b, p)?;
+        let y = super::product::under_policy(rec, x, w, |rec, x, w| rec.depthwise_conv2d(x, w, b, p))?;
         Ok(rec.activation(y, self.activation)?)
     }
     fn weights(&self) -> Vec<(&'static str, ParamId)> {

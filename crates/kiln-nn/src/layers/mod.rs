@@ -77,6 +77,7 @@ mod depthwise_conv2d;
 mod geometric;
 mod merge;
 mod pooling;
+mod product;
 mod rescaling;
 mod simple;
 

@@ -220,6 +220,7 @@ impl Model {
             t.set_replica(self.tapes.len());
             t.set_threads(self.kernel_threads);
             t.set_conv_options(self.conv.threads(self.kernel_threads));
+            t.set_precision(self.dtype_policy().precision());
             self.tapes.push(t);
         }
     }

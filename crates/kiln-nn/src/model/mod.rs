@@ -29,6 +29,7 @@ use crate::error::{NnError, Result};
 use crate::layer::Layer;
 use crate::layers::default_base_name;
 use crate::optim::{Loss, Metric, Optimizer, OptimizerState};
+use crate::policy::DTypePolicy;
 use crate::schedules::LearningRateSchedule;
 use crate::symbolic::SymbolicTensor;
 
@@ -89,6 +90,8 @@ pub struct Model {
     values: [engine::Values; 2],
     /// Keras' `class_weight` of the running `fit` (empty outside it or without one).
     pub(crate) class_weight: Vec<f32>,
+    /// How the layers compute (Keras' dtype policy).
+    dtype_policy: DTypePolicy,
 }
 
 impl std::fmt::Debug for Model {
@@ -244,6 +247,7 @@ impl Model {
             sums: Vec::new(),
             values: Default::default(),
             class_weight: Vec::new(),
+            dtype_policy: DTypePolicy::Float32,
         };
         model.initialize()?;
         Ok(model)
@@ -532,7 +536,31 @@ impl Model {
         for t in &mut self.tapes {
             t.set_kernels(k);
         }
+        self.dtype_policy.notice_widening(k);
         Ok(())
+    }
+
+    /// Sets how the layers compute, by Keras' policy name: `"float32"` (the default) or `"mixed_bfloat16"` (see
+    /// [`DTypePolicy`]); any other name is an error. Weights and optimizer state are unchanged (they stay f32), so
+    /// the policy can change between `fit` calls. On a CPU without bf16 arithmetic the bf16 products run by
+    /// widening to f32, which is said once on standard error.
+    pub fn set_dtype_policy(&mut self, name: &str) -> Result<()> {
+        self.set_dtype_policy_to(DTypePolicy::from_name(name)?);
+        Ok(())
+    }
+
+    /// [`Model::set_dtype_policy`] with the policy as a value.
+    pub fn set_dtype_policy_to(&mut self, policy: DTypePolicy) {
+        self.dtype_policy = policy;
+        for t in &mut self.tapes {
+            t.set_precision(policy.precision());
+        }
+        policy.notice_widening(self.kernels);
+    }
+
+    /// The dtype policy in use (Keras' `model.dtype_policy`).
+    pub fn dtype_policy(&self) -> DTypePolicy {
+        self.dtype_policy
     }
 
     /// The kernel table in use.
