@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use kiln::kernels::{DType, Isa};
+use kiln::kernels::Isa;
 use kiln::mnist::Dataset;
 use kiln::nn::callbacks::{BackupAndRestore, Callback, EarlyStopping, Logs, ReduceLROnPlateau};
 use kiln::prelude::*;
@@ -415,8 +415,8 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         model.print_summary();
         if model.dtype_policy() == DTypePolicy::MixedBfloat16 {
             println!(
-                "dtype policy: mixed_bfloat16 (bf16 products on {}, f32 weights and optimizer)",
-                model.kernels().gemm_name_for(DType::BF16)
+                "dtype policy: mixed_bfloat16 (products on {}, f32 weights and optimizer)",
+                model.dtype_policy().product_gemm(model.kernels())
             );
         }
     }
@@ -536,8 +536,7 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         "precision": model.dtype_policy().name(),
         "kernels": {
             "gemm": kernels.gemm_name(),
-            "gemm_bf16": (model.dtype_policy() == DTypePolicy::MixedBfloat16)
-                .then(|| kernels.gemm_name_for(DType::BF16)),
+            "products": model.dtype_policy().product_gemm(kernels),
             "conv2d": conv_algorithms(&model, batch_size)?,
             "flush_denormals": true,
         },

@@ -95,6 +95,8 @@ pub struct State {
     pub(crate) precision: Precision,
     /// bf16 operands of the products that run on the bf16 kernels (converted per call, kept for reuse).
     pub(crate) bf16_bufs: [Vec<half::bf16>; 3],
+    /// A gradient rounded to bf16 for the f32 GEMM (products on bf16 values where the CPU lacks bf16 arithmetic).
+    pub(crate) rounded: Vec<f32>,
 }
 
 /// What an operation's forward and backward code reads: the arena of its tape and the parameter values of the
@@ -351,6 +353,7 @@ impl Tape {
                 share: 1.0,
                 precision: Precision::Float32,
                 bf16_bufs: Default::default(),
+                rounded: Vec::new(),
             },
             backs: Vec::new(),
             outs: Vec::new(),

@@ -8,6 +8,7 @@
 
 use half::bf16;
 use kiln_autograd::{GradRounding, Params, Tape};
+use kiln_kernels::Kernels;
 use kiln_tensor::Tensor;
 use proptest::prelude::*;
 
@@ -61,56 +62,72 @@ proptest! {
     /// against the f64 products of the rounded operands.
     #[test]
     fn dense_on_bf16_operands(m in 1usize..24, k in 1usize..70, n in 1usize..40, data in values(24 * 70 + 70 * 40 + 40 + 24 * 40), through_cast in any::<bool>()) {
-        let (xs, rest) = data.split_at(m * k);
-        let (ws, rest) = rest.split_at(k * n);
-        let (bs, rest) = rest.split_at(n);
-        let seed = &rest[..m * n];
-        let mut params = Params::new();
-        let w_id = params.add("w", &Tensor::from_slice(&[k, n], ws).unwrap(), true).unwrap();
-        let b_id = params.add("b", &Tensor::from_slice(&[n], bs).unwrap(), true).unwrap();
-        let x_id = params.add("x", &Tensor::from_slice(&[m, k], xs).unwrap(), true).unwrap();
-        let mut tape = Tape::new();
-        let mut rec = tape.record(&params);
-        let (x, w, b) = (rec.param(x_id).unwrap(), rec.param(w_id).unwrap(), rec.param(b_id).unwrap());
-        let xr = rec.round_bf16(x, GradRounding::Bf16).unwrap();
-        let wr = rec.round_bf16(w, GradRounding::Exact).unwrap();
-        prop_assert!(rec.is_bf16(xr) && rec.is_bf16(wr) && !rec.is_bf16(x));
-        let y = rec.dense(xr, wr, Some(b)).unwrap();
-        let yr = rec.round_bf16(y, GradRounding::Bf16).unwrap();
-        // Rounding a bf16 value again is the value itself.
-        prop_assert_eq!(rec.round_bf16(yr, GradRounding::Bf16).unwrap(), yr);
-
-        let xb: Vec<f32> = xs.iter().map(|&v| round(v)).collect();
-        let wb: Vec<f32> = ws.iter().map(|&v| round(v)).collect();
-        let mut want = product(m, n, k, |i, p| xb[i * k + p], |p, j| wb[p * n + j]);
-        for (i, (s, _)) in want.iter_mut().enumerate() {
-            *s += f64::from(bs[i % n]);
+        // The best table (the bf16 GEMM where the CPU has bf16 arithmetic) and one without it (the f32 GEMM).
+        let best = Kernels::best();
+        for kernels in [best, best.bf16_by_widening()] {
+            dense_case(kernels, m, k, n, &data, through_cast)?;
         }
-        let y_got = rec.value(y).unwrap().to_vec();
-        assert_close("y", &y_got, &want)?;
-        let yr_got = rec.value(yr).unwrap().to_vec();
-        prop_assert!(yr_got.iter().zip(&y_got).all(|(&a, &b)| a.to_bits() == round(b).to_bits()));
-
-        // Backward: the gradient reaching the product is rounded to bf16 (by `yr`'s cast, or by the product).
-        rec.backward_from(if through_cast { yr } else { y }, seed).unwrap();
-        let dy: Vec<f32> = seed.iter().map(|&v| round(v)).collect();
-        // dx = dy·wᵀ, then rounded by `xr`'s cast (Bf16).
-        let dx_want = product(m, k, n, |i, p| dy[i * n + p], |p, j| wb[j * n + p]);
-        let dx_got = tape.param_grad(x_id).unwrap().to_vec();
-        for (i, (&g, &(r, abs))) in dx_got.iter().zip(&dx_want).enumerate() {
-            prop_assert_eq!(g, round(g), "dx[{}] = {} is not a bf16 value", i, g);
-            // One bf16 rounding (2⁻⁸ relative) on top of the accumulation bound.
-            let tol = 8.0 * f64::from(f32::EPSILON) * abs + r.abs() / 256.0 + 1e-30;
-            prop_assert!((f64::from(g) - r).abs() <= tol, "dx[{}]: {} vs {}", i, g, r);
-        }
-        // dw = xᵀ·dy, in full (the weight's cast passes its gradient on).
-        let dw_want = product(k, n, m, |i, p| xb[p * k + i], |p, j| dy[p * n + j]);
-        assert_close("dw", tape.param_grad(w_id).unwrap(), &dw_want)?;
-        // db = column sums of the gradient as it reached the product (the bias is added in f32 before the cast).
-        let dyb: Vec<f32> = if through_cast { dy.clone() } else { seed.to_vec() };
-        let db_want = product(1, n, m, |_, _| 1.0, |p, j| dyb[p * n + j]);
-        assert_close("db", tape.param_grad(b_id).unwrap(), &db_want)?;
     }
+}
+
+fn dense_case(
+    kernels: &'static Kernels,
+    m: usize,
+    k: usize,
+    n: usize,
+    data: &[f32],
+    through_cast: bool,
+) -> Result<(), TestCaseError> {
+    let (xs, rest) = data.split_at(m * k);
+    let (ws, rest) = rest.split_at(k * n);
+    let (bs, rest) = rest.split_at(n);
+    let seed = &rest[..m * n];
+    let mut params = Params::new();
+    let w_id = params.add("w", &Tensor::from_slice(&[k, n], ws).unwrap(), true).unwrap();
+    let b_id = params.add("b", &Tensor::from_slice(&[n], bs).unwrap(), true).unwrap();
+    let x_id = params.add("x", &Tensor::from_slice(&[m, k], xs).unwrap(), true).unwrap();
+    let mut tape = Tape::with_kernels(kernels);
+    let mut rec = tape.record(&params);
+    let (x, w, b) = (rec.param(x_id).unwrap(), rec.param(w_id).unwrap(), rec.param(b_id).unwrap());
+    let xr = rec.round_bf16(x, GradRounding::Bf16).unwrap();
+    let wr = rec.round_bf16(w, GradRounding::Exact).unwrap();
+    prop_assert!(rec.is_bf16(xr) && rec.is_bf16(wr) && !rec.is_bf16(x));
+    let y = rec.dense(xr, wr, Some(b)).unwrap();
+    let yr = rec.round_bf16(y, GradRounding::Bf16).unwrap();
+    // Rounding a bf16 value again is the value itself.
+    prop_assert_eq!(rec.round_bf16(yr, GradRounding::Bf16).unwrap(), yr);
+
+    let xb: Vec<f32> = xs.iter().map(|&v| round(v)).collect();
+    let wb: Vec<f32> = ws.iter().map(|&v| round(v)).collect();
+    let mut want = product(m, n, k, |i, p| xb[i * k + p], |p, j| wb[p * n + j]);
+    for (i, (s, _)) in want.iter_mut().enumerate() {
+        *s += f64::from(bs[i % n]);
+    }
+    let y_got = rec.value(y).unwrap().to_vec();
+    assert_close("y", &y_got, &want)?;
+    let yr_got = rec.value(yr).unwrap().to_vec();
+    prop_assert!(yr_got.iter().zip(&y_got).all(|(&a, &b)| a.to_bits() == round(b).to_bits()));
+
+    // Backward: the gradient reaching the product is rounded to bf16 (by `yr`'s cast, or by the product).
+    rec.backward_from(if through_cast { yr } else { y }, seed).unwrap();
+    let dy: Vec<f32> = seed.iter().map(|&v| round(v)).collect();
+    // dx = dy·wᵀ, then rounded by `xr`'s cast (Bf16).
+    let dx_want = product(m, k, n, |i, p| dy[i * n + p], |p, j| wb[j * n + p]);
+    let dx_got = tape.param_grad(x_id).unwrap().to_vec();
+    for (i, (&g, &(r, abs))) in dx_got.iter().zip(&dx_want).enumerate() {
+        prop_assert_eq!(g, round(g), "dx[{}] = {} is not a bf16 value", i, g);
+        // One bf16 rounding (2⁻⁸ relative) on top of the accumulation bound.
+        let tol = 8.0 * f64::from(f32::EPSILON) * abs + r.abs() / 256.0 + 1e-30;
+        prop_assert!((f64::from(g) - r).abs() <= tol, "dx[{}]: {} vs {}", i, g, r);
+    }
+    // dw = xᵀ·dy, in full (the weight's cast passes its gradient on).
+    let dw_want = product(k, n, m, |i, p| xb[p * k + i], |p, j| dy[p * n + j]);
+    assert_close("dw", tape.param_grad(w_id).unwrap(), &dw_want)?;
+    // db = column sums of the gradient as it reached the product (the bias is added in f32 before the cast).
+    let dyb: Vec<f32> = if through_cast { dy.clone() } else { seed.to_vec() };
+    let db_want = product(1, n, m, |_, _| 1.0, |p, j| dyb[p * n + j]);
+    assert_close("db", tape.param_grad(b_id).unwrap(), &db_want)?;
+    Ok(())
 }
 
 /// `round_bf16` rounds to nearest even like `half`, keeps NaN and infinities, and passes or rounds the gradient

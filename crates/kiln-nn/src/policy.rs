@@ -89,16 +89,26 @@ impl DTypePolicy {
         DTypePolicy::from_name(name).ok()
     }
 
-    /// Says once per process, on standard error, that `mixed_bfloat16` runs its products by widening to f32 on
-    /// `kernels` (a CPU without bf16 arithmetic): correct, with the same bits, but no faster than `float32`.
+    /// The GEMM the layers' matrix products run on under this policy with `kernels`: the f32 kernel, the native
+    /// bf16 kernel, or — bf16 policy on a CPU without bf16 arithmetic — the f32 kernel on bf16 values.
+    pub fn product_gemm(self, kernels: &Kernels) -> String {
+        match self {
+            DTypePolicy::Float32 => kernels.gemm_name().to_owned(),
+            DTypePolicy::MixedBfloat16 if kernels.native(DType::BF16) => kernels.gemm_name_for(DType::BF16),
+            DTypePolicy::MixedBfloat16 => format!("{} on bf16 values", kernels.gemm_name()),
+        }
+    }
+
+    /// Says once per process, on standard error, that `mixed_bfloat16` has no bf16 arithmetic to run on with
+    /// `kernels`: its products then run on the f32 GEMM (bf16 numerics, no bf16 speed).
     pub(crate) fn notice_widening(self, kernels: &Kernels) {
         static SAID: AtomicBool = AtomicBool::new(false);
         if self == DTypePolicy::MixedBfloat16 && !kernels.native(DType::BF16) && !SAID.swap(true, Ordering::Relaxed) {
             eprintln!(
-                "kiln: mixed_bfloat16 on a CPU without bf16 arithmetic ({}): the bf16 products run as {} — \
-                 the same results, but no faster than float32",
+                "kiln: mixed_bfloat16 on a CPU without bf16 arithmetic ({}): the products run as {} — bf16 \
+                 numerics, but slower than float32 here",
                 kernels.isa(),
-                kernels.gemm_name_for(DType::BF16)
+                self.product_gemm(kernels)
             );
         }
     }

@@ -22,6 +22,13 @@ fn policy_names_are_keras_names() {
     assert_eq!(m.dtype_policy(), DTypePolicy::Float32, "a refused name leaves the policy as it was");
     m.set_dtype_policy("mixed_bfloat16").unwrap();
     assert_eq!(m.dtype_policy().to_string(), "mixed_bfloat16");
+    // The products' GEMM: the bf16 kernel where the CPU has bf16 arithmetic, else the f32 one on bf16 values.
+    let k = m.kernels();
+    assert_eq!(DTypePolicy::Float32.product_gemm(k), k.gemm_name());
+    let mixed = DTypePolicy::MixedBfloat16.product_gemm(k);
+    assert!(mixed.contains("bf16"), "{mixed}");
+    let widening = k.bf16_by_widening();
+    assert_eq!(DTypePolicy::MixedBfloat16.product_gemm(widening), format!("{} on bf16 values", widening.gemm_name()));
 }
 
 /// Trains the small flagship for two epochs under `policy`; returns the epoch losses and the weights.

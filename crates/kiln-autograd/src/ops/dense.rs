@@ -1,9 +1,10 @@
 //! Matrix products: `matmul`, the fused `dense` (`x·W + b`, Keras layout `W: (in, out)`) and `bias_add`.
-//! When both operands hold bfloat16 values ([`Recording::round_bf16`]) the products run on the bf16 GEMM (f32
-//! accumulation), the backward pass reading the output's gradient rounded to bf16.
+//! When both operands hold bfloat16 values ([`Recording::round_bf16`]) the products take bf16 operands with f32
+//! accumulation — on the bf16 GEMM where the CPU has bf16 arithmetic, else on the f32 GEMM, which multiplies bf16
+//! values exactly too — the backward pass reading the output's gradient rounded to bf16.
 
 use half::bf16;
-use kiln_kernels::{GemmGeometry, Kernels, Threads, Transpose};
+use kiln_kernels::{DType, GemmGeometry, Kernels, Threads, Transpose};
 
 use crate::backward::{Backward, Grads};
 use crate::dims::Dims;
@@ -84,42 +85,43 @@ impl DenseBackward {
     }
 }
 
-impl Backward for DenseBackward {
-    fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
-        let &DenseBackward { x, w, b, m, k, n, bf16 } = self;
-        if bf16 {
-            self.backward_bf16(out, g)?;
-            if let Some(b) = b {
-                g.set(b, |st, db| Ok(st.kernels().column_sums(st.grad(out), db)?))?;
-            }
-            return Ok(());
-        }
+impl DenseBackward {
+    /// `dx += dy·wᵀ` and `dw += xᵀ·dy` on the f32 GEMM, with `dy` the output's gradient or, given, its rounded copy.
+    fn backward_f32(&self, out: Var, g: &mut Grads<'_>, rounded: Option<&[f32]>) -> Result<()> {
+        let &DenseBackward { x, w, m, k, n, .. } = self;
         g.update(x, |st, dx, acc| {
             let geo = GemmGeometry::spec(m, k, n).trans_b(Transpose::Yes).build()?;
-            st.kernels().sgemm_with(
-                st.threads(),
-                &geo,
-                1.0,
-                st.grad(out),
-                st.value(w),
-                f32::from(u8::from(acc)),
-                dx,
-            )?;
+            let dy = rounded.unwrap_or(st.grad(out));
+            st.kernels().sgemm_with(st.threads(), &geo, 1.0, dy, st.value(w), f32::from(u8::from(acc)), dx)?;
             Ok(())
         })?;
         g.update(w, |st, dw, acc| {
             let geo = GemmGeometry::spec(k, n, m).trans_a(Transpose::Yes).build()?;
-            st.kernels().sgemm_with(
-                st.threads(),
-                &geo,
-                1.0,
-                st.value(x),
-                st.grad(out),
-                f32::from(u8::from(acc)),
-                dw,
-            )?;
+            let dy = rounded.unwrap_or(st.grad(out));
+            st.kernels().sgemm_with(st.threads(), &geo, 1.0, st.value(x), dy, f32::from(u8::from(acc)), dw)?;
             Ok(())
-        })?;
+        })
+    }
+}
+
+impl Backward for DenseBackward {
+    fn backward(&self, out: Var, g: &mut Grads<'_>) -> Result<()> {
+        let b = self.b;
+        if !self.bf16 {
+            self.backward_f32(out, g, None)?;
+        } else if g.st.kernels.native(DType::BF16) {
+            self.backward_bf16(out, g)?;
+        } else {
+            // No bf16 arithmetic: the f32 GEMM on the bf16 values, `dy` rounded into a copy (see `dense`).
+            let mut dy = std::mem::take(&mut g.st.rounded);
+            dy.resize(self.m * self.n, 0.0);
+            let res = (|| {
+                g.view().kernels().round_to_bf16(g.view().grad(out), &mut dy)?;
+                self.backward_f32(out, g, Some(&dy))
+            })();
+            g.st.rounded = dy;
+            res?;
+        }
         if let Some(b) = b {
             g.set(b, |st, db| Ok(st.kernels().column_sums(st.grad(out), db)?))?;
         }
@@ -157,10 +159,13 @@ impl Recording<'_, '_> {
         }
         let req = self.requires(&[x, w]) || b.is_some_and(|b| self.requires(&[b]));
         let bf16 = self.is_bf16(x) && self.is_bf16(w);
+        // Without bf16 arithmetic the f32 GEMM takes the bf16 values as they are: the same exact products as
+        // widening, summed in the f32 kernel's order, without converting and widening the operands per call.
+        let native = bf16 && self.tape.st.kernels.native(DType::BF16);
         let [mut ab, mut bb, rest] = std::mem::take(&mut self.tape.st.bf16_bufs);
         let res = self.compute(op, Dims::new(&[m, n])?, req, |st, y| {
             let geo = GemmGeometry::new(m, n, k)?;
-            if bf16 {
+            if native {
                 gemm_bf16(st.kernels(), st.threads(), &geo, st.value(x), st.value(w), 0.0, y, (&mut ab, &mut bb))?;
             } else {
                 st.kernels().sgemm_with(st.threads(), &geo, 1.0, st.value(x), st.value(w), 0.0, y)?;
