@@ -79,7 +79,9 @@ impl DTypePolicy {
             Value::Null => return Some(DTypePolicy::Float32),
             Value::String(s) => s.as_str(),
             Value::Object(o) => {
-                if o.get("class_name").and_then(Value::as_str).is_some_and(|c| c != "DTypePolicy") {
+                // Keras 3 writes `DTypePolicy` (`FloatDTypePolicy` in 3.1–3.3), tf.keras 2 `Policy`.
+                let known = |c: &str| matches!(c, "DTypePolicy" | "FloatDTypePolicy" | "Policy");
+                if o.get("class_name").and_then(Value::as_str).is_some_and(|c| !known(c)) {
                     return None;
                 }
                 o.get("config").and_then(|c| c.get("name")).and_then(Value::as_str)?

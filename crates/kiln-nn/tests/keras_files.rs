@@ -419,6 +419,17 @@ fn dtype_policies_load_and_save() {
     assert!(!layer.is_empty());
     let (_, option) = unsupported(Model::load_keras_from_slice(&edited(set_all("mixed_float16"))));
     assert_eq!(option, "dtype");
+    // tf.keras 2 spells the policy `Policy`.
+    let keras2 = Model::load_keras_from_slice(&edited(|c| {
+        for l in c["config"]["layers"].as_array_mut().unwrap() {
+            if l["class_name"] != "InputLayer" {
+                l["config"]["dtype"] =
+                    serde_json::json!({"class_name": "Policy", "config": {"name": "mixed_bfloat16"}});
+            }
+        }
+    }))
+    .unwrap();
+    assert_eq!(keras2.dtype_policy(), DTypePolicy::MixedBfloat16);
 
     // Kiln writes the policy on every layer, and reads it back (.keras and model.json).
     let bytes = mixed.to_keras_bytes().unwrap();

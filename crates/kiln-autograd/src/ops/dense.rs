@@ -20,7 +20,7 @@ fn matrix(op: &'static str, what: &'static str, d: Dims) -> Result<(usize, usize
     Ok((d.get(0), d.get(1)))
 }
 
-/// `c = alpha·op(a)·op(b) + beta·c` on the bf16 GEMM, `a` and `b` converted into `bufs` (round to nearest even:
+/// `c = op(a)·op(b) + beta·c` on the bf16 GEMM, `a` and `b` converted into `bufs` (round to nearest even:
 /// exact for bf16 values).
 #[allow(clippy::too_many_arguments)]
 fn gemm_bf16(
@@ -83,9 +83,7 @@ impl DenseBackward {
         g.st.bf16_bufs = [dyb, ob, tmp];
         res
     }
-}
 
-impl DenseBackward {
     /// `dx += dy·wᵀ` and `dw += xᵀ·dy` on the f32 GEMM, with `dy` the output's gradient or, given, its rounded copy.
     fn backward_f32(&self, out: Var, g: &mut Grads<'_>, rounded: Option<&[f32]>) -> Result<()> {
         let &DenseBackward { x, w, m, k, n, .. } = self;
