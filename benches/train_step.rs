@@ -2,7 +2,8 @@
 //! update) on a batch of 32 raw-pixel MNIST images — `train_step/flagship/batch32` on the best ISA and the
 //! default thread pool, plus every available ISA with 1 and 2 threads — and batch-1 inference latency
 //! (`predict/flagship/batch1/<isa>`). `-data-parallel` variants split each batch over two replicas
-//! (`Model::set_data_parallel`). Throughput is in images per second. After the measurements a per-layer
+//! (`Model::set_data_parallel`); `flagship/batch32/policy/<float32|mixed_bfloat16>/<gemm>` compare the dtype
+//! policies (two threads, data-parallel). Throughput is in images per second. After the measurements a per-layer
 //! breakdown of the step (median of 300 profiled steps per ISA, 1 thread) is printed, with each pass's GFLOP/s and
 //! fraction of the one-thread FMA peak and the bytes per step (estimated from the plan).
 //!
@@ -58,6 +59,17 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| m.train_on_batch(black_box(&x), &y).expect("step"))
             });
         }
+    }
+    // Keras' mixed_bfloat16 policy beside float32, data-parallel on both threads as the training job runs it.
+    for policy in [DTypePolicy::Float32, DTypePolicy::MixedBfloat16] {
+        let mut m = model();
+        m.set_threads(Some(2)).expect("threads");
+        m.set_data_parallel(true);
+        m.set_dtype_policy_to(policy);
+        let id = format!("{policy}/{}", policy.product_gemm(m.kernels()).replace(['/', ' '], "-"));
+        group.bench_function(BenchmarkId::new("flagship/batch32/policy", id), |b| {
+            b.iter(|| m.train_on_batch(black_box(&x), &y).expect("step"))
+        });
     }
     group.finish();
 
