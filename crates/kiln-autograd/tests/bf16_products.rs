@@ -55,7 +55,7 @@ fn values(len: usize) -> impl Strategy<Value = Vec<f32>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: kiln_kernels::testing::cases(24), ..ProptestConfig::default() })]
 
     /// `x·w + b` with `x` and `w` rounded to bf16 and the output rounded again, backward from a seed gradient
     /// (through the output's cast, or straight into the product, which then rounds it itself): every result
@@ -100,8 +100,10 @@ fn dense_case(
     let xb: Vec<f32> = xs.iter().map(|&v| round(v)).collect();
     let wb: Vec<f32> = ws.iter().map(|&v| round(v)).collect();
     let mut want = product(m, n, k, |i, p| xb[i * k + p], |p, j| wb[p * n + j]);
-    for (i, (s, _)) in want.iter_mut().enumerate() {
+    // The bias joins the sum (and its magnitude the bound: the f32 addition rounds relative to it).
+    for (i, (s, abs)) in want.iter_mut().enumerate() {
         *s += f64::from(bs[i % n]);
+        *abs += f64::from(bs[i % n].abs());
     }
     let y_got = rec.value(y).unwrap().to_vec();
     assert_close("y", &y_got, &want)?;
