@@ -99,6 +99,15 @@ pub enum NnError {
         /// The value found in the file.
         value: String,
     },
+    /// A collective operation of data-parallel training across processes failed: a peer died, timed out or
+    /// sent something inconsistent.
+    #[error("distributed training, rank {rank}: {message}")]
+    Distributed {
+        /// The rank the failure is about (the peer that failed when known, else this process).
+        rank: usize,
+        /// What happened.
+        message: String,
+    },
     /// The thread pool could not be created.
     #[error("cannot start {threads} threads: {message}")]
     Threads {

@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod callbacks;
+pub mod distributed;
 mod error;
 mod graph;
 pub mod io;

@@ -1,6 +1,6 @@
 //! Losses, metrics and optimizers by Keras name, with Keras 3 defaults.
 
-use kiln_autograd::{Params, Tape};
+use kiln_autograd::{ParamId, Params};
 use kiln_kernels::optim::{AdamParams, Average, RmsPropParams, SgdParams, Stream, Update, stream_buffer};
 use kiln_kernels::{AlignedVec, Kernels};
 use serde_json::{Value, json};
@@ -267,30 +267,28 @@ impl OptimizerState {
     }
 
     /// One update of every trainable parameter of `params` that received a gradient on some replica: the
-    /// replicas' gradients (`tapes`, in replica order, weighted by `shares`, their parts of the batch) are reduced
-    /// in that fixed order — for two replicas inside the optimizer kernel's pass, `b·g₁ + a·g₀` with one fused
-    /// multiply-add — so the result does not depend on which thread ran which replica. A replica that wrote no
-    /// gradient for a parameter contributes nothing (weight 0). With `parallel`, large parameters are stepped in
-    /// two halves on two threads (every operation is elementwise, so the split changes no result).
-    pub(crate) fn step(
+    /// replicas' gradients (`grads(r, id)` for replica `r` of `shares.len()`, weighted by `shares`, their parts of
+    /// the batch) are reduced in replica order — for two replicas inside the optimizer kernel's pass,
+    /// `b·g₁ + a·g₀` with one fused multiply-add; for more, `((a₀·g₀ + a₁·g₁) + a₂·g₂) + …`, each term one fused
+    /// multiply-add, the last inside the kernel's pass — so the result depends neither on which thread nor on
+    /// which process ran which replica. A replica that wrote no gradient for a parameter contributes nothing
+    /// (weight 0). With `parallel`, large parameters are stepped in two halves on two threads (every operation
+    /// is elementwise, so the split changes no result).
+    pub(crate) fn step<'g>(
         &mut self,
         opt: Optimizer,
         kernels: &Kernels,
         params: &mut Params,
-        tapes: &[Tape],
+        grads: impl Fn(usize, ParamId) -> Option<&'g [f32]>,
         shares: &[f32],
         parallel: bool,
     ) -> Result<()> {
-        if tapes.len() > 2 || tapes.len() != shares.len() {
-            return Err(NnError::config("optimizer", format!("{} replicas are not supported (1 or 2)", tapes.len())));
-        }
         self.iterations += 1;
         let t = self.iterations;
         let slots = &mut self.slots;
+        let mut folded = Vec::new();
         let res = params.for_each_mut(|id, trainable, w| {
-            let grads: [Option<&[f32]>; 2] =
-                [tapes.first().and_then(|t| t.param_grad(id)), tapes.get(1).and_then(|t| t.param_grad(id))];
-            if !trainable || grads.iter().all(Option::is_none) {
+            if !trainable {
                 return Ok(());
             }
             let i = id.index();
@@ -304,14 +302,37 @@ impl OptimizerState {
                 Some(s) => &mut s[i],
                 None => &mut [],
             };
-            // One replica: its gradient as it is (no rounding by a weight of 1). Two: a·g₀ + b·g₁, a replica
-            // without a gradient standing in with weight 0 for its unwritten buffer.
-            let chunk = match grads {
-                [Some(g), None] if tapes.len() == 1 => Chunk { opt, t, g, avg: None },
-                [Some(g), Some(h)] => Chunk { opt, t, g, avg: Some((h, shares[0], shares[1])) },
-                [Some(g), None] => Chunk { opt, t, g, avg: Some((g, shares[0], 0.0)) },
-                [None, Some(h)] => Chunk { opt, t, g: h, avg: Some((h, 0.0, shares[1])) },
-                [None, None] => return Ok(()),
+            let chunk = match *shares {
+                // One replica: its gradient as it is (no rounding by a weight of 1).
+                [_] => match grads(0, id) {
+                    Some(g) => Chunk { opt, t, g, avg: None },
+                    None => return Ok(()),
+                },
+                // Two: a·g₀ + b·g₁, a replica without a gradient standing in with weight 0 for its unwritten buffer.
+                [a, b] => match (grads(0, id), grads(1, id)) {
+                    (Some(g), Some(h)) => Chunk { opt, t, g, avg: Some((h, a, b)) },
+                    (Some(g), None) => Chunk { opt, t, g, avg: Some((g, a, 0.0)) },
+                    (None, Some(h)) => Chunk { opt, t, g: h, avg: Some((h, 0.0, b)) },
+                    (None, None) => return Ok(()),
+                },
+                _ => {
+                    let present: Vec<(&[f32], f32)> =
+                        (0..shares.len()).filter_map(|r| grads(r, id).map(|g| (g, shares[r]))).collect();
+                    match present.as_slice() {
+                        [] => return Ok(()),
+                        &[(g, a)] => Chunk { opt, t, g, avg: Some((g, a, 0.0)) },
+                        [(g0, a0), middle @ .., (last, b)] => {
+                            folded.clear();
+                            folded.extend(g0.iter().map(|g| a0 * g));
+                            for (g, a) in middle {
+                                for (f, g) in folded.iter_mut().zip(*g) {
+                                    *f = a.mul_add(*g, *f);
+                                }
+                            }
+                            Chunk { opt, t, g: &folded, avg: Some((last, 1.0, *b)) }
+                        }
+                    }
+                }
             };
             if parallel && w.len() >= SPLIT_MIN {
                 let mid = w.len() / 2;

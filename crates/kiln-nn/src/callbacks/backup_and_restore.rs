@@ -44,7 +44,8 @@ impl Callback for BackupAndRestore {
         if self.dir.as_os_str().is_empty() {
             return Err(NnError::config("BackupAndRestore", "empty backup_dir"));
         }
-        if self.dir.join(CHECKPOINT).exists() {
+        // Across ranks rank 0 restores, and `fit` hands its state and epoch to the others.
+        if model.is_chief() && self.dir.join(CHECKPOINT).exists() {
             model.load_checkpoint(&self.dir)?;
             self.restored = Some(model.epochs_done());
             model.restored_epoch = Some(model.epochs_done());
@@ -54,15 +55,15 @@ impl Callback for BackupAndRestore {
 
     fn on_epoch_end(&mut self, epoch: usize, _logs: &mut Logs, model: &mut Model) -> Result<()> {
         if model.epochs_done() == epoch + 1 {
-            model.save_checkpoint(&self.dir)
+            if model.is_chief() { model.save_checkpoint(&self.dir) } else { Ok(()) }
         } else {
             self.cut_short = true;
             Ok(())
         }
     }
 
-    fn on_train_end(&mut self, _model: &mut Model) -> Result<()> {
-        if self.delete_checkpoint && !self.cut_short && self.dir.exists() {
+    fn on_train_end(&mut self, model: &mut Model) -> Result<()> {
+        if self.delete_checkpoint && !self.cut_short && model.is_chief() && self.dir.exists() {
             std::fs::remove_dir_all(&self.dir).map_err(|e| NnError::io(&self.dir, e))?;
         }
         Ok(())

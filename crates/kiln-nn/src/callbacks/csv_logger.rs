@@ -60,8 +60,13 @@ impl CSVLogger {
 }
 
 impl Callback for CSVLogger {
-    fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
+    fn on_train_begin(&mut self, model: &mut Model) -> Result<()> {
         self.write_header = true;
+        self.file = None;
+        // Across ranks only rank 0 logs.
+        if !model.is_chief() {
+            return Ok(());
+        }
         let file = if self.append {
             if let Ok(f) = File::open(&self.path) {
                 let mut first = String::new();
@@ -77,7 +82,7 @@ impl Callback for CSVLogger {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, epoch: usize, logs: &mut Logs, _model: &mut Model) -> Result<()> {
+    fn on_epoch_end(&mut self, epoch: usize, logs: &mut Logs, model: &mut Model) -> Result<()> {
         let mut header = None;
         if self.keys.is_none() {
             let mut keys: Vec<String> = logs.keys().map(str::to_owned).collect();
@@ -103,6 +108,9 @@ impl Callback for CSVLogger {
         text.push_str(&cells.join(&self.separator));
         text.push_str("\r\n");
         let path = self.path.clone();
+        if !model.is_chief() {
+            return Ok(());
+        }
         let file =
             self.file.as_mut().ok_or_else(|| NnError::config("CSVLogger", "on_epoch_end before on_train_begin"))?;
         file.write_all(text.as_bytes()).and_then(|()| file.flush()).map_err(|e| NnError::io(&path, e))

@@ -139,7 +139,8 @@ impl ModelCheckpoint {
 
     fn save(&mut self, epoch: usize, batch: Option<usize>, logs: &Logs, model: &Model) -> Result<()> {
         let path = format_template(&self.filepath, epoch + 1, batch.map(|b| b + 1), logs)?;
-        if !self.should_save(epoch, logs, &path) {
+        // Every rank keeps the same best-so-far bookkeeping; only rank 0 writes.
+        if !self.should_save(epoch, logs, &path) || !model.is_chief() {
             return Ok(());
         }
         if let Some(dir) = Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -175,7 +175,7 @@ impl<'a> Net<'a> {
     /// One replica's part of a training step: forward, loss and (for a finite loss) backward, with the replica's
     /// own dropout stream. Returns the mean loss and the correct predictions of its samples.
     #[allow(clippy::too_many_arguments)]
-    fn train_part(
+    pub(crate) fn train_part(
         &self,
         tape: &mut Tape,
         values: &mut Values,
@@ -214,7 +214,7 @@ pub(crate) fn argmax(row: &[f32]) -> usize {
 
 impl Model {
     /// Makes sure there are `n` replica tapes, with the model's kernels and options.
-    fn ensure_tapes(&mut self, n: usize) {
+    pub(crate) fn ensure_tapes(&mut self, n: usize) {
         while self.tapes.len() < n {
             let mut t = Tape::with_kernels(self.kernels);
             t.set_replica(self.tapes.len());
@@ -304,6 +304,16 @@ impl Model {
                 got: format!("{yb} samples"),
             });
         }
+        if let Some(comm) = self.collective.clone().filter(|_| profile.is_none()) {
+            return self.step_across(&*comm, x, y, batch, prefetch);
+        }
+        if self.replicas > 2 {
+            return Err(NnError::unsupported(
+                "model",
+                "replicas on one process",
+                format!("{} (at most 2; more train across ranks)", self.replicas),
+            ));
+        }
         let replicas = if profile.is_none() && batch >= 2 { self.replicas } else { 1 };
         self.ensure_tapes(replicas);
         let parallel = replicas > 1 && self.threads().is_some_and(|t| t > 1) && rayon::current_num_threads() > 1;
@@ -377,11 +387,12 @@ impl Model {
             Some(s) => c.optimizer.learning_rate(s.at(self.state.iterations)),
             None => c.optimizer,
         };
+        let tapes = &self.tapes[..replicas];
         self.state.step(
             optimizer,
             kernels,
             &mut self.params,
-            &self.tapes[..replicas],
+            |r, id| tapes.get(r).and_then(|t| t.param_grad(id)),
             &shares[..replicas],
             parallel,
         )?;

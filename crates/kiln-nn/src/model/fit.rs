@@ -170,7 +170,13 @@ impl Model {
         }
         let mut start = opts.initial_epoch;
         if let Some(dir) = &opts.resume_from {
-            self.load_checkpoint(dir)?;
+            // Across ranks, rank 0 reads the checkpoint and the copy below hands it to the others.
+            if self.is_chief() {
+                self.load_checkpoint(dir)?;
+            }
+        }
+        self.broadcast_from_root()?;
+        if opts.resume_from.is_some() {
             start = self.epochs_done;
         }
         let mut history = History::default();
@@ -190,8 +196,10 @@ impl Model {
             for cb in cbs.iter_mut() {
                 cb.on_train_begin(m)?;
             }
-            // A callback that restored a backup (BackupAndRestore) moves the start, as Keras' `_initial_epoch`.
+            // A callback that restored a backup (BackupAndRestore) moves the start, as Keras' `_initial_epoch`;
+            // across ranks rank 0's restored state and start hold for all.
             let start = m.restored_epoch.take().unwrap_or(start);
+            let start = m.agree_on_start(start)?;
             for epoch in start..opts.epochs {
                 for cb in cbs.iter_mut() {
                     cb.on_epoch_begin(epoch, m)?;
@@ -202,7 +210,8 @@ impl Model {
                     order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(m.seed, epoch as u64, stream::SHUFFLE)));
                 }
                 let steps = train_x.len().div_ceil(bs);
-                let mut bar = EpochProgress::start(opts.verbose, epoch + 1, opts.epochs, steps);
+                let verbose = if m.is_chief() { opts.verbose } else { crate::Verbose::Silent };
+                let mut bar = EpochProgress::start(verbose, epoch + 1, opts.epochs, steps);
                 let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
                 // Batch k + 1 is gathered during step k (into the other buffer pair), off the critical path.
                 let chunk_at = |k: usize| &order[(k * bs).min(order.len())..((k + 1) * bs).min(order.len())];
@@ -234,6 +243,10 @@ impl Model {
                             cb.on_train_batch_end(k, &batch_logs, m)?;
                         }
                     }
+                    if !cbs.is_empty() {
+                        // Across ranks a callback's decision to stop is rank 0's, for every rank.
+                        m.stop_training = m.agree_on_flag(m.stop_training)?;
+                    }
                     if m.stop_training {
                         complete = k + 1 == steps;
                         break;
@@ -259,7 +272,11 @@ impl Model {
                 for cb in cbs.iter_mut() {
                     cb.on_epoch_end(epoch, &mut logs, m)?;
                 }
-                if let Some(dir) = opts.checkpoint.as_ref().filter(|_| complete) {
+                // Across ranks rank 0's state and decisions after its callbacks (restored weights, a new learning
+                // rate, stopping) hold for every rank.
+                m.stop_training = m.agree_on_flag(m.stop_training)?;
+                m.broadcast_from_root()?;
+                if let Some(dir) = opts.checkpoint.as_ref().filter(|_| complete && m.is_chief()) {
                     m.save_checkpoint(dir)?;
                 }
                 bar.finish(loss, acc, val.map(|v| (v.loss, v.accuracy)));

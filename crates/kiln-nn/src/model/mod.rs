@@ -5,6 +5,7 @@
 //! data-parallel replica (activations and gradients only). This file builds models and answers questions about
 //! them; `engine.rs` runs a training or inference step over the replicas, `fit.rs` runs whole datasets.
 
+mod across;
 mod engine;
 mod fit;
 mod lockstep;
@@ -71,8 +72,12 @@ pub struct Model {
     conv: ConvOptions,
     threads: Option<usize>,
     threads_set: bool,
-    /// Replicas a training batch is split over (1, or 2 when data-parallel).
+    /// Replicas a training batch is split over (1, or 2 when data-parallel; across ranks, all ranks' together).
     replicas: usize,
+    /// The ranks this model trains with, when it trains across processes.
+    collective: Option<Arc<dyn crate::distributed::Collective>>,
+    /// The buffers of a step across ranks: this rank's replicas' results, and every rank's.
+    exchange_bufs: [Vec<f32>; 2],
     pool: Option<Arc<rayon::ThreadPool>>,
     /// The kernels' threading inside the current pool (set by `in_pool`).
     kernel_threads: Threads,
@@ -238,6 +243,8 @@ impl Model {
             threads: None,
             threads_set: false,
             replicas: 1,
+            collective: None,
+            exchange_bufs: Default::default(),
             pool: None,
             kernel_threads: Threads::Rayon,
             batch_bufs: Default::default(),
@@ -595,5 +602,48 @@ impl Model {
     /// on it); off by default, so that a step sums exactly like Keras.
     pub fn set_data_parallel(&mut self, on: bool) {
         self.replicas = if on { 2 } else { 1 };
+    }
+
+    /// Splits every training batch over `replicas` model replicas whose gradients are reduced in replica order
+    /// (see [`Model::set_data_parallel`] for two). On one process a model runs 1 or 2; trained across ranks
+    /// ([`Model::set_collective`]) the replicas are spread evenly over the ranks (1 or 2 on each), and the same
+    /// count gives the same bits on one process or on any number of ranks.
+    pub fn set_replicas(&mut self, replicas: usize) -> Result<()> {
+        if replicas == 0 {
+            return Err(NnError::config("model", "replicas must be ≥ 1"));
+        }
+        self.replicas = replicas;
+        Ok(())
+    }
+
+    /// Replicas a training batch is split over (all ranks' together).
+    pub fn replicas(&self) -> usize {
+        self.replicas
+    }
+
+    /// Trains across processes: every training step from now on runs this rank's share of the replicas and
+    /// exchanges gradients with the other ranks of `group` (see [`crate::distributed`]). The weights and
+    /// optimizer state of rank 0 are copied to every rank now and again at the start of every `fit`.
+    /// Every rank must build, compile and fit the same model with the same data and options.
+    pub fn set_collective(&mut self, group: Arc<dyn crate::distributed::Collective>) -> Result<()> {
+        crate::distributed::placement(self.replicas, group.rank(), group.size())?;
+        self.collective = Some(group);
+        self.broadcast_from_root()
+    }
+
+    /// Trains on this process alone again.
+    pub fn clear_collective(&mut self) {
+        self.collective = None;
+    }
+
+    /// This process's rank among the ranks training the model (0 when it trains alone).
+    pub fn rank(&self) -> usize {
+        self.collective.as_ref().map_or(0, |c| c.rank())
+    }
+
+    /// Whether this process speaks for the run (TensorFlow's "chief"): rank 0, or a model training alone. Only
+    /// the chief prints progress and writes checkpoints, backups and logs from `fit` and its callbacks.
+    pub fn is_chief(&self) -> bool {
+        self.rank() == 0
     }
 }

@@ -1,0 +1,336 @@
+//! A training step across ranks (see [`crate::distributed`]): this rank's replicas run forward and backward,
+//! every rank's results are gathered on every rank, and each rank reduces them in replica order and steps the
+//! optimizer itself — and the copy of rank 0's weights and optimizer state that starts such a run.
+
+use kiln_autograd::{ParamId, Tape};
+use kiln_kernels::Threads;
+
+use super::engine::{Net, Values};
+use super::{BatchStats, Model, mix, stream};
+use crate::distributed::{Collective, Placement, placement, replica_rows};
+use crate::error::{NnError, Result};
+
+/// A replica's record in the exchanged buffer: whether its part succeeded, its mean loss, its correct
+/// predictions, then per parameter (in id order) a flag for "wrote a gradient" and the gradient's values.
+const HEAD: usize = 3;
+
+/// `f32` carries counts exactly below 2²⁴; the step's counts (correct predictions of a batch) are far below.
+fn count_as_f32(n: usize) -> f32 {
+    n as f32
+}
+
+impl Model {
+    /// The exchanged record's length: the head, and a flag and the values of every parameter.
+    fn record_len(&self) -> Result<usize> {
+        let mut n = HEAD;
+        for id in self.params.ids() {
+            n += 1 + self.params.dims(id)?.numel();
+        }
+        Ok(n)
+    }
+
+    /// One training step of a batch `x`, `y` (the whole global batch: every rank passes the same) when training
+    /// across the ranks of `comm`; `prefetch` runs once during it.
+    pub(crate) fn step_across(
+        &mut self,
+        comm: &dyn Collective,
+        x: &[f32],
+        y: &[f32],
+        batch: usize,
+        prefetch: Option<&mut (dyn FnMut() + Send)>,
+    ) -> Result<BatchStats> {
+        let c = self.compiled.ok_or(NnError::NotCompiled("training"))?;
+        let place = placement(self.replicas, comm.rank(), comm.size())?;
+        if place.count > 2 {
+            return Err(NnError::unsupported(
+                "model",
+                "replicas per rank",
+                format!("{} ({} replicas on {} ranks; at most 2 per rank)", place.count, place.total, comm.size()),
+            ));
+        }
+        let net = Net::of(&self.layers, &self.input_shape, self.compiled);
+        if net.needs_lockstep() {
+            return Err(NnError::unsupported(
+                "model",
+                "training across ranks",
+                "a layer with whole-batch statistics (BatchNormalization)",
+            ));
+        }
+        // The replicas that get rows: with fewer samples than replicas the rest sit out, as on one process.
+        let total = place.total.min(batch).max(1);
+        self.ensure_tapes(place.count);
+        let (xl, yl) = (x.len() / batch.max(1), y.len() / batch.max(1));
+        let rec_len = self.record_len()?;
+        let [mut sent, mut all] = std::mem::take(&mut self.exchange_bufs);
+        sent.clear();
+        sent.resize(place.count * rec_len, 0.0);
+        all.clear();
+        all.resize(comm.size() * sent.len(), 0.0);
+
+        let local = self.local_parts(&net_parts(place, total, batch, x, y, xl, yl), prefetch);
+        let res = self.pack(&local, &mut sent, rec_len);
+        // Every rank takes part in the exchange, also after a failure, so no peer waits in vain.
+        let exchanged = comm.all_gather(&sent, &mut all);
+        let stepped = res.and(exchanged).and_then(|()| self.reduce_and_step(c, &all, rec_len, total, batch));
+        self.exchange_bufs = [sent, all];
+        stepped
+    }
+
+    /// Runs this rank's replicas (at most two, in parallel when the model has the threads); returns each one's
+    /// mean loss and correct predictions, `None` for a replica without rows.
+    fn local_parts(
+        &mut self,
+        parts: &[Option<LocalPart<'_>>],
+        prefetch: Option<&mut (dyn FnMut() + Send)>,
+    ) -> Vec<Option<Result<(f32, usize)>>> {
+        let parallel = parts.iter().flatten().count() > 1
+            && self.threads().is_some_and(|t| t > 1)
+            && rayon::current_num_threads() > 1;
+        let kernel_threads = if parallel { Threads::Single } else { self.kernel_threads };
+        let seeds: Vec<u64> = parts
+            .iter()
+            .map(|p| {
+                p.as_ref().map_or(0, |p| mix(self.seed, self.state.iterations, stream::REPLICA + p.replica as u64))
+            })
+            .collect();
+        let net = Net::of(&self.layers, &self.input_shape, self.compiled);
+        let params = &self.params;
+        let conv = self.conv;
+        let [v0, v1] = &mut self.values;
+        let mut tapes = self.tapes.iter_mut();
+        let run = |t: &mut Tape, v: &mut Values, k: usize| {
+            parts[k].as_ref().map(|p| {
+                t.set_threads(kernel_threads);
+                t.set_conv_options(conv.threads(kernel_threads));
+                net.train_part(t, v, params, seeds[k], p.x, p.y, p.batch, None)
+            })
+        };
+        match (parts.len(), tapes.next(), tapes.next()) {
+            (1, Some(t0), _) => {
+                if let Some(f) = prefetch {
+                    f();
+                }
+                vec![run(t0, v0, 0)]
+            }
+            (2, Some(t0), Some(t1)) if parallel => {
+                let (a, b) = crate::parallel::join_balanced(
+                    || {
+                        let r = run(t0, v0, 0);
+                        if let Some(f) = prefetch {
+                            f();
+                        }
+                        r
+                    },
+                    || run(t1, v1, 1),
+                );
+                vec![a, b]
+            }
+            (2, Some(t0), Some(t1)) => {
+                let v = vec![run(t0, v0, 0), run(t1, v1, 1)];
+                if let Some(f) = prefetch {
+                    f();
+                }
+                v
+            }
+            _ => vec![Some(Err(NnError::config("model", "replica tapes missing")))],
+        }
+    }
+
+    /// Writes this rank's replicas' records into `sent` (see [`HEAD`]); the first local failure is returned
+    /// after its record says so.
+    fn pack(&self, local: &[Option<Result<(f32, usize)>>], sent: &mut [f32], rec_len: usize) -> Result<()> {
+        let mut failure = Ok(());
+        for (k, (out, part)) in sent.chunks_exact_mut(rec_len).zip(local).enumerate() {
+            out.fill(0.0);
+            match part {
+                None => out[0] = 1.0,
+                Some(Err(e)) => {
+                    if failure.is_ok() {
+                        failure = Err(NnError::config("model", e.to_string()));
+                    }
+                }
+                Some(Ok((loss, correct))) => {
+                    out[..HEAD].copy_from_slice(&[1.0, *loss, count_as_f32(*correct)]);
+                    let mut at = HEAD;
+                    for id in self.params.ids() {
+                        let n = self.params.dims(id)?.numel();
+                        if let Some(g) = self.tapes[k].param_grad(id) {
+                            out[at] = 1.0;
+                            out[at + 1..at + 1 + n].copy_from_slice(g);
+                        }
+                        at += 1 + n;
+                    }
+                }
+            }
+        }
+        failure
+    }
+
+    /// Reduces every replica's record of `all` in replica order and steps the optimizer (as every rank does).
+    fn reduce_and_step(
+        &mut self,
+        c: super::Compiled,
+        all: &[f32],
+        rec_len: usize,
+        total: usize,
+        batch: usize,
+    ) -> Result<BatchStats> {
+        let records: Vec<&[f32]> = all.chunks_exact(rec_len).take(total).collect();
+        if let Some(r) = records.iter().position(|rec| rec[0] != 1.0) {
+            return Err(NnError::Distributed {
+                rank: r / placement(self.replicas, 0, self.collective.as_ref().map_or(1, |c| c.size()))?.count,
+                message: format!("replica {r} failed its part of step {}", self.state.iterations + 1),
+            });
+        }
+        let shares: Vec<f32> = (0..total).map(|r| replica_rows(batch, total, r).len() as f32 / batch as f32).collect();
+        let (mut loss, mut correct) = (0.0f32, 0usize);
+        for (r, rec) in records.iter().enumerate() {
+            // One replica: its loss as it is; more: Σ aᵣ·lᵣ in replica order, as the single-process step.
+            loss = if total == 1 {
+                rec[1]
+            } else if r == 0 {
+                shares[0] * rec[1]
+            } else {
+                loss + shares[r] * rec[1]
+            };
+            correct += rec[2] as usize;
+        }
+        let stats = BatchStats { loss, correct, samples: batch };
+        if !loss.is_finite() {
+            return Ok(stats);
+        }
+        let mut offsets = Vec::with_capacity(self.params.len());
+        let mut at = HEAD;
+        for id in self.params.ids() {
+            let n = self.params.dims(id)?.numel();
+            offsets.push((at, n));
+            at += 1 + n;
+        }
+        let grad = |r: usize, id: ParamId| {
+            let (at, n) = offsets[id.index()];
+            let rec = records[r];
+            (rec[at] == 1.0).then(|| &rec[at + 1..at + 1 + n])
+        };
+        let optimizer = match &self.schedule {
+            Some(s) => c.optimizer.learning_rate(s.at(self.state.iterations)),
+            None => c.optimizer,
+        };
+        let parallel = self.threads().is_some_and(|t| t > 1) && rayon::current_num_threads() > 1;
+        self.state.step(optimizer, self.kernels, &mut self.params, grad, &shares, parallel)?;
+        Ok(stats)
+    }
+
+    /// Copies rank 0's weights, optimizer state, step count, learning rate and seed to every rank (nothing when the
+    /// model trains alone).
+    pub(crate) fn broadcast_from_root(&mut self) -> Result<()> {
+        let Some(comm) = self.collective.clone() else { return Ok(()) };
+        let lr = self.compiled.map_or(0.0, |c| c.optimizer.lr());
+        let it = self.state.iterations;
+        let seed = self.seed;
+        let mut buf = vec![
+            f32::from_bits(it as u32),
+            f32::from_bits((it >> 32) as u32),
+            f32::from_bits(self.epochs_done as u32),
+            lr,
+            f32::from_bits(seed as u32),
+            f32::from_bits((seed >> 32) as u32),
+        ];
+        for id in self.params.ids() {
+            buf.extend_from_slice(self.params.value(id)?);
+        }
+        for slot in &self.state.slots {
+            for v in slot {
+                buf.extend_from_slice(v);
+            }
+        }
+        // The lengths first: a rank whose model differs fails here instead of in a mismatched copy.
+        let mut len = [f32::from_bits(buf.len() as u32)];
+        comm.broadcast(0, &mut len)?;
+        if len[0].to_bits() as usize != buf.len() {
+            return Err(NnError::Distributed {
+                rank: comm.rank(),
+                message: format!(
+                    "its model and optimizer hold {} values, rank 0's {} (every rank must build the same model)",
+                    buf.len(),
+                    len[0].to_bits()
+                ),
+            });
+        }
+        comm.broadcast(0, &mut buf)?;
+        self.state.iterations = u64::from(buf[0].to_bits()) | (u64::from(buf[1].to_bits()) << 32);
+        self.epochs_done = buf[2].to_bits() as usize;
+        if let Some(c) = &mut self.compiled {
+            c.optimizer = c.optimizer.learning_rate(buf[3]);
+        }
+        // The seed too: the shuffle and every replica's dropout masks derive from it.
+        self.seed = u64::from(buf[4].to_bits()) | (u64::from(buf[5].to_bits()) << 32);
+        let mut at = 6;
+        let ids: Vec<ParamId> = self.params.ids().collect();
+        for id in ids {
+            let n = self.params.dims(id)?.numel();
+            self.params.set_value(id, &buf[at..at + n])?;
+            at += n;
+        }
+        for slot in &mut self.state.slots {
+            for v in slot.iter_mut() {
+                let n = v.len();
+                v.copy_from_slice(&buf[at..at + n]);
+                at += n;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Model {
+    /// Across ranks: rank 0's weights and state after the callbacks' `on_train_begin` (a restored backup) and its
+    /// first epoch, for every rank; alone: `start`.
+    pub(crate) fn agree_on_start(&mut self, start: usize) -> Result<usize> {
+        let Some(comm) = self.collective.clone() else { return Ok(start) };
+        self.broadcast_from_root()?;
+        let mut s = [f32::from_bits(start as u32)];
+        comm.broadcast(0, &mut s)?;
+        Ok(s[0].to_bits() as usize)
+    }
+
+    /// Across ranks: rank 0's `flag`, for every rank; alone: `flag`.
+    pub(crate) fn agree_on_flag(&self, flag: bool) -> Result<bool> {
+        let Some(comm) = &self.collective else { return Ok(flag) };
+        let mut f = [if flag { 1.0 } else { 0.0 }];
+        comm.broadcast(0, &mut f)?;
+        Ok(f[0] != 0.0)
+    }
+}
+
+/// One local replica's share of a step across ranks.
+struct LocalPart<'d> {
+    replica: usize,
+    x: &'d [f32],
+    y: &'d [f32],
+    batch: usize,
+}
+
+/// This rank's replicas' rows of the global batch (`None` for a replica without rows).
+fn net_parts<'d>(
+    place: Placement,
+    total: usize,
+    batch: usize,
+    x: &'d [f32],
+    y: &'d [f32],
+    xl: usize,
+    yl: usize,
+) -> Vec<Option<LocalPart<'d>>> {
+    (place.first..place.first + place.count)
+        .map(|replica| {
+            (replica < total).then(|| {
+                let rows = replica_rows(batch, total, replica);
+                LocalPart {
+                    replica,
+                    x: &x[rows.start * xl..rows.end * xl],
+                    y: &y[rows.start * yl..rows.end * yl],
+                    batch: rows.len(),
+                }
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,190 @@
+//! Training across ranks (`kiln_nn::distributed`) with ranks that are threads of this process: the same
+//! replica count gives the same bits on one process or on any number of ranks, every rank ends with the same
+//! weights, rank 0's weights win at the start, only rank 0 writes, and a failure or a missing peer is an error
+//! on every rank rather than a hang.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::synthetic;
+use kiln_nn::NnError;
+use kiln_nn::callbacks::CSVLogger;
+use kiln_nn::distributed::{Collective, ThreadGroup};
+use kiln_nn::prelude::*;
+use kiln_tensor::Tensor;
+
+type Weights = Vec<(String, Tensor)>;
+
+/// The small flagship with a Dropout (so each replica's own mask stream matters) — `seed` for its weights.
+fn model(seed: u64) -> Model {
+    let inputs = Input::new(&[12, 12, 1]);
+    let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs).unwrap();
+    let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x).unwrap();
+    let x = Flatten::new().call(&x).unwrap();
+    let x = Dense::new(16).activation(ActivationFn::Swish).call(&x).unwrap();
+    let x = Dropout::new(0.2).call(&x).unwrap();
+    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x).unwrap();
+    let mut m = Model::new(&inputs, &outputs).unwrap();
+    m.compile("categorical_crossentropy", Optimizer::adam(), &["accuracy"]).unwrap();
+    m.set_seed(seed).unwrap();
+    m.set_threads(Some(1)).unwrap();
+    m
+}
+
+/// 2 epochs of 103 samples in batches of 19 (uneven replica splits, a short last batch).
+fn opts<'a>() -> FitOptions<'a> {
+    FitOptions::default().epochs(2).batch_size(19).verbose(Verbose::Silent)
+}
+
+fn alone(replicas: usize) -> (Vec<f32>, Weights) {
+    let (x, y) = synthetic(103, 12, 4);
+    let mut m = model(7);
+    m.set_replicas(replicas).unwrap();
+    let h = m.fit(&x, &y, &opts()).unwrap();
+    (h.loss(), m.weights().unwrap())
+}
+
+/// Trains on `ranks` threads with `replicas` replicas in all; rank r's model starts from seed `seeds(r)`.
+fn on_ranks(ranks: usize, replicas: usize, seeds: impl Fn(usize) -> u64 + Sync) -> Vec<(Vec<f32>, Weights)> {
+    let (x, y) = synthetic(103, 12, 4);
+    let group = ThreadGroup::new(ranks);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = group
+            .into_iter()
+            .map(|member| {
+                let (x, y, seeds) = (&x, &y, &seeds);
+                s.spawn(move || {
+                    let mut m = model(seeds(member.rank()));
+                    m.set_replicas(replicas).unwrap();
+                    m.set_collective(Arc::new(member)).unwrap();
+                    let h = m.fit(x, y, &opts()).unwrap();
+                    (h.loss(), m.weights().unwrap())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn same_bits(what: &str, a: &Weights, b: &Weights) {
+    assert_eq!(a.len(), b.len());
+    for ((n, p), (_, q)) in a.iter().zip(b) {
+        assert!(p.as_slice().iter().zip(q.as_slice()).all(|(u, v)| u.to_bits() == v.to_bits()), "{what}: {n} differs");
+    }
+}
+
+#[test]
+fn two_ranks_equal_one_process_with_two_replicas() {
+    let (loss, w) = alone(2);
+    let runs = on_ranks(2, 2, |_| 7);
+    for (r, (l, wr)) in runs.iter().enumerate() {
+        assert_eq!(l, &loss, "rank {r}: epoch losses");
+        same_bits(&format!("rank {r} vs one process"), wr, &w);
+    }
+    // …and differs from training each batch as one piece (the replicas really split it).
+    let (_, w1) = alone(1);
+    assert!(w.iter().zip(&w1).any(|((_, a), (_, b))| a.as_slice() != b.as_slice()));
+}
+
+#[test]
+fn four_replicas_give_the_same_bits_on_two_or_four_ranks() {
+    let four = on_ranks(4, 4, |_| 7);
+    let two = on_ranks(2, 4, |_| 7);
+    for (r, (l, w)) in four.iter().chain(&two).enumerate() {
+        assert_eq!(l, &four[0].0, "run {r}: epoch losses");
+        same_bits(&format!("run {r}"), w, &four[0].1);
+    }
+    // Four replicas reduce differently from two (a fold of four terms), yet train as well.
+    let (l2, _) = alone(2);
+    assert_ne!(four[0].0, l2);
+    assert!(four[0].0[1] < four[0].0[0], "loss falls: {:?}", four[0].0);
+    // One process holds at most two replicas: four are refused, not approximated.
+    let (x, y) = synthetic(20, 12, 4);
+    let mut m = model(7);
+    m.set_replicas(4).unwrap();
+    assert!(matches!(m.fit(&x, &y, &opts()), Err(NnError::Unsupported { .. })));
+}
+
+#[test]
+fn rank_zero_weights_win_at_the_start() {
+    let (_, w) = alone(2);
+    let runs = on_ranks(2, 2, |r| 7 + 100 * r as u64);
+    same_bits("rank 1 started from other weights", &runs[1].1, &w);
+    same_bits("rank 0", &runs[0].1, &w);
+}
+
+#[test]
+fn only_rank_zero_writes_and_unsupported_models_fail_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = synthetic(40, 12, 4);
+    let group = ThreadGroup::with_timeout(2, Duration::from_secs(20));
+    std::thread::scope(|s| {
+        for member in group {
+            let (x, y, dir) = (&x, &y, dir.path());
+            s.spawn(move || {
+                let rank = member.rank();
+                let mut m = model(7);
+                m.set_replicas(2).unwrap();
+                m.set_collective(Arc::new(member)).unwrap();
+                assert_eq!(m.is_chief(), rank == 0);
+                let mut log = CSVLogger::new(dir.join(format!("log-{rank}.csv")));
+                let o = opts().epochs(1).checkpoint(dir.join(format!("ckpt-{rank}"))).callback(&mut log);
+                m.fit(x, y, &o).unwrap();
+            });
+        }
+    });
+    assert!(dir.path().join("log-0.csv").is_file() && dir.path().join("ckpt-0").is_dir());
+    assert!(!dir.path().join("log-1.csv").exists() && !dir.path().join("ckpt-1").exists());
+
+    // BatchNormalization's whole-batch statistics do not cross ranks yet: refused on every rank, no hang.
+    let group = ThreadGroup::with_timeout(2, Duration::from_secs(20));
+    std::thread::scope(|s| {
+        for member in group {
+            let (x, y) = (&x, &y);
+            s.spawn(move || {
+                let inputs = Input::new(&[12, 12, 1]);
+                let f = Flatten::new().call(&inputs).unwrap();
+                let b = BatchNormalization::new().call(&f).unwrap();
+                let out = Dense::new(10).activation(ActivationFn::Softmax).call(&b).unwrap();
+                let mut m = Model::new(&inputs, &out).unwrap();
+                m.compile("categorical_crossentropy", Optimizer::rmsprop(), &[]).unwrap();
+                m.set_replicas(2).unwrap();
+                m.set_collective(Arc::new(member)).unwrap();
+                let err = m.fit(x, y, &opts()).unwrap_err();
+                assert!(matches!(err, NnError::Unsupported { .. }), "{err}");
+            });
+        }
+    });
+}
+
+#[test]
+fn a_rank_that_leaves_is_named_by_the_others() {
+    let (x, y) = synthetic(40, 12, 4);
+    let mut group = ThreadGroup::with_timeout(2, Duration::from_secs(20));
+    let leaver = group.pop().unwrap();
+    let member = group.pop().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut m = model(7);
+            m.set_replicas(2).unwrap();
+            // The start-of-run copy and the first step's exchange need rank 1, which leaves after joining.
+            m.set_collective(Arc::new(member)).unwrap();
+            let err = m.fit(&x, &y, &opts()).unwrap_err();
+            assert!(matches!(err, NnError::Distributed { rank: 1, .. }), "{err}");
+        });
+        s.spawn(move || {
+            let mut m = model(7);
+            m.set_replicas(2).unwrap();
+            m.set_collective(Arc::new(leaver)).unwrap();
+            drop(m);
+        });
+    });
+    // Replicas must spread evenly over the ranks.
+    let group = ThreadGroup::new(2);
+    let mut m = model(7);
+    m.set_replicas(3).unwrap();
+    let member: Arc<dyn Collective> = Arc::new(group.into_iter().next().unwrap());
+    assert!(matches!(m.set_collective(member), Err(NnError::Config { .. })));
+}
