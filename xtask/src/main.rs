@@ -19,6 +19,7 @@ use kiln_kernels::Isa;
 mod keras_export;
 mod plot;
 mod predict;
+mod ranks;
 mod train;
 
 #[derive(Parser)]

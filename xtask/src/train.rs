@@ -210,6 +210,17 @@ pub struct TrainArgs {
     /// file holds one for the job's optimizer, replace the initial ones, so training continues where it stopped.
     #[arg(long, conflicts_with = "resume")]
     pub from: Option<PathBuf>,
+    /// Model replicas each batch is split over, their gradients reduced in replica order (default 2, or 1 with
+    /// --no-data-parallel). The same count gives the same bits on one process or across any number of ranks.
+    #[arg(long, conflicts_with = "no_data_parallel")]
+    pub replicas: Option<usize>,
+    /// Train as N processes (ranks) of an MPI job on this host: builds xtask with the `distributed` feature and
+    /// runs this command under `mpirun -n N` (the replicas are spread over the ranks; rank 0 prints and writes).
+    #[arg(long)]
+    pub mpi: Option<usize>,
+    /// Seconds a rank waits in a collective for its peers before the job fails (a dead or hung rank).
+    #[arg(long, default_value_t = 120)]
+    pub mpi_timeout: u64,
 }
 
 /// Where a run keeps its `BackupAndRestore` state.
@@ -306,7 +317,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
+    if let Some(ranks) = args.mpi {
+        return crate::ranks::launch(ranks, root);
+    }
     let start = Instant::now();
+    // Rank 0 of an MPI job speaks for the run; the other ranks train silently and write nothing.
+    let chief = crate::ranks::rank_from_env() == 0;
     let runs = root.join("target").join("kiln-runs");
     let out = match (&args.out, args.resume) {
         (Some(out), _) => out.clone(),
@@ -315,12 +331,14 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         })?,
         (None, false) => runs.join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string()),
     };
-    check_writable(&out)?;
     let backup = out.join(BACKUP);
-    if args.resume && !backup.join(kiln::nn::io::CHECKPOINT).is_file() {
+    if chief {
+        check_writable(&out)?;
+    }
+    if chief && args.resume && !backup.join(kiln::nn::io::CHECKPOINT).is_file() {
         return Err(format!("--resume: {} holds no backup to continue from", out.display()));
     }
-    if !args.resume && backup.exists() {
+    if chief && !args.resume && backup.exists() {
         // A fresh run in a directory an interrupted run used: its backup must not be picked up.
         std::fs::remove_dir_all(&backup).map_err(|e| format!("{}: {e}", backup.display()))?;
     }
@@ -361,7 +379,7 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         return Err("--limit 0 leaves no training images".into());
     }
     let scale = if args.normalize { Scale::Unit } else { Scale::Raw };
-    let say = !args.quiet;
+    let say = !args.quiet && chief;
 
     let x_train = data.train.images(scale).map_err(|e| e.to_string())?.take(n);
     let labels = Labels::of(job, &data.train, n)?;
@@ -384,13 +402,15 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
     };
     model.compile(labels.loss(), optimizer, &["accuracy"]).map_err(|e| e.to_string())?;
     model.set_seed(args.seed).map_err(|e| e.to_string())?;
-    model
-        .set_threads(Some(args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))))
-        .map_err(|e| e.to_string())?;
+    // Each rank of an MPI job on this host takes its share of the cores.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args.threads.unwrap_or_else(|| (cores / crate::ranks::local_ranks()).max(1));
+    model.set_threads(Some(threads)).map_err(|e| e.to_string())?;
     if let Some(isa) = isa {
         model.set_isa(isa).map_err(|e| e.to_string())?;
     }
-    model.set_data_parallel(!args.no_data_parallel);
+    let replicas = args.replicas.unwrap_or(if args.no_data_parallel { 1 } else { 2 });
+    model.set_replicas(replicas).map_err(|e| format!("--replicas: {e}"))?;
     model.set_dtype_policy(args.precision.name()).map_err(|e| e.to_string())?;
     // The ceiling the run's speed is stated against: this ISA's FMA peak on the run's threads (≈ 0.25 s).
     let peak = model
@@ -409,6 +429,9 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
             model.set_learning_rate(lr).map_err(|e| e.to_string())?;
         }
     }
+    // Joins the MPI job this process is a rank of (rank 0's weights and state then hold for all).
+    let group = crate::ranks::join(&mut model, Duration::from_secs(args.mpi_timeout.max(1)))?;
+    let ranks = group.as_ref().map_or(1, |_| crate::ranks::world_size_from_env());
     model.set_metadata("input_scale", scale.factor().to_string());
     model.set_metadata("dataset", dataset.name());
     if say {
@@ -441,6 +464,11 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
             backup.display(),
             out.display()
         ));
+    }
+    if !chief {
+        // The chief evaluates, saves and reports; this rank's work ends with training.
+        drop(group);
+        return Ok(());
     }
     let resumed_from = restore.restored_epochs();
     if let (Some(e), true) = (resumed_from, say) {
@@ -523,7 +551,9 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         "batch_size": batch_size,
         "seed": args.seed,
         "threads": model.threads(),
-        "data_parallel": !args.no_data_parallel,
+        "data_parallel": replicas > 1,
+        "replicas": replicas,
+        "ranks": ranks,
         "resumed_after_epoch": resumed_from,
         "validation_split": validation_split,
         "early_stopping": (job == Job::Fashion).then(|| json!({
@@ -575,6 +605,7 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
     if !labelled {
         eprintln!("warning: no TrueType font found (install fonts-dejavu-core); training-curves.png has no labels");
     }
+    drop(group);
     if say {
         println!(
             "\nSaved model.safetensors, model.json, model.keras, metrics.json and training-curves.png to {}",
