@@ -3,8 +3,8 @@
 //! model's size and a few others. It feeds the scaling model in the README ("Beyond one machine").
 //!
 //! ```text
-//! cargo build --release -p kiln --features distributed --example allgather_probe
-//! mpirun -n 2 target/release/examples/allgather_probe
+//! cargo build -p kiln --features distributed --example allgather_probe
+//! mpirun -n 2 target/debug/examples/allgather_probe
 //! ```
 
 use std::sync::Arc;
