@@ -1,7 +1,7 @@
 //! Training across ranks (`kiln_nn::distributed`) with ranks that are threads of this process: the same
 //! replica count gives the same bits on one process or on any number of ranks, every rank ends with the same
-//! weights, rank 0's weights win at the start, only rank 0 writes, and a failure or a missing peer is an error
-//! on every rank rather than a hang.
+//! weights, rank 0's weights win at the start, BatchNormalization's statistics span all ranks, only rank 0
+//! writes, and a failure or a missing peer is an error on every rank rather than a hang.
 
 mod common;
 
@@ -39,8 +39,12 @@ fn opts<'a>() -> FitOptions<'a> {
 }
 
 fn alone(replicas: usize) -> (Vec<f32>, Weights) {
+    alone_with(replicas, model)
+}
+
+fn alone_with(replicas: usize, build: fn(u64) -> Model) -> (Vec<f32>, Weights) {
     let (x, y) = synthetic(103, 12, 4);
-    let mut m = model(7);
+    let mut m = build(7);
     m.set_replicas(replicas).unwrap();
     let h = m.fit(&x, &y, &opts()).unwrap();
     (h.loss(), m.weights().unwrap())
@@ -48,6 +52,15 @@ fn alone(replicas: usize) -> (Vec<f32>, Weights) {
 
 /// Trains on `ranks` threads with `replicas` replicas in all; rank r's model starts from seed `seeds(r)`.
 fn on_ranks(ranks: usize, replicas: usize, seeds: impl Fn(usize) -> u64 + Sync) -> Vec<(Vec<f32>, Weights)> {
+    on_ranks_with(ranks, replicas, seeds, model)
+}
+
+fn on_ranks_with(
+    ranks: usize,
+    replicas: usize,
+    seeds: impl Fn(usize) -> u64 + Sync,
+    build: fn(u64) -> Model,
+) -> Vec<(Vec<f32>, Weights)> {
     let (x, y) = synthetic(103, 12, 4);
     let group = ThreadGroup::new(ranks);
     std::thread::scope(|s| {
@@ -56,7 +69,7 @@ fn on_ranks(ranks: usize, replicas: usize, seeds: impl Fn(usize) -> u64 + Sync) 
             .map(|member| {
                 let (x, y, seeds) = (&x, &y, &seeds);
                 s.spawn(move || {
-                    let mut m = model(seeds(member.rank()));
+                    let mut m = build(seeds(member.rank()));
                     m.set_replicas(replicas).unwrap();
                     m.set_collective(Arc::new(member)).unwrap();
                     let h = m.fit(x, y, &opts()).unwrap();
@@ -116,7 +129,7 @@ fn rank_zero_weights_win_at_the_start() {
 }
 
 #[test]
-fn only_rank_zero_writes_and_unsupported_models_fail_everywhere() {
+fn only_rank_zero_writes() {
     let dir = tempfile::tempdir().unwrap();
     let (x, y) = synthetic(40, 12, 4);
     let group = ThreadGroup::with_timeout(2, Duration::from_secs(20));
@@ -137,22 +150,54 @@ fn only_rank_zero_writes_and_unsupported_models_fail_everywhere() {
     });
     assert!(dir.path().join("log-0.csv").is_file() && dir.path().join("ckpt-0").is_dir());
     assert!(!dir.path().join("log-1.csv").exists() && !dir.path().join("ckpt-1").exists());
+}
 
-    // BatchNormalization's whole-batch statistics do not cross ranks yet: refused on every rank, no hang.
+/// The small flagship with BatchNormalization after the convolutions and the hidden Dense layer.
+fn bn_model(seed: u64) -> Model {
+    let inputs = Input::new(&[12, 12, 1]);
+    let x = Conv2D::new(4, 3).call(&inputs).unwrap();
+    let x = BatchNormalization::new().call(&x).unwrap();
+    let x = Activation::new(ActivationFn::Relu).call(&x).unwrap();
+    let x = Flatten::new().call(&x).unwrap();
+    let x = Dense::new(16).call(&x).unwrap();
+    let x = BatchNormalization::new().call(&x).unwrap();
+    let x = Dropout::new(0.2).call(&x).unwrap();
+    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x).unwrap();
+    let mut m = Model::new(&inputs, &outputs).unwrap();
+    m.compile("categorical_crossentropy", Optimizer::rmsprop(), &["accuracy"]).unwrap();
+    m.set_seed(seed).unwrap();
+    m.set_threads(Some(1)).unwrap();
+    m
+}
+
+#[test]
+fn batch_statistics_meet_across_ranks() {
+    // BatchNormalization's whole-batch statistics, and their gradients' sums, meet across ranks in replica
+    // order: two ranks give one process's bits, moving statistics included; four replicas on two or four ranks
+    // agree.
+    let (loss, w) = alone_with(2, bn_model);
+    for (r, (l, wr)) in on_ranks_with(2, 2, |_| 7, bn_model).iter().enumerate() {
+        assert_eq!(l, &loss, "rank {r}: epoch losses");
+        same_bits(&format!("rank {r} vs one process"), wr, &w);
+    }
+    assert!(w.iter().any(|(n, t)| n.contains("moving_variance") && t.as_slice().iter().any(|&v| v != 1.0)));
+    let four = on_ranks_with(4, 4, |_| 7, bn_model);
+    let two = on_ranks_with(2, 4, |_| 7, bn_model);
+    for (r, (l, wr)) in four.iter().chain(&two).enumerate() {
+        assert_eq!(l, &four[0].0, "run {r}");
+        same_bits(&format!("run {r}"), wr, &four[0].1);
+    }
+    // A batch with fewer samples than replicas cannot meet at the statistics: refused on every rank, no hang.
+    let (x, y) = synthetic(40, 12, 4);
     let group = ThreadGroup::with_timeout(2, Duration::from_secs(20));
     std::thread::scope(|s| {
         for member in group {
             let (x, y) = (&x, &y);
             s.spawn(move || {
-                let inputs = Input::new(&[12, 12, 1]);
-                let f = Flatten::new().call(&inputs).unwrap();
-                let b = BatchNormalization::new().call(&f).unwrap();
-                let out = Dense::new(10).activation(ActivationFn::Softmax).call(&b).unwrap();
-                let mut m = Model::new(&inputs, &out).unwrap();
-                m.compile("categorical_crossentropy", Optimizer::rmsprop(), &[]).unwrap();
+                let mut m = bn_model(7);
                 m.set_replicas(2).unwrap();
                 m.set_collective(Arc::new(member)).unwrap();
-                let err = m.fit(x, y, &opts()).unwrap_err();
+                let err = m.fit(x, y, &opts().batch_size(1)).unwrap_err();
                 assert!(matches!(err, NnError::Unsupported { .. }), "{err}");
             });
         }

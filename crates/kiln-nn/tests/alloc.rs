@@ -7,6 +7,7 @@
 //!   as one epoch of 40 steps (the per-epoch bookkeeping of `fit`: the shuffled order, the history entry) give
 //!   or take a few allocations made by rayon's work-stealing internals (crossbeam-epoch garbage bags, injector
 //!   blocks — their number depends on scheduling, not on the step count), so the steps allocate nothing.
+//!   The same holds with a BatchNormalization, whose replicas run in lockstep.
 //!   (`fit` runs all its steps inside one `install` on the pool; calling `train_on_batch` from outside the
 //!   pool instead makes rayon's global injector queue allocate a new 63-slot block every 63 calls.)
 
@@ -61,8 +62,10 @@ fn on_the_calling_thread() {
 fn on_a_pool() {
     let (x80, y80) = data(80);
     let (x40, y40) = data(40);
-    for data_parallel in [false, true] {
-        let mut model = common::flagship();
+    // The flagship, then with a BatchNormalization, whose two replicas run in lockstep (they meet at its
+    // whole-batch statistics).
+    for (data_parallel, bn) in [(false, false), (true, false), (true, true)] {
+        let mut model = if bn { flagship_with_batch_norm() } else { common::flagship() };
         model.set_threads(Some(2)).unwrap();
         model.set_data_parallel(data_parallel);
         let opts = FitOptions::default().verbose(Verbose::Silent);
@@ -75,8 +78,22 @@ fn on_a_pool() {
         // (crossbeam-epoch garbage bags, injector blocks), which depends on how often work was stolen.
         assert!(
             long <= short + 4,
-            "data_parallel {data_parallel}: 40 extra steps made {} more allocations ({short} for 40 steps, {long} for 80)",
+            "data_parallel {data_parallel}, batch norm {bn}: 40 extra steps made {} more allocations ({short} for 40 steps, {long} for 80)",
             long as i64 - short as i64
         );
     }
+}
+
+/// The flagship with a BatchNormalization after its hidden Dense layer.
+fn flagship_with_batch_norm() -> Model {
+    let inputs = Input::new(&[28, 28, 1]);
+    let x = Conv2D::new(3, 5).activation(ActivationFn::Swish).call(&inputs).unwrap();
+    let x = Conv2D::new(6, 5).activation(ActivationFn::Swish).call(&x).unwrap();
+    let x = Flatten::new().call(&x).unwrap();
+    let x = Dense::new(84).activation(ActivationFn::Swish).call(&x).unwrap();
+    let x = BatchNormalization::new().call(&x).unwrap();
+    let outputs = Dense::new(10).activation(ActivationFn::Softmax).call(&x).unwrap();
+    let mut model = Model::new(&inputs, &outputs).unwrap();
+    model.compile("categorical_crossentropy", Optimizer::rmsprop(), &["accuracy"]).unwrap();
+    model
 }

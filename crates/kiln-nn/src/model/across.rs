@@ -6,6 +6,7 @@ use kiln_autograd::{ParamId, Tape};
 use kiln_kernels::Threads;
 
 use super::engine::{Net, Values};
+use super::lockstep::{Meet, Part};
 use super::{BatchStats, Model, mix, stream};
 use crate::distributed::{Collective, Placement, placement, replica_rows};
 use crate::error::{NnError, Result};
@@ -49,15 +50,17 @@ impl Model {
             ));
         }
         let net = Net::of(&self.layers, &self.input_shape, self.compiled);
-        if net.needs_lockstep() {
-            return Err(NnError::unsupported(
-                "model",
-                "training across ranks",
-                "a layer with whole-batch statistics (BatchNormalization)",
-            ));
-        }
         // The replicas that get rows: with fewer samples than replicas the rest sit out, as on one process.
         let total = place.total.min(batch).max(1);
+        let lockstep = net.needs_lockstep();
+        if lockstep && total < place.total {
+            // Every replica must reach each statistics layer's exchange (the same on every rank: one global batch).
+            return Err(NnError::unsupported(
+                "model",
+                "batch across ranks with BatchNormalization",
+                format!("{batch} samples for {} replicas (give every replica at least one)", place.total),
+            ));
+        }
         self.ensure_tapes(place.count);
         let (xl, yl) = (x.len() / batch.max(1), y.len() / batch.max(1));
         let rec_len = self.record_len()?;
@@ -67,11 +70,18 @@ impl Model {
         all.clear();
         all.resize(comm.size() * sent.len(), 0.0);
 
-        let local = self.local_parts(&net_parts(place, total, batch, x, y, xl, yl), prefetch);
+        let parts = net_parts(place, total, batch, x, y, xl, yl);
+        let local = if lockstep {
+            self.local_lockstep(&parts, prefetch, comm, total, batch)
+        } else {
+            self.local_parts(&parts, prefetch)
+        };
         let res = self.pack(&local, &mut sent, rec_len);
         // Every rank takes part in the exchange, also after a failure, so no peer waits in vain.
         let exchanged = comm.all_gather(&sent, &mut all);
         let stepped = res.and(exchanged).and_then(|()| self.reduce_and_step(c, &all, rec_len, total, batch));
+        // Layer state (BatchNormalization's moving statistics): every rank's replicas saw the global statistics.
+        let stepped = stepped.and_then(|s| self.apply_assignments().map(|()| s));
         self.exchange_bufs = [sent, all];
         stepped
     }
@@ -133,6 +143,45 @@ impl Model {
                 v
             }
             _ => vec![Some(Err(NnError::config("model", "replica tapes missing")))],
+        }
+    }
+
+    /// Runs this rank's replicas in lockstep with every other rank's (a model with BatchNormalization: the
+    /// partial sums of each statistics layer meet across ranks, in replica order); every part has rows.
+    fn local_lockstep(
+        &mut self,
+        parts: &[Option<LocalPart<'_>>],
+        prefetch: Option<&mut (dyn FnMut() + Send)>,
+        comm: &dyn Collective,
+        total: usize,
+        batch: usize,
+    ) -> Vec<Option<Result<(f32, usize)>>> {
+        let parallel = parts.len() > 1 && self.threads().is_some_and(|t| t > 1) && rayon::current_num_threads() > 1;
+        let kernel_threads = if parallel { Threads::Single } else { self.kernel_threads };
+        let mut steps = Vec::with_capacity(parts.len());
+        for p in parts {
+            let Some(p) = p else { return vec![Some(Err(NnError::config("model", "a replica without rows")))] };
+            steps.push(Part {
+                seed: mix(self.seed, self.state.iterations, stream::REPLICA + p.replica as u64),
+                share: p.batch as f32 / batch as f32,
+                x: p.x,
+                y: p.y,
+                batch: p.batch,
+            });
+        }
+        let net = Net::of(&self.layers, &self.input_shape, self.compiled);
+        let conv = self.conv;
+        let mut tapes: [Option<(&mut Tape, &mut Values)>; 2] = [None, None];
+        for ((slot, t), v) in tapes.iter_mut().zip(self.tapes.iter_mut()).zip(self.values.iter_mut()).take(parts.len())
+        {
+            t.set_threads(kernel_threads);
+            t.set_conv_options(conv.threads(kernel_threads));
+            *slot = Some((t, v));
+        }
+        let meet = Meet::Across { comm, total };
+        match net.train_lockstep(tapes, &self.params, &steps, parallel, prefetch, &mut self.sums, &meet) {
+            Ok(done) => done.into_iter().take(parts.len()).map(|r| Some(Ok(r))).collect(),
+            Err(e) => vec![Some(Err(e))],
         }
     }
 

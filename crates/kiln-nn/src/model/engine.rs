@@ -9,7 +9,7 @@ use kiln_autograd::{MAX_RANK, Params, Recording, Tape, Var};
 use kiln_kernels::{FlushDenormals, Threads, set_flush_denormals};
 use kiln_tensor::{Data, Tensor};
 
-use super::lockstep::Part;
+use super::lockstep::{Meet, Part};
 use super::{BatchStats, Compiled, LayerTime, Model, Slot, StepProfile, mix, stream};
 use crate::error::{NnError, Result};
 use crate::optim::Loss;
@@ -351,9 +351,16 @@ impl Model {
                         Part { seed: seeds[0], share: w0, x: x0, y: y0, batch: n0 },
                         Part { seed: seeds[1], share: w1, x: x1, y: y1, batch: n1 },
                     ];
-                    let [h0, h1] =
-                        net.train_lockstep([(t0, v0), (t1, v1)], params, parts, parallel, prefetch, &mut self.sums)?;
-                    (Ok(h0), Ok(h1))
+                    let h = net.train_lockstep(
+                        [Some((t0, v0)), Some((t1, v1))],
+                        params,
+                        &parts,
+                        parallel,
+                        prefetch,
+                        &mut self.sums,
+                        &Meet::Local,
+                    )?;
+                    (Ok(h[0]), Ok(h[1]))
                 } else if parallel {
                     crate::parallel::join_balanced(
                         || {
@@ -416,7 +423,7 @@ impl Model {
 
     /// Writes the state the layers assigned during the step ([`Recording::assign`]) into the store: the first
     /// replica's values (every replica assigns the same values: state derives from whole-batch statistics).
-    fn apply_assignments(&mut self) -> Result<()> {
+    pub(crate) fn apply_assignments(&mut self) -> Result<()> {
         let Some(tape) = self.tapes.first() else { return Ok(()) };
         for (id, value) in tape.assignments() {
             self.params.set_value(id, value)?;

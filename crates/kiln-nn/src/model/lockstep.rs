@@ -7,24 +7,136 @@
 use kiln_autograd::{Backprop, Params, Recording, Tape, Var};
 
 use super::engine::{Net, Values};
+use crate::distributed::Collective;
 use crate::error::{NnError, Result};
 
-/// Runs `f0` and `f1` on two threads (`parallel`) or one after the other.
-fn both<A: Send, B: Send>(parallel: bool, f0: impl FnOnce() -> A + Send, f1: impl FnOnce() -> B + Send) -> (A, B) {
-    if parallel { crate::parallel::join_balanced(f0, f1) } else { (f0(), f1()) }
+/// A replica's recording and its forward values.
+type Replica<'r, 't, 'p> = (Recording<'t, 'p>, &'r mut Values);
+
+/// Per-replica results of this process's one or two replicas, in replica order (an array: a step allocates
+/// nothing).
+type Two<T> = [Option<T>; 2];
+
+/// This process's replicas' recordings and values (one or two).
+enum Reps<'r, 't, 'p> {
+    One([Replica<'r, 't, 'p>; 1]),
+    Two([Replica<'r, 't, 'p>; 2]),
 }
 
-/// Adds the two replicas' partial sums (replica 0's first) and gives each the total.
-fn exchange(sums: &mut Vec<f64>, r0: &mut Recording<'_, '_>, r1: &mut Recording<'_, '_>) -> Result<()> {
-    let (a, b) = (r0.exchange(), r1.exchange());
-    if a.len() != b.len() {
+impl<'r, 't, 'p> Reps<'r, 't, 'p> {
+    fn as_mut_slice(&mut self) -> &mut [Replica<'r, 't, 'p>] {
+        match self {
+            Reps::One(a) => a,
+            Reps::Two(a) => a,
+        }
+    }
+}
+
+/// Runs `f` on each of this process's replicas (one or two; two on two threads when `parallel`), then `extra`
+/// after the first replica's part.
+fn each<'t, 'p, T: Send>(
+    parallel: bool,
+    reps: &mut [Replica<'_, 't, 'p>],
+    extra: Option<&mut (dyn FnMut() + Send)>,
+    f: impl Fn(usize, &mut Recording<'t, 'p>, &mut Values) -> T + Sync,
+) -> Two<T> {
+    match reps {
+        [(r0, v0), (r1, v1)] => {
+            let first = || {
+                let a = f(0, r0, v0);
+                if let Some(e) = extra {
+                    e();
+                }
+                a
+            };
+            let (a, b) = if parallel {
+                crate::parallel::join_balanced(first, || f(1, r1, v1))
+            } else {
+                let a = first();
+                (a, f(1, r1, v1))
+            };
+            [Some(a), Some(b)]
+        }
+        [(r0, v0)] => {
+            let a = f(0, r0, v0);
+            if let Some(e) = extra {
+                e();
+            }
+            [Some(a), None]
+        }
+        _ => [None, None],
+    }
+}
+
+/// Where a lockstep step's partial sums meet: among this process's replicas, or among all replicas of all ranks.
+pub(crate) enum Meet<'c> {
+    /// This process's replicas are all the replicas.
+    Local,
+    /// The first `total` replicas of the ranks of `comm`, this rank's among them.
+    Across { comm: &'c dyn Collective, total: usize },
+}
+
+/// `f64` values as pairs of `f32` bit patterns (a collective moves bits unchanged) and back.
+fn push_f64_bits(out: &mut Vec<f32>, v: f64) {
+    let b = v.to_bits();
+    out.push(f32::from_bits(b as u32));
+    out.push(f32::from_bits((b >> 32) as u32));
+}
+
+fn f64_of_bits(p: &[f32]) -> f64 {
+    f64::from_bits(u64::from(p[0].to_bits()) | (u64::from(p[1].to_bits()) << 32))
+}
+
+/// Adds the replicas' partial sums in replica order and gives each replica the totals.
+fn exchange(sums: &mut Vec<f64>, reps: &mut [Replica<'_, '_, '_>], meet: &Meet<'_>) -> Result<()> {
+    let n = reps.first().map_or(0, |r| r.0.exchange().len());
+    if reps.iter().any(|r| r.0.exchange().len() != n) {
         return Err(NnError::config("model", "the replicas' batch statistics differ in size"));
     }
     sums.clear();
-    sums.extend(a.iter().zip(b).map(|(a, b)| a + b));
-    r0.set_exchange_global(sums);
-    r1.set_exchange_global(sums);
+    match meet {
+        Meet::Local => {
+            for (k, (r, _)) in reps.iter().enumerate() {
+                if k == 0 {
+                    sums.extend_from_slice(r.exchange());
+                } else {
+                    sums.iter_mut().zip(r.exchange()).for_each(|(s, v)| *s += v);
+                }
+            }
+        }
+        Meet::Across { comm, total } => {
+            let mut local = Vec::with_capacity(2 * n * reps.len());
+            for (r, _) in reps.iter() {
+                r.exchange().iter().for_each(|&v| push_f64_bits(&mut local, v));
+            }
+            let mut all = vec![0.0f32; local.len() * comm.size()];
+            comm.all_gather(&local, &mut all)?;
+            for (k, part) in all.chunks_exact((2 * n).max(1)).take(*total).enumerate() {
+                let vals = part.chunks_exact(2).map(f64_of_bits);
+                if k == 0 {
+                    sums.extend(vals);
+                } else {
+                    sums.iter_mut().zip(vals).for_each(|(s, v)| *s += v);
+                }
+            }
+        }
+    }
+    for (r, _) in reps.iter_mut() {
+        r.set_exchange_global(sums);
+    }
     Ok(())
+}
+
+/// Whether every replica's loss is finite (all ranks' replicas across ranks: they must agree on the backward pass).
+fn all_finite(losses: &[f32], meet: &Meet<'_>) -> Result<bool> {
+    match meet {
+        Meet::Local => Ok(losses.iter().all(|l| l.is_finite())),
+        Meet::Across { comm, total } => {
+            let mut all = vec![0.0f32; losses.len() * comm.size()];
+            comm.all_gather(losses, &mut all)?;
+            Ok(all.iter().take(*total).all(|l| l.is_finite()))
+        }
+    }
 }
 
 /// One replica's share of a lockstep step.
@@ -80,72 +192,97 @@ impl Net<'_> {
         Ok((l, rec.value(l)?[0], self.correct(rec, out, y)?))
     }
 
-    /// Both replicas' parts of a training step in lockstep (see the module docs); returns each one's mean loss
-    /// and correct predictions. `sums` is reused between steps.
+    /// Starts replica `t`'s recording of a lockstep step on its part `p`.
+    fn start_replica<'r, 'p>(
+        &self,
+        t: &'r mut Tape,
+        vals: &'r mut Values,
+        params: &'p Params,
+        p: &Part<'p>,
+    ) -> Result<Replica<'r, 'r, 'p>> {
+        t.seed(p.seed);
+        t.set_grad_enabled(true);
+        t.set_share(f64::from(p.share));
+        let mut rec = t.record(params);
+        let (d, k) = Self::batch_dims(p.batch, self.input_shape);
+        vals.start(rec.input_ref(&d[..k], p.x)?);
+        Ok((rec, vals))
+    }
+
+    /// This process's replicas' parts of a training step in lockstep (see the module docs), their sums meeting as
+    /// `meet` says; returns each one's mean loss and correct predictions (the second pair unused with one
+    /// replica). `sums` is reused between steps.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn train_lockstep(
         &self,
-        replicas: [(&mut Tape, &mut Values); 2],
+        replicas: Two<(&mut Tape, &mut Values)>,
         params: &Params,
-        parts: [Part<'_>; 2],
+        parts: &[Part<'_>],
         parallel: bool,
         prefetch: Option<&mut (dyn FnMut() + Send)>,
         sums: &mut Vec<f64>,
+        meet: &Meet<'_>,
     ) -> Result<[(f32, usize); 2]> {
-        let [(t0, vals0), (t1, vals1)] = replicas;
-        for (t, p) in [&mut *t0, &mut *t1].into_iter().zip(&parts) {
-            t.seed(p.seed);
-            t.set_grad_enabled(true);
-            t.set_share(f64::from(p.share));
-        }
-        let [p0, p1] = parts;
-        let (mut r0, mut r1) = (t0.record(params), t1.record(params));
-        let (d0, k0) = Self::batch_dims(p0.batch, self.input_shape);
-        let (d1, k1) = Self::batch_dims(p1.batch, self.input_shape);
-        vals0.start(r0.input_ref(&d0[..k0], p0.x)?);
-        vals1.start(r1.input_ref(&d1[..k1], p1.x)?);
+        let mut reps = match (replicas, parts) {
+            ([Some((t0, v0)), None], [p0]) => Reps::One([self.start_replica(t0, v0, params, p0)?]),
+            ([Some((t0, v0)), Some((t1, v1))], [p0, p1]) => {
+                Reps::Two([self.start_replica(t0, v0, params, p0)?, self.start_replica(t1, v1, params, p1)?])
+            }
+            _ => return Err(NnError::config("model", "replica tapes missing")),
+        };
+        let reps = reps.as_mut_slice();
+        let n = reps.len();
         let mut prefetch = prefetch;
         let (mut from, mut pending) = (0, None);
         loop {
             let to = (from..self.layers.len())
                 .find(|&i| self.layers[i].layer.batch_statistics())
                 .unwrap_or(self.layers.len());
-            let pf = prefetch.take();
-            let (a, b) = both(
-                parallel,
-                || {
-                    let done = self.segment(&mut r0, vals0, pending, from, to);
-                    if let Some(f) = pf {
-                        f();
-                    }
-                    done
-                },
-                || self.segment(&mut r1, vals1, pending, from, to),
-            );
-            a?;
-            b?;
+            for done in each(parallel, reps, prefetch.take(), |_, rec, vals| self.segment(rec, vals, pending, from, to))
+                .into_iter()
+                .flatten()
+            {
+                done?;
+            }
             if to == self.layers.len() {
                 break;
             }
-            exchange(sums, &mut r0, &mut r1)?;
+            exchange(sums, reps, meet)?;
             (from, pending) = (to + 1, Some(to));
         }
-        let (v0, v1) = (vals0.last(), vals1.last());
-        let (a, b) =
-            both(parallel, || self.outcome(&mut r0, v0, p0.y, p0.batch), || self.outcome(&mut r1, v1, p1.y, p1.batch));
-        let ((l0, loss0, c0), (l1, loss1, c1)) = (a?, b?);
-        if loss0.is_finite() && loss1.is_finite() {
-            let (mut a, mut b) = both(parallel, || r0.backward_begin(l0, &[1.0]), || r1.backward_begin(l1, &[1.0]));
-            loop {
-                match (a?, b?) {
-                    (Backprop::Done, Backprop::Done) => break,
-                    (Backprop::Exchange, Backprop::Exchange) => {
-                        exchange(sums, &mut r0, &mut r1)?;
-                        (a, b) = both(parallel, || r0.backward_resume(), || r1.backward_resume());
-                    }
-                    _ => return Err(NnError::config("model", "the replicas' backward passes diverged")),
-                }
+        let mut outcomes: Two<(Var, f32, usize)> = [None, None];
+        let results =
+            each(parallel, reps, None, |k, rec, vals| self.outcome(rec, vals.last(), parts[k].y, parts[k].batch));
+        for (o, r) in outcomes.iter_mut().zip(results) {
+            if let Some(r) = r {
+                *o = Some(r?);
             }
         }
-        Ok([(loss0, c0), (loss1, c1)])
+        let losses = outcomes.map(|o| o.map_or(0.0, |o| o.1));
+        if all_finite(&losses[..n], meet)? {
+            let begin = |k: usize, rec: &mut Recording<'_, '_>| match outcomes[k] {
+                Some(o) => Ok(rec.backward_begin(o.0, &[1.0])?),
+                None => Err(NnError::config("model", "replica outcome missing")),
+            };
+            let mut states = each(parallel, reps, None, |k, rec, _| begin(k, rec));
+            loop {
+                let (mut done, mut paused) = (0, 0);
+                for s in states.into_iter().flatten() {
+                    match s? {
+                        Backprop::Done => done += 1,
+                        Backprop::Exchange => paused += 1,
+                    }
+                }
+                if done == n {
+                    break;
+                }
+                if paused != n {
+                    return Err(NnError::config("model", "the replicas' backward passes diverged"));
+                }
+                exchange(sums, reps, meet)?;
+                states = each(parallel, reps, None, |_, rec, _| Ok::<_, NnError>(rec.backward_resume()?));
+            }
+        }
+        Ok(outcomes.map(|o| o.map_or((0.0, 0), |o| (o.1, o.2))))
     }
 }
