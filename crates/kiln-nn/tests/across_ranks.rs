@@ -102,10 +102,11 @@ fn two_ranks_equal_one_process_with_two_replicas() {
 }
 
 #[test]
-fn four_replicas_give_the_same_bits_on_two_or_four_ranks() {
+fn four_replicas_give_the_same_bits_on_one_two_or_four_ranks() {
     let four = on_ranks(4, 4, |_| 7);
     let two = on_ranks(2, 4, |_| 7);
-    for (r, (l, w)) in four.iter().chain(&two).enumerate() {
+    let one = alone(4);
+    for (r, (l, w)) in four.iter().chain(&two).chain([&one]).enumerate() {
         assert_eq!(l, &four[0].0, "run {r}: epoch losses");
         same_bits(&format!("run {r}"), w, &four[0].1);
     }
@@ -113,9 +114,9 @@ fn four_replicas_give_the_same_bits_on_two_or_four_ranks() {
     let (l2, _) = alone(2);
     assert_ne!(four[0].0, l2);
     assert!(four[0].0[1] < four[0].0[0], "loss falls: {:?}", four[0].0);
-    // One process holds at most two replicas: four are refused, not approximated.
+    // With BatchNormalization a process holds at most two replicas (they run in lockstep): four are refused.
     let (x, y) = synthetic(20, 12, 4);
-    let mut m = model(7);
+    let mut m = bn_model(7);
     m.set_replicas(4).unwrap();
     assert!(matches!(m.fit(&x, &y, &opts()), Err(NnError::Unsupported { .. })));
 }

@@ -37,6 +37,33 @@ pub trait Collective: Send + Sync {
     fn broadcast(&self, root: usize, buf: &mut [f32]) -> Result<()>;
 }
 
+/// The group of one process alone: what a model with more than two replicas trains on, through the same step
+/// as N ranks (so their bits agree).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Solo;
+
+impl Collective for Solo {
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn size(&self) -> usize {
+        1
+    }
+
+    fn all_gather(&self, local: &[f32], out: &mut [f32]) -> Result<()> {
+        if out.len() != local.len() {
+            return Err(crate::NnError::config("model", "all_gather of one rank into a buffer of another size"));
+        }
+        out.copy_from_slice(local);
+        Ok(())
+    }
+
+    fn broadcast(&self, _root: usize, _buf: &mut [f32]) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// Which of a run's replicas this rank trains: `count` of them starting at `first`, of `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Placement {

@@ -42,14 +42,14 @@ impl Model {
     ) -> Result<BatchStats> {
         let c = self.compiled.ok_or(NnError::NotCompiled("training"))?;
         let place = placement(self.replicas, comm.rank(), comm.size())?;
-        if place.count > 2 {
+        let net = Net::of(&self.layers, &self.input_shape, self.compiled);
+        if place.count > 2 && net.needs_lockstep() {
             return Err(NnError::unsupported(
                 "model",
-                "replicas per rank",
+                "replicas per process with BatchNormalization",
                 format!("{} ({} replicas on {} ranks; at most 2 per rank)", place.count, place.total, comm.size()),
             ));
         }
-        let net = Net::of(&self.layers, &self.input_shape, self.compiled);
         // The replicas that get rows: with fewer samples than replicas the rest sit out, as on one process.
         let total = place.total.min(batch).max(1);
         let lockstep = net.needs_lockstep();
@@ -86,7 +86,7 @@ impl Model {
         stepped
     }
 
-    /// Runs this rank's replicas (at most two, in parallel when the model has the threads); returns each one's
+    /// Runs this rank's replicas, two at a time (in parallel when the model has the threads); returns each one's
     /// mean loss and correct predictions, `None` for a replica without rows.
     fn local_parts(
         &mut self,
@@ -106,8 +106,6 @@ impl Model {
         let net = Net::of(&self.layers, &self.input_shape, self.compiled);
         let params = &self.params;
         let conv = self.conv;
-        let [v0, v1] = &mut self.values;
-        let mut tapes = self.tapes.iter_mut();
         let run = |t: &mut Tape, v: &mut Values, k: usize| {
             parts[k].as_ref().map(|p| {
                 t.set_threads(kernel_threads);
@@ -115,35 +113,37 @@ impl Model {
                 net.train_part(t, v, params, seeds[k], p.x, p.y, p.batch, None)
             })
         };
-        match (parts.len(), tapes.next(), tapes.next()) {
-            (1, Some(t0), _) => {
-                if let Some(f) = prefetch {
-                    f();
-                }
-                vec![run(t0, v0, 0)]
-            }
-            (2, Some(t0), Some(t1)) if parallel => {
-                let (a, b) = crate::parallel::join_balanced(
-                    || {
-                        let r = run(t0, v0, 0);
-                        if let Some(f) = prefetch {
-                            f();
-                        }
-                        r
-                    },
-                    || run(t1, v1, 1),
-                );
-                vec![a, b]
-            }
-            (2, Some(t0), Some(t1)) => {
-                let v = vec![run(t0, v0, 0), run(t1, v1, 1)];
-                if let Some(f) = prefetch {
-                    f();
-                }
-                v
-            }
-            _ => vec![Some(Err(NnError::config("model", "replica tapes missing")))],
+        let n = parts.len();
+        if self.tapes.len() < n || self.values.len() < n {
+            return vec![Some(Err(NnError::config("model", "replica tapes missing")))];
         }
+        let mut out = Vec::with_capacity(n);
+        let mut prefetch = prefetch;
+        let pairs = self.tapes[..n].chunks_mut(2).zip(self.values[..n].chunks_mut(2));
+        for (pair, (ts, vs)) in pairs.enumerate() {
+            let k = 2 * pair;
+            match (ts, vs) {
+                ([t0, t1], [v0, v1]) if parallel => {
+                    let pf = &mut prefetch;
+                    let (a, b) = crate::parallel::join_balanced(
+                        || {
+                            let r = run(t0, v0, k);
+                            if let Some(f) = pf.take() {
+                                f();
+                            }
+                            r
+                        },
+                        || run(t1, v1, k + 1),
+                    );
+                    out.extend([a, b]);
+                }
+                (ts, vs) => out.extend(ts.iter_mut().zip(vs).enumerate().map(|(j, (t, v))| run(t, v, k + j))),
+            }
+        }
+        if let Some(f) = prefetch {
+            f();
+        }
+        out
     }
 
     /// Runs this rank's replicas in lockstep with every other rank's (a model with BatchNormalization: the

@@ -223,6 +223,9 @@ impl Model {
             t.set_precision(self.dtype_policy().precision());
             self.tapes.push(t);
         }
+        while self.values.len() < n {
+            self.values.push(Values::default());
+        }
     }
 
     /// Runs `f` on the model's thread pool (or on the calling thread), with subnormals flushed.
@@ -307,12 +310,9 @@ impl Model {
         if let Some(comm) = self.collective.clone().filter(|_| profile.is_none()) {
             return self.step_across(&*comm, x, y, batch, prefetch);
         }
-        if self.replicas > 2 {
-            return Err(NnError::unsupported(
-                "model",
-                "replicas on one process",
-                format!("{} (at most 2; more train across ranks)", self.replicas),
-            ));
+        if self.replicas > 2 && profile.is_none() {
+            // More than two replicas take the cross-rank step on a group of one: the bits of N ranks'.
+            return self.step_across(&crate::distributed::Solo, x, y, batch, prefetch);
         }
         let replicas = if profile.is_none() && batch >= 2 { self.replicas } else { 1 };
         self.ensure_tapes(replicas);
@@ -326,7 +326,9 @@ impl Model {
         let net = Net::of(&self.layers, &self.input_shape, self.compiled).with_class_weight(&self.class_weight);
         let params = &self.params;
         let mut times = profile.as_ref().map(|_| Vec::with_capacity(self.layers.len()));
-        let [v0, v1] = &mut self.values;
+        let [v0, v1, ..] = &mut self.values[..] else {
+            return Err(NnError::config("model", "replica values missing"));
+        };
         let (loss, correct, shares) = match &mut self.tapes[..replicas] {
             [tape] => {
                 if let Some(f) = prefetch {

@@ -92,7 +92,7 @@ pub struct Model {
     /// The replicas' whole-batch sums of a lockstep step, reused.
     sums: Vec<f64>,
     /// Each replica's values of the forward pass, reused.
-    values: [engine::Values; 2],
+    values: Vec<engine::Values>,
     /// Keras' `class_weight` of the running `fit` (empty outside it or without one).
     pub(crate) class_weight: Vec<f32>,
     /// How the layers compute (Keras' dtype policy).
@@ -252,7 +252,7 @@ impl Model {
             stop_training: false,
             restored_epoch: None,
             sums: Vec::new(),
-            values: Default::default(),
+            values: vec![engine::Values::default(), engine::Values::default()],
             class_weight: Vec::new(),
             dtype_policy: DTypePolicy::Float32,
         };
@@ -605,9 +605,10 @@ impl Model {
     }
 
     /// Splits every training batch over `replicas` model replicas whose gradients are reduced in replica order
-    /// (see [`Model::set_data_parallel`] for two). On one process a model runs 1 or 2; trained across ranks
-    /// ([`Model::set_collective`]) the replicas are spread evenly over the ranks (1 or 2 on each), and the same
-    /// count gives the same bits on one process or on any number of ranks.
+    /// (see [`Model::set_data_parallel`] for two; more run two at a time). Trained across ranks
+    /// ([`Model::set_collective`]) the replicas are spread evenly over the ranks, and the same count gives the
+    /// same bits on one process or on any number of ranks. With BatchNormalization, whose replicas run in
+    /// lockstep, a process holds at most two.
     pub fn set_replicas(&mut self, replicas: usize) -> Result<()> {
         if replicas == 0 {
             return Err(NnError::config("model", "replicas must be ≥ 1"));
