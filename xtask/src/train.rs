@@ -495,6 +495,13 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
                 step_bytes.total() as f64 / 1e6,
                 gbytes(e),
             );
+            if ranks > 1 {
+                println!(
+                    "         {ranks} ranks: {:.3} s of the epoch in the gradient exchange ({:.2} MB sent per rank and step)",
+                    e.exchange_seconds,
+                    e.exchange_bytes_per_step as f64 / 1e6
+                );
+            }
         }
     }
 
@@ -536,6 +543,8 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
                 "gflops": gflops(e),
                 "peak_fraction": gflops(e) / peak.best_gflops,
                 "gbytes_per_second": gbytes(e),
+                "exchange_seconds": e.exchange_seconds,
+                "exchange_bytes_per_step": e.exchange_bytes_per_step,
             })
         })
         .collect();

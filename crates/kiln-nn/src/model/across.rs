@@ -78,7 +78,12 @@ impl Model {
         };
         let res = self.pack(&local, &mut sent, rec_len);
         // Every rank takes part in the exchange, also after a failure, so no peer waits in vain.
+        let t0 = std::time::Instant::now();
         let exchanged = comm.all_gather(&sent, &mut all);
+        if comm.size() > 1 {
+            self.exchanged.0 += t0.elapsed();
+            self.exchanged.1 = 4 * sent.len();
+        }
         let stepped = res.and(exchanged).and_then(|()| self.reduce_and_step(c, &all, rec_len, total, batch));
         // Layer state (BatchNormalization's moving statistics): every rank's replicas saw the global statistics.
         let stepped = stepped.and_then(|s| self.apply_assignments().map(|()| s));

@@ -205,6 +205,7 @@ impl Model {
                     cb.on_epoch_begin(epoch, m)?;
                 }
                 let t0 = Instant::now();
+                m.exchanged = Default::default();
                 let mut order: Vec<usize> = (0..train_x.len()).collect();
                 if opts.shuffle {
                     order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(m.seed, epoch as u64, stream::SHUFFLE)));
@@ -290,6 +291,8 @@ impl Model {
                     train_seconds,
                     seconds: t0.elapsed().as_secs_f64(),
                     samples_per_second: seen as f64 / train_seconds.max(1e-9),
+                    exchange_seconds: m.exchanged.0.as_secs_f64(),
+                    exchange_bytes_per_step: m.exchanged.1,
                 });
                 if m.stop_training {
                     break;

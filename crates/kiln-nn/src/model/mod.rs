@@ -78,6 +78,8 @@ pub struct Model {
     collective: Option<Arc<dyn crate::distributed::Collective>>,
     /// The buffers of a step across ranks: this rank's replicas' results, and every rank's.
     exchange_bufs: [Vec<f32>; 2],
+    /// Time spent in the steps' gradient exchanges since the epoch began, and the last step's bytes sent.
+    pub(crate) exchanged: (std::time::Duration, usize),
     pool: Option<Arc<rayon::ThreadPool>>,
     /// The kernels' threading inside the current pool (set by `in_pool`).
     kernel_threads: Threads,
@@ -245,6 +247,7 @@ impl Model {
             replicas: 1,
             collective: None,
             exchange_bufs: Default::default(),
+            exchanged: Default::default(),
             pool: None,
             kernel_threads: Threads::Rayon,
             batch_bufs: Default::default(),
