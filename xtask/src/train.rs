@@ -480,6 +480,9 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
     // And the memory traffic it implies (estimated from the plan; a full batch's step).
     let step_bytes = model.step_bytes(batch_size);
     let gbytes = |e: &kiln::nn::EpochLog| step_bytes.total() as f64 * e.samples_per_second / batch_size as f64 / 1e9;
+    // Across ranks the job's ceiling is every rank's (each probed its own threads; the ranks are alike).
+    let job_peak = peak.best_gflops * ranks as f64;
+    let job_threads = peak.threads * ranks;
     if say {
         for e in &history.epochs {
             println!(
@@ -487,11 +490,11 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
                  step (estimate) = {:.1} GB/s",
                 e.epoch,
                 gflops(e),
-                100.0 * gflops(e) / peak.best_gflops,
-                peak.best_gflops,
+                100.0 * gflops(e) / job_peak,
+                job_peak,
                 peak.isa.name(),
-                peak.threads,
-                if peak.threads == 1 { "" } else { "s" },
+                job_threads,
+                if job_threads == 1 { "" } else { "s" },
                 step_bytes.total() as f64 / 1e6,
                 gbytes(e),
             );
@@ -541,7 +544,7 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
                 "train_seconds": e.train_seconds,
                 "images_per_second": e.samples_per_second,
                 "gflops": gflops(e),
-                "peak_fraction": gflops(e) / peak.best_gflops,
+                "peak_fraction": gflops(e) / job_peak,
                 "gbytes_per_second": gbytes(e),
                 "exchange_seconds": e.exchange_seconds,
                 "exchange_bytes_per_step": e.exchange_bytes_per_step,
@@ -590,11 +593,11 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         },
         "fma_peak": {
             "isa": peak.isa.name(),
-            "threads": peak.threads,
-            "best_gflops": peak.best_gflops,
-            "median_gflops": peak.median_gflops,
+            "threads": job_threads,
+            "best_gflops": job_peak,
+            "median_gflops": peak.median_gflops * ranks as f64,
         },
-        "median_peak_fraction": median(history.epochs.iter().map(|e| gflops(e) / peak.best_gflops).collect()),
+        "median_peak_fraction": median(history.epochs.iter().map(|e| gflops(e) / job_peak).collect()),
         "test": {"loss": short(test.loss), "accuracy": test.accuracy.map(short)},
         "peak_rss_bytes": peak_rss_bytes(),
         "wall_seconds": start.elapsed().as_secs_f64(),
