@@ -8,7 +8,7 @@
 //! identical** to one process running the same `R` replicas — whatever `N` and the threads per rank.
 //!
 //! Transports: [`ThreadGroup`] (ranks as threads of one process, for tests) and, with the `distributed` cargo
-//! feature, [`Mpi`] over a real MPI library (Open MPI or MPICH).
+//! feature, `Mpi` over a real MPI library (Open MPI or MPICH).
 
 mod thread_group;
 

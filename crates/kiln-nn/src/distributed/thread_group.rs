@@ -10,9 +10,9 @@ use crate::error::{NnError, Result};
 /// How long a rank waits for its peers before a collective fails, unless [`ThreadGroup::with_timeout`] says.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// One rank of a group of threads (see the [module docs](self)); each thread owns one member. A member that is
-/// dropped (its thread finished or panicked) makes its peers' next collective fail naming it, as does a peer
-/// that does not arrive within the timeout.
+/// One rank of a group of ranks that are threads of one process, exchanging buffers through shared memory;
+/// each thread owns one member. A member that is dropped (its thread finished or panicked) makes its peers'
+/// next collective fail naming it, as does a peer that does not arrive within the timeout.
 #[derive(Debug)]
 pub struct ThreadGroup {
     shared: Arc<Shared>,
