@@ -33,9 +33,12 @@ fn model(seed: u64) -> Model {
     m
 }
 
-/// 2 epochs of 103 samples in batches of 19 (uneven replica splits, a short last batch).
+/// Keras' `class_weight`, so every comparison also checks that each rank's replicas weigh their samples.
+const CLASS_WEIGHT: [f32; 10] = [1.0, 2.0, 0.5, 1.0, 1.5, 1.0, 0.25, 1.0, 3.0, 1.0];
+
+/// 2 epochs of 103 samples in batches of 19 (uneven replica splits, a short last batch), with class weights.
 fn opts<'a>() -> FitOptions<'a> {
-    FitOptions::default().epochs(2).batch_size(19).verbose(Verbose::Silent)
+    FitOptions::default().epochs(2).batch_size(19).verbose(Verbose::Silent).class_weight(&CLASS_WEIGHT)
 }
 
 fn alone(replicas: usize) -> (Vec<f32>, Weights) {

@@ -42,8 +42,8 @@ impl Model {
     ) -> Result<BatchStats> {
         let c = self.compiled.ok_or(NnError::NotCompiled("training"))?;
         let place = placement(self.replicas, comm.rank(), comm.size())?;
-        let net = Net::of(&self.layers, &self.input_shape, self.compiled);
-        if place.count > 2 && net.needs_lockstep() {
+        let lockstep = Net::of(&self.layers, &self.input_shape, self.compiled).needs_lockstep();
+        if place.count > 2 && lockstep {
             return Err(NnError::unsupported(
                 "model",
                 "replicas per process with BatchNormalization",
@@ -52,7 +52,6 @@ impl Model {
         }
         // The replicas that get rows: with fewer samples than replicas the rest sit out, as on one process.
         let total = place.total.min(batch).max(1);
-        let lockstep = net.needs_lockstep();
         if lockstep && total < place.total {
             // Every replica must reach each statistics layer's exchange (the same on every rank: one global batch).
             return Err(NnError::unsupported(
@@ -108,7 +107,7 @@ impl Model {
                 p.as_ref().map_or(0, |p| mix(self.seed, self.state.iterations, stream::REPLICA + p.replica as u64))
             })
             .collect();
-        let net = Net::of(&self.layers, &self.input_shape, self.compiled);
+        let net = Net::of(&self.layers, &self.input_shape, self.compiled).with_class_weight(&self.class_weight);
         let params = &self.params;
         let conv = self.conv;
         let run = |t: &mut Tape, v: &mut Values, k: usize| {
@@ -174,7 +173,7 @@ impl Model {
                 batch: p.batch,
             });
         }
-        let net = Net::of(&self.layers, &self.input_shape, self.compiled);
+        let net = Net::of(&self.layers, &self.input_shape, self.compiled).with_class_weight(&self.class_weight);
         let conv = self.conv;
         let mut tapes: [Option<(&mut Tape, &mut Values)>; 2] = [None, None];
         for ((slot, t), v) in tapes.iter_mut().zip(self.tapes.iter_mut()).zip(self.values.iter_mut()).take(parts.len())
