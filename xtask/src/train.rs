@@ -326,6 +326,8 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
     let runs = root.join("target").join("kiln-runs");
     let out = match (&args.out, args.resume) {
         (Some(out), _) => out.clone(),
+        // Only rank 0 reads the backup and writes; the other ranks (maybe on hosts without it) need no directory.
+        (None, true) if !chief => runs.clone(),
         (None, true) => latest_backup(&runs).ok_or_else(|| {
             format!("--resume: no run with a backup under {} (give the run's directory with --out)", runs.display())
         })?,
