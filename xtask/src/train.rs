@@ -420,7 +420,8 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
         .fma_peak(model.threads().unwrap_or(1), Duration::from_millis(60), 3)
         .map_err(|e| format!("FMA peak probe: {e}"))?;
     let flops_per_sample = model.train_flops_per_sample();
-    if let Some(from) = &args.from {
+    // Across ranks rank 0 reads the file; joining the job below hands its weights and state to the others.
+    if let Some(from) = args.from.as_ref().filter(|_| chief) {
         let loaded = match from.extension().and_then(|e| e.to_str()) {
             Some("keras" | "h5") => model.load_keras_weights(from),
             _ => model.load_weights(from.join(kiln::nn::io::MODEL_WEIGHTS)),
