@@ -146,6 +146,8 @@ fn only_rank_zero_writes() {
                 m.set_replicas(2).unwrap();
                 m.set_collective(Arc::new(member)).unwrap();
                 assert_eq!(m.is_chief(), rank == 0);
+                // A profiled step runs on one rank alone, so it is refused rather than splitting the weights.
+                assert!(matches!(m.profile_step(x, y), Err(NnError::Unsupported { .. })));
                 let mut log = CSVLogger::new(dir.join(format!("log-{rank}.csv")));
                 let o = opts().epochs(1).checkpoint(dir.join(format!("ckpt-{rank}"))).callback(&mut log);
                 m.fit(x, y, &o).unwrap();

@@ -307,7 +307,11 @@ impl Model {
                 got: format!("{yb} samples"),
             });
         }
-        if let Some(comm) = self.collective.clone().filter(|_| profile.is_none()) {
+        if let Some(comm) = self.collective.clone() {
+            if profile.is_some() {
+                // A step on one rank alone would leave its weights apart from the others'.
+                return Err(NnError::unsupported("model", "profile_step", "while training across ranks"));
+            }
             return self.step_across(&*comm, x, y, batch, prefetch);
         }
         if self.replicas > 2 && profile.is_none() {
