@@ -117,11 +117,6 @@ fn four_replicas_give_the_same_bits_on_one_two_or_four_ranks() {
     let (l2, _) = alone(2);
     assert_ne!(four[0].0, l2);
     assert!(four[0].0[1] < four[0].0[0], "loss falls: {:?}", four[0].0);
-    // With BatchNormalization a process holds at most two replicas (they run in lockstep): four are refused.
-    let (x, y) = synthetic(20, 12, 4);
-    let mut m = bn_model(7);
-    m.set_replicas(4).unwrap();
-    assert!(matches!(m.fit(&x, &y, &opts()), Err(NnError::Unsupported { .. })));
 }
 
 #[test]
@@ -179,8 +174,8 @@ fn bn_model(seed: u64) -> Model {
 #[test]
 fn batch_statistics_meet_across_ranks() {
     // BatchNormalization's whole-batch statistics, and their gradients' sums, meet across ranks in replica
-    // order: two ranks give one process's bits, moving statistics included; four replicas on two or four ranks
-    // agree.
+    // order: two ranks give one process's bits, moving statistics included; four replicas on one, two or four
+    // ranks agree.
     let (loss, w) = alone_with(2, bn_model);
     for (r, (l, wr)) in on_ranks_with(2, 2, |_| 7, bn_model).iter().enumerate() {
         assert_eq!(l, &loss, "rank {r}: epoch losses");
@@ -189,7 +184,8 @@ fn batch_statistics_meet_across_ranks() {
     assert!(w.iter().any(|(n, t)| n.contains("moving_variance") && t.as_slice().iter().any(|&v| v != 1.0)));
     let four = on_ranks_with(4, 4, |_| 7, bn_model);
     let two = on_ranks_with(2, 4, |_| 7, bn_model);
-    for (r, (l, wr)) in four.iter().chain(&two).enumerate() {
+    let one = alone_with(4, bn_model);
+    for (r, (l, wr)) in four.iter().chain(&two).chain([&one]).enumerate() {
         assert_eq!(l, &four[0].0, "run {r}");
         same_bits(&format!("run {r}"), wr, &four[0].1);
     }

@@ -43,13 +43,6 @@ impl Model {
         let c = self.compiled.ok_or(NnError::NotCompiled("training"))?;
         let place = placement(self.replicas, comm.rank(), comm.size())?;
         let lockstep = Net::of(&self.layers, &self.input_shape, self.compiled).needs_lockstep();
-        if place.count > 2 && lockstep {
-            return Err(NnError::unsupported(
-                "model",
-                "replicas per process with BatchNormalization",
-                format!("{} ({} replicas on {} ranks; at most 2 per rank)", place.count, place.total, comm.size()),
-            ));
-        }
         // The replicas that get rows: with fewer samples than replicas the rest sit out, as on one process.
         let total = place.total.min(batch).max(1);
         if lockstep && total < place.total {
@@ -175,16 +168,14 @@ impl Model {
         }
         let net = Net::of(&self.layers, &self.input_shape, self.compiled).with_class_weight(&self.class_weight);
         let conv = self.conv;
-        let mut tapes: [Option<(&mut Tape, &mut Values)>; 2] = [None, None];
-        for ((slot, t), v) in tapes.iter_mut().zip(self.tapes.iter_mut()).zip(self.values.iter_mut()).take(parts.len())
-        {
+        let tapes = self.tapes.iter_mut().zip(self.values.iter_mut()).take(parts.len()).map(|(t, v)| {
             t.set_threads(kernel_threads);
             t.set_conv_options(conv.threads(kernel_threads));
-            *slot = Some((t, v));
-        }
+            (t, v)
+        });
         let meet = Meet::Across { comm, total };
         match net.train_lockstep(tapes, &self.params, &steps, parallel, prefetch, &mut self.sums, &meet) {
-            Ok(done) => done.into_iter().take(parts.len()).map(|r| Some(Ok(r))).collect(),
+            Ok(done) => done.into_iter().map(|r| Some(Ok(r))).collect(),
             Err(e) => vec![Some(Err(e))],
         }
     }

@@ -358,7 +358,7 @@ impl Model {
                         Part { seed: seeds[1], share: w1, x: x1, y: y1, batch: n1 },
                     ];
                     let h = net.train_lockstep(
-                        [Some((t0, v0)), Some((t1, v1))],
+                        [(t0, v0), (t1, v1)],
                         params,
                         &parts,
                         parallel,

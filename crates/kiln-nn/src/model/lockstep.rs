@@ -5,6 +5,7 @@
 //! the step's bits do not depend on the thread count.
 
 use kiln_autograd::{Backprop, Params, Recording, Tape, Var};
+use smallvec::SmallVec;
 
 use super::engine::{Net, Values};
 use crate::distributed::Collective;
@@ -13,59 +14,49 @@ use crate::error::{NnError, Result};
 /// A replica's recording and its forward values.
 type Replica<'r, 't, 'p> = (Recording<'t, 'p>, &'r mut Values);
 
-/// Per-replica results of this process's one or two replicas, in replica order (an array: a step allocates
-/// nothing).
-type Two<T> = [Option<T>; 2];
+/// Per-replica values in replica order: inline for a process's usual one or two replicas (a step allocates
+/// nothing), on the heap beyond.
+type PerReplica<T> = SmallVec<[T; 2]>;
 
-/// This process's replicas' recordings and values (one or two).
-enum Reps<'r, 't, 'p> {
-    One([Replica<'r, 't, 'p>; 1]),
-    Two([Replica<'r, 't, 'p>; 2]),
-}
-
-impl<'r, 't, 'p> Reps<'r, 't, 'p> {
-    fn as_mut_slice(&mut self) -> &mut [Replica<'r, 't, 'p>] {
-        match self {
-            Reps::One(a) => a,
-            Reps::Two(a) => a,
-        }
-    }
-}
-
-/// Runs `f` on each of this process's replicas (one or two; two on two threads when `parallel`), then `extra`
+/// Runs `f` on each of this process's replicas, two at a time (on two threads when `parallel`), then `extra`
 /// after the first replica's part.
 fn each<'t, 'p, T: Send>(
     parallel: bool,
     reps: &mut [Replica<'_, 't, 'p>],
     extra: Option<&mut (dyn FnMut() + Send)>,
     f: impl Fn(usize, &mut Recording<'t, 'p>, &mut Values) -> T + Sync,
-) -> Two<T> {
-    match reps {
-        [(r0, v0), (r1, v1)] => {
-            let first = || {
-                let a = f(0, r0, v0);
-                if let Some(e) = extra {
-                    e();
-                }
-                a
-            };
-            let (a, b) = if parallel {
-                crate::parallel::join_balanced(first, || f(1, r1, v1))
-            } else {
-                let a = first();
-                (a, f(1, r1, v1))
-            };
-            [Some(a), Some(b)]
-        }
-        [(r0, v0)] => {
-            let a = f(0, r0, v0);
-            if let Some(e) = extra {
-                e();
+) -> PerReplica<T> {
+    let mut out = PerReplica::new();
+    let mut extra = extra;
+    for pair in reps.chunks_mut(2) {
+        let k = out.len();
+        match pair {
+            [(r0, v0), (r1, v1)] => {
+                let pending = &mut extra;
+                let mut first = || {
+                    let a = f(k, r0, v0);
+                    if let Some(e) = pending.take() {
+                        e();
+                    }
+                    a
+                };
+                let (a, b) = if parallel {
+                    crate::parallel::join_balanced(first, || f(k + 1, r1, v1))
+                } else {
+                    let a = first();
+                    (a, f(k + 1, r1, v1))
+                };
+                out.push(a);
+                out.push(b);
             }
-            [Some(a), None]
+            [(r0, v0)] => out.push(f(k, r0, v0)),
+            _ => {}
         }
-        _ => [None, None],
     }
+    if let Some(e) = extra {
+        e();
+    }
+    out
 }
 
 /// Where a lockstep step's partial sums meet: among this process's replicas, or among all replicas of all ranks.
@@ -210,27 +201,25 @@ impl Net<'_> {
     }
 
     /// This process's replicas' parts of a training step in lockstep (see the module docs), their sums meeting as
-    /// `meet` says; returns each one's mean loss and correct predictions (the second pair unused with one
-    /// replica). `sums` is reused between steps.
+    /// `meet` says; returns each one's mean loss and correct predictions. `sums` is reused between steps.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn train_lockstep(
+    pub(crate) fn train_lockstep<'r>(
         &self,
-        replicas: Two<(&mut Tape, &mut Values)>,
+        replicas: impl IntoIterator<Item = (&'r mut Tape, &'r mut Values)>,
         params: &Params,
         parts: &[Part<'_>],
         parallel: bool,
         prefetch: Option<&mut (dyn FnMut() + Send)>,
         sums: &mut Vec<f64>,
         meet: &Meet<'_>,
-    ) -> Result<[(f32, usize); 2]> {
-        let mut reps = match (replicas, parts) {
-            ([Some((t0, v0)), None], [p0]) => Reps::One([self.start_replica(t0, v0, params, p0)?]),
-            ([Some((t0, v0)), Some((t1, v1))], [p0, p1]) => {
-                Reps::Two([self.start_replica(t0, v0, params, p0)?, self.start_replica(t1, v1, params, p1)?])
-            }
-            _ => return Err(NnError::config("model", "replica tapes missing")),
-        };
-        let reps = reps.as_mut_slice();
+    ) -> Result<PerReplica<(f32, usize)>> {
+        let mut reps: PerReplica<Replica<'_, '_, '_>> = PerReplica::new();
+        for ((t, vals), p) in replicas.into_iter().zip(parts) {
+            reps.push(self.start_replica(t, vals, params, p)?);
+        }
+        if reps.is_empty() || reps.len() != parts.len() {
+            return Err(NnError::config("model", "replica tapes missing"));
+        }
         let n = reps.len();
         let mut prefetch = prefetch;
         let (mut from, mut pending) = (0, None);
@@ -238,36 +227,27 @@ impl Net<'_> {
             let to = (from..self.layers.len())
                 .find(|&i| self.layers[i].layer.batch_statistics())
                 .unwrap_or(self.layers.len());
-            for done in each(parallel, reps, prefetch.take(), |_, rec, vals| self.segment(rec, vals, pending, from, to))
-                .into_iter()
-                .flatten()
+            for done in
+                each(parallel, &mut reps, prefetch.take(), |_, rec, vals| self.segment(rec, vals, pending, from, to))
             {
                 done?;
             }
             if to == self.layers.len() {
                 break;
             }
-            exchange(sums, reps, meet)?;
+            exchange(sums, &mut reps, meet)?;
             (from, pending) = (to + 1, Some(to));
         }
-        let mut outcomes: Two<(Var, f32, usize)> = [None, None];
-        let results =
-            each(parallel, reps, None, |k, rec, vals| self.outcome(rec, vals.last(), parts[k].y, parts[k].batch));
-        for (o, r) in outcomes.iter_mut().zip(results) {
-            if let Some(r) = r {
-                *o = Some(r?);
-            }
-        }
-        let losses = outcomes.map(|o| o.map_or(0.0, |o| o.1));
-        if all_finite(&losses[..n], meet)? {
-            let begin = |k: usize, rec: &mut Recording<'_, '_>| match outcomes[k] {
-                Some(o) => Ok(rec.backward_begin(o.0, &[1.0])?),
-                None => Err(NnError::config("model", "replica outcome missing")),
-            };
-            let mut states = each(parallel, reps, None, |k, rec, _| begin(k, rec));
+        let outcomes: PerReplica<(Var, f32, usize)> =
+            each(parallel, &mut reps, None, |k, rec, vals| self.outcome(rec, vals.last(), parts[k].y, parts[k].batch))
+                .into_iter()
+                .collect::<Result<_>>()?;
+        let losses: PerReplica<f32> = outcomes.iter().map(|o| o.1).collect();
+        if all_finite(&losses, meet)? {
+            let mut states = each(parallel, &mut reps, None, |k, rec, _| rec.backward_begin(outcomes[k].0, &[1.0]));
             loop {
                 let (mut done, mut paused) = (0, 0);
-                for s in states.into_iter().flatten() {
+                for s in states {
                     match s? {
                         Backprop::Done => done += 1,
                         Backprop::Exchange => paused += 1,
@@ -279,10 +259,10 @@ impl Net<'_> {
                 if paused != n {
                     return Err(NnError::config("model", "the replicas' backward passes diverged"));
                 }
-                exchange(sums, reps, meet)?;
-                states = each(parallel, reps, None, |_, rec, _| Ok::<_, NnError>(rec.backward_resume()?));
+                exchange(sums, &mut reps, meet)?;
+                states = each(parallel, &mut reps, None, |_, rec, _| rec.backward_resume());
             }
         }
-        Ok(outcomes.map(|o| o.map_or((0.0, 0), |o| (o.1, o.2))))
+        Ok(outcomes.iter().map(|o| (o.1, o.2)).collect())
     }
 }

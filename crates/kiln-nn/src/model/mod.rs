@@ -610,8 +610,7 @@ impl Model {
     /// Splits every training batch over `replicas` model replicas whose gradients are reduced in replica order
     /// (see [`Model::set_data_parallel`] for two; more run two at a time). Trained across ranks
     /// ([`Model::set_collective`]) the replicas are spread evenly over the ranks, and the same count gives the
-    /// same bits on one process or on any number of ranks. With BatchNormalization, whose replicas run in
-    /// lockstep, a process holds at most two.
+    /// same bits on one process or on any number of ranks.
     pub fn set_replicas(&mut self, replicas: usize) -> Result<()> {
         if replicas == 0 {
             return Err(NnError::config("model", "replicas must be ≥ 1"));
