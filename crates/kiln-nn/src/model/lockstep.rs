@@ -2,7 +2,8 @@
 //! per replica in segments that end at a statistics layer, where the replicas' partial sums are added in replica
 //! order and handed back to each; the backward pass stops at the same layers for the sums of their gradients.
 //! The sums are added in the same fixed order whether the replicas run on two threads or one after the other, so
-//! the step's bits do not depend on the thread count.
+//! the step's bits do not depend on the thread count; across ranks every rank's replicas' partial sums are
+//! all-gathered and added in that same replica order ([`Meet::Across`]).
 
 use kiln_autograd::{Backprop, Params, Recording, Tape, Var};
 use smallvec::SmallVec;
