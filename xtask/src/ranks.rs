@@ -13,29 +13,25 @@ pub fn launched_by_mpi() -> bool {
     ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"].iter().any(|v| std::env::var_os(v).is_some())
 }
 
+/// The first of the launchers' variables `names` that is set to a number.
+fn launcher_number(names: &[&str]) -> Option<usize> {
+    names.iter().find_map(|v| std::env::var(v).ok()?.parse().ok())
+}
+
 /// This process's rank as its MPI launcher set it (0 when none did).
 pub fn rank_from_env() -> usize {
-    ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.parse().ok())
-        .unwrap_or(0)
+    launcher_number(&["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"]).unwrap_or(0)
 }
 
 /// Ranks of the whole job as its MPI launcher set it (1 when none did).
 pub fn world_size_from_env() -> usize {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.parse().ok())
-        .filter(|&n: &usize| n >= 1)
-        .unwrap_or(1)
+    launcher_number(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]).filter(|&n| n >= 1).unwrap_or(1)
 }
 
 /// Ranks of this job on this host (the launcher says; 1 when alone), to share the cores among them.
 pub fn local_ranks() -> usize {
-    ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.parse().ok())
-        .filter(|&n: &usize| n >= 1)
+    launcher_number(&["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"])
+        .filter(|&n| n >= 1)
         .unwrap_or(1)
 }
 
