@@ -246,6 +246,10 @@ struct Interrupt {
 }
 
 impl Callback for Interrupt {
+    fn reads_state_after_batches(&self) -> bool {
+        false
+    }
+
     fn on_epoch_begin(&mut self, epoch: usize, _: &mut Model) -> kiln::nn::Result<()> {
         self.epoch = epoch;
         Ok(())
@@ -503,7 +507,7 @@ pub fn run(job: Job, args: TrainArgs, root: &Path) -> Result<(), String> {
             );
             if ranks > 1 {
                 println!(
-                    "         {ranks} ranks: {:.3} s of the epoch in the gradient exchange ({:.2} MB sent per rank and step)",
+                    "         {ranks} ranks: {:.3} s of the epoch exchanging gradient and weight shards ({:.2} MB sent per rank and step)",
                     e.exchange_seconds,
                     e.exchange_bytes_per_step as f64 / 1e6
                 );

@@ -104,9 +104,10 @@ fn two_ranks_write_the_bytes_of_one_process() {
     let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(b.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["ranks"], 2);
     assert_eq!(metrics["replicas"], 2);
-    // One replica's record per rank and step: loss, counts, and a flag and the gradient of each of the seed
-    // model's 8 parameters (203,068 values).
-    assert_eq!(metrics["epochs"][0]["exchange_bytes_per_step"], 4 * (3 + 8 + 203_068));
+    // Sent per rank and step: its replica's record for the peer's shard — loss, counts, and a flag and the
+    // gradient shard of each of the seed model's 8 parameters (203,068 values; the longer shard, rank 1's, has
+    // 101,535) — and its updated shard of the weights, both padded to the longer shard.
+    assert_eq!(metrics["epochs"][0]["exchange_bytes_per_step"], 4 * ((3 + 8 + 101_535) + 101_535));
     assert!(metrics["epochs"][0]["exchange_seconds"].as_f64().unwrap() > 0.0);
     // …and a count of replicas that does not split over the ranks is refused on every rank.
     let mut odd = job(&data, &dir.path().join("odd"), 1, 200);

@@ -273,7 +273,9 @@ impl OptimizerState {
     /// multiply-add, the last inside the kernel's pass — so the result depends neither on which thread nor on
     /// which process ran which replica. A replica that wrote no gradient for a parameter contributes nothing
     /// (weight 0). With `parallel`, large parameters are stepped in two halves on two threads (every operation
-    /// is elementwise, so the split changes no result).
+    /// is elementwise, so the split changes no result). Only `shard = (rank, ranks)` of every parameter is
+    /// stepped ([`crate::distributed::shard`]; `(0, 1)`: all of it), and `grads` gives that shard's gradients.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn step<'g>(
         &mut self,
         opt: Optimizer,
@@ -282,6 +284,7 @@ impl OptimizerState {
         grads: impl Fn(usize, ParamId) -> Option<&'g [f32]>,
         shares: &[f32],
         parallel: bool,
+        shard: (usize, usize),
     ) -> Result<()> {
         self.iterations += 1;
         let t = self.iterations;
@@ -292,14 +295,16 @@ impl OptimizerState {
                 return Ok(());
             }
             let i = id.index();
+            let part = crate::distributed::shard(w.len(), shard.0, shard.1);
+            let w = &mut w[part.clone()];
             let n_slots = slots.len().min(1);
             let (first, rest) = slots.split_at_mut(n_slots);
             let s0: &mut [f32] = match first.first_mut() {
-                Some(s) => &mut s[i],
+                Some(s) => &mut s[i][part.clone()],
                 None => &mut [],
             };
             let s1: &mut [f32] = match rest.first_mut() {
-                Some(s) => &mut s[i],
+                Some(s) => &mut s[i][part],
                 None => &mut [],
             };
             let chunk = match *shares {

@@ -235,3 +235,82 @@ fn a_rank_that_leaves_is_named_by_the_others() {
     let member: Arc<dyn Collective> = Arc::new(group.into_iter().next().unwrap());
     assert!(matches!(m.set_collective(member), Err(NnError::Config { .. })));
 }
+
+/// Saves a training checkpoint (weights and the optimizer's state) from rank 0 after batch `at` of the first
+/// epoch — mid-epoch, while each rank's optimizer state is current only in its own shard.
+struct SaveMidEpoch {
+    dir: std::path::PathBuf,
+    at: usize,
+    epoch: usize,
+}
+
+impl kiln_nn::callbacks::Callback for SaveMidEpoch {
+    fn on_epoch_begin(&mut self, epoch: usize, _: &mut Model) -> kiln_nn::Result<()> {
+        self.epoch = epoch;
+        Ok(())
+    }
+
+    fn on_train_batch_end(&mut self, batch: usize, _: &kiln_nn::callbacks::Logs, m: &mut Model) -> kiln_nn::Result<()> {
+        if self.epoch == 0 && batch == self.at && m.is_chief() { m.save_checkpoint(&self.dir) } else { Ok(()) }
+    }
+}
+
+/// Every tensor of a checkpoint (weights and `optimizer/<slot>/<weight>`), by name.
+fn checkpoint_tensors(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut all: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, t)| (n, t.data().to_vec())).collect();
+    all.sort();
+    all
+}
+
+/// Asserts that two checkpoints hold the same tensors, bit for bit, naming the first that differs.
+fn same_checkpoint(what: &str, a: &[(String, Vec<u8>)], b: &[(String, Vec<u8>)]) {
+    assert_eq!(a.iter().map(|(n, _)| n).collect::<Vec<_>>(), b.iter().map(|(n, _)| n).collect::<Vec<_>>(), "{what}");
+    if let Some(((n, _), _)) = a.iter().zip(b).find(|((_, u), (_, v))| u != v) {
+        panic!("{what}: {n} differs");
+    }
+}
+
+#[test]
+fn the_optimizer_state_is_whole_wherever_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, y) = synthetic(103, 12, 4);
+    // One process: a checkpoint mid-epoch, after fit, and after one more step outside fit.
+    let mut m = model(7);
+    m.set_replicas(2).unwrap();
+    let mut cb = SaveMidEpoch { dir: dir.path().join("mid-alone"), at: 2, epoch: 0 };
+    m.fit(&x, &y, &opts().callback(&mut cb)).unwrap();
+    m.save_checkpoint(dir.path().join("end-alone")).unwrap();
+    m.train_on_batch(&x, &y).unwrap();
+    m.save_checkpoint(dir.path().join("step-alone")).unwrap();
+
+    let group = ThreadGroup::new(2);
+    std::thread::scope(|s| {
+        for member in group {
+            let (x, y, dir) = (&x, &y, dir.path());
+            s.spawn(move || {
+                let rank = member.rank();
+                let mut m = model(7);
+                m.set_replicas(2).unwrap();
+                m.set_collective(Arc::new(member)).unwrap();
+                let mut cb = SaveMidEpoch { dir: dir.join("mid-ranks"), at: 2, epoch: 0 };
+                m.fit(x, y, &opts().callback(&mut cb)).unwrap();
+                // Each rank's own copy, also on rank 1: the state is whole on every rank after fit and a step.
+                m.save_checkpoint(dir.join(format!("end-rank{rank}"))).unwrap();
+                m.train_on_batch(x, y).unwrap();
+                m.save_checkpoint(dir.join(format!("step-rank{rank}"))).unwrap();
+            });
+        }
+    });
+    let alone = checkpoint_tensors(&dir.path().join("mid-alone"));
+    assert!(alone.iter().any(|(n, _)| n.starts_with("optimizer/1/")), "Adam's two slots are saved");
+    same_checkpoint("mid-epoch, saved by rank 0", &checkpoint_tensors(&dir.path().join("mid-ranks")), &alone);
+    for when in ["end", "step"] {
+        let alone = checkpoint_tensors(&dir.path().join(format!("{when}-alone")));
+        for rank in 0..2 {
+            let ranks = checkpoint_tensors(&dir.path().join(format!("{when}-rank{rank}")));
+            same_checkpoint(&format!("{when}: rank {rank}'s checkpoint"), &ranks, &alone);
+        }
+    }
+}

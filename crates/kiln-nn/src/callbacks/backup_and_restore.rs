@@ -38,6 +38,10 @@ impl BackupAndRestore {
 }
 
 impl Callback for BackupAndRestore {
+    fn reads_state_after_batches(&self) -> bool {
+        false
+    }
+
     fn on_train_begin(&mut self, model: &mut Model) -> Result<()> {
         self.cut_short = false;
         self.restored = None;

@@ -60,6 +60,10 @@ impl CSVLogger {
 }
 
 impl Callback for CSVLogger {
+    fn reads_state_after_batches(&self) -> bool {
+        false
+    }
+
     fn on_train_begin(&mut self, model: &mut Model) -> Result<()> {
         self.write_header = true;
         self.file = None;

@@ -115,6 +115,10 @@ impl EarlyStopping {
 }
 
 impl Callback for EarlyStopping {
+    fn reads_state_after_batches(&self) -> bool {
+        false
+    }
+
     fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         self.wait = 0;
         self.stopped_epoch = 0;

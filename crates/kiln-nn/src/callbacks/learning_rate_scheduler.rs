@@ -30,6 +30,10 @@ impl LearningRateScheduler {
 }
 
 impl Callback for LearningRateScheduler {
+    fn reads_state_after_batches(&self) -> bool {
+        false
+    }
+
     fn on_epoch_begin(&mut self, epoch: usize, model: &mut Model) -> Result<()> {
         let lr = (self.schedule)(epoch, f64::from(model.learning_rate()?));
         model.set_learning_rate(lr as f32)?;

@@ -93,6 +93,15 @@ pub trait Callback: Send {
         Ok(())
     }
 
+    /// Whether [`Callback::on_train_batch_end`] may read the optimizer's state (to save the model or a
+    /// checkpoint). Training across ranks each rank keeps only its shard of that state current during an epoch
+    /// (see [`crate::distributed`]); before the batch callbacks `fit` gathers it on every rank when a callback
+    /// says `true` here. The default `true` is always right; a callback that saves nothing between epochs
+    /// returns `false` and spares the gather.
+    fn reads_state_after_batches(&self) -> bool {
+        true
+    }
+
     /// After epoch `epoch` and its validation; a callback may add entries to `logs` (Keras' callbacks add
     /// `learning_rate`), which the callbacks after it and the [`History`](crate::History) see.
     fn on_epoch_end(&mut self, epoch: usize, logs: &mut Logs, model: &mut Model) -> Result<()> {

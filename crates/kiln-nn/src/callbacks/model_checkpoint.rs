@@ -151,6 +151,10 @@ impl ModelCheckpoint {
 }
 
 impl Callback for ModelCheckpoint {
+    fn reads_state_after_batches(&self) -> bool {
+        matches!(self.save_freq, SaveFreq::Batches(_))
+    }
+
     fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         self.check_path()
     }

@@ -94,6 +94,10 @@ impl ReduceLROnPlateau {
 }
 
 impl Callback for ReduceLROnPlateau {
+    fn reads_state_after_batches(&self) -> bool {
+        false
+    }
+
     fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
         if self.factor.partial_cmp(&1.0) != Some(std::cmp::Ordering::Less) {
             return Err(NnError::config(

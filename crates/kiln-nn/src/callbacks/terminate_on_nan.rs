@@ -32,6 +32,10 @@ impl TerminateOnNaN {
 }
 
 impl Callback for TerminateOnNaN {
+    fn reads_state_after_batches(&self) -> bool {
+        false
+    }
+
     fn on_epoch_begin(&mut self, epoch: usize, _model: &mut Model) -> Result<()> {
         self.epoch = epoch;
         Ok(())

@@ -1,11 +1,15 @@
 //! Data-parallel training across processes (ranks): the contract and its transports.
 //!
 //! A model trained by several ranks splits each global batch over `R` replicas ([`crate::Model::set_replicas`]),
-//! `R / N` of them on each of the `N` ranks, in rank order. After its replicas' backward passes every rank
-//! sends their gradients, losses and counts to every other ([`Collective::all_gather`]), and each rank reduces
-//! all `R` gradients in replica order and steps the optimizer itself. So the reduction never depends on the
-//! transport's algorithm, every rank holds the same weights after every step, and a run is **bitwise
-//! identical** to one process running the same `R` replicas — whatever `N` and the threads per rank.
+//! `R / N` of them on each of the `N` ranks, in rank order. Every parameter is cut into `N` contiguous shards,
+//! one per rank. After its replicas' backward passes every rank sends each peer their losses, counts and the
+//! gradients of that peer's shard ([`Collective::all_to_all`]); each rank reduces all `R` gradients of its shard
+//! in replica order and steps the optimizer on it, and the updated shards go to every rank
+//! ([`Collective::all_gather`]). So the reduction never depends on the transport's algorithm, every rank holds
+//! the same weights after every step, and a run is **bitwise identical** to one process running the same `R`
+//! replicas — whatever `N` and the threads per rank (every optimizer update is elementwise). The optimizer's
+//! state stays sharded during an epoch and is gathered on every rank at its end, before a callback that may
+//! save it, and before rank 0's state is copied to the others.
 //!
 //! Transports: [`ThreadGroup`] (ranks as threads of one process, for tests) and, with the `distributed` cargo
 //! feature, `Mpi` over a real MPI library (Open MPI or MPICH).
@@ -33,6 +37,9 @@ pub trait Collective: Send + Sync {
     /// Every rank's `local` (the same length on every rank) concatenated in rank order into `out`
     /// (`size() · local.len()` long), on every rank. Values arrive bit for bit.
     fn all_gather(&self, local: &[f32], out: &mut [f32]) -> Result<()>;
+    /// Block `j` of `send` (`size()` equal blocks) to rank `j`, and into block `q` of `out` (as long as `send`)
+    /// the block rank `q` sent this rank, on every rank. Values arrive bit for bit.
+    fn all_to_all(&self, send: &[f32], out: &mut [f32]) -> Result<()>;
     /// Rank `root`'s `buf` copied, bit for bit, into `buf` on every rank.
     fn broadcast(&self, root: usize, buf: &mut [f32]) -> Result<()>;
 }
@@ -57,6 +64,10 @@ impl Collective for Solo {
         }
         out.copy_from_slice(local);
         Ok(())
+    }
+
+    fn all_to_all(&self, send: &[f32], out: &mut [f32]) -> Result<()> {
+        self.all_gather(send, out)
     }
 
     fn broadcast(&self, _root: usize, _buf: &mut [f32]) -> Result<()> {
@@ -93,6 +104,12 @@ pub(crate) fn replica_rows(batch: usize, replicas: usize, r: usize) -> std::ops:
     start..start + q + usize::from(r < m)
 }
 
+/// The values of a parameter of `n` that rank `rank` of `ranks` reduces and steps: its contiguous shard, the
+/// shards of all ranks covering `0..n` in rank order.
+pub(crate) fn shard(n: usize, rank: usize, ranks: usize) -> std::ops::Range<usize> {
+    n * rank / ranks..n * (rank + 1) / ranks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +131,23 @@ mod tests {
         // Two replicas split as the single-process data-parallel step always has.
         assert_eq!(replica_rows(33, 2, 0), 0..17);
         assert_eq!(replica_rows(33, 2, 1), 17..33);
+    }
+
+    #[test]
+    fn shards_cover_a_parameter_in_rank_order() {
+        for n in 0..30 {
+            for ranks in 1..6 {
+                let mut next = 0;
+                for r in 0..ranks {
+                    let s = shard(n, r, ranks);
+                    assert_eq!(s.start, next);
+                    assert!(s.len() == n / ranks || s.len() == n / ranks + 1);
+                    next = s.end;
+                }
+                assert_eq!(next, n);
+            }
+        }
+        assert_eq!(shard(5, 0, 1), 0..5);
     }
 
     #[test]

@@ -129,6 +129,16 @@ impl Collective for Mpi {
         self.collective("all_gather", |world| world.all_gather_into(local, out))
     }
 
+    fn all_to_all(&self, send: &[f32], out: &mut [f32]) -> Result<()> {
+        if out.len() != send.len() || !send.len().is_multiple_of(self.size) {
+            return Err(NnError::Distributed {
+                rank: self.rank,
+                message: format!("all_to_all of {} values into {} for {} ranks", send.len(), out.len(), self.size),
+            });
+        }
+        self.collective("all_to_all", |world| world.all_to_all_into(send, out))
+    }
+
     fn broadcast(&self, root: usize, buf: &mut [f32]) -> Result<()> {
         if root >= self.size {
             return Err(NnError::Distributed {

@@ -151,6 +151,29 @@ impl Collective for ThreadGroup {
         })
     }
 
+    fn all_to_all(&self, send: &[f32], out: &mut [f32]) -> Result<()> {
+        self.exchange("all_to_all", send, |bufs| {
+            let n = bufs.len();
+            if out.len() != send.len() || !send.len().is_multiple_of(n) {
+                return Err(NnError::Distributed {
+                    rank: self.rank,
+                    message: format!("all_to_all of {} values into {} for {n} ranks", send.len(), out.len()),
+                });
+            }
+            let block = send.len() / n;
+            for (p, (b, o)) in bufs.iter().zip(out.chunks_mut(block.max(1))).enumerate() {
+                if b.len() != send.len() {
+                    return Err(NnError::Distributed {
+                        rank: p,
+                        message: format!("sent {} values to all_to_all, rank {} {}", b.len(), self.rank, send.len()),
+                    });
+                }
+                o.copy_from_slice(&b[self.rank * block..(self.rank + 1) * block]);
+            }
+            Ok(())
+        })
+    }
+
     fn broadcast(&self, root: usize, buf: &mut [f32]) -> Result<()> {
         let local = if self.rank == root { buf.to_vec() } else { Vec::new() };
         self.exchange("broadcast", &local, |bufs| {
@@ -188,6 +211,12 @@ mod tests {
                         let mut b = [m.rank() as f32 + 10.0; 2];
                         m.broadcast(2, &mut b).unwrap();
                         assert_eq!(b, [12.0; 2]);
+                        // Block j of rank q's send holds 10q + j: rank r receives 10q + r from every q.
+                        let send: Vec<f32> = (0..3).map(|j| (10 * m.rank() + j) as f32 + round as f32).collect();
+                        let mut got = [0.0; 3];
+                        m.all_to_all(&send, &mut got).unwrap();
+                        let want: Vec<f32> = (0..3).map(|q| (10 * q + m.rank()) as f32 + round as f32).collect();
+                        assert_eq!(got.to_vec(), want);
                     }
                 });
             }

@@ -1,6 +1,7 @@
 //! A training step across ranks (see [`crate::distributed`]): this rank's replicas run forward and backward,
-//! every rank's results are gathered on every rank, and each rank reduces them in replica order and steps the
-//! optimizer itself — and the copy of rank 0's weights and optimizer state that starts such a run.
+//! every rank receives every replica's results for its shard of the parameters, reduces them in replica order
+//! and steps the optimizer on that shard, and the updated shards go to every rank — and the copy of rank 0's
+//! weights and optimizer state that starts such a run.
 
 use kiln_autograd::{ParamId, Tape};
 use kiln_kernels::Threads;
@@ -8,7 +9,7 @@ use kiln_kernels::Threads;
 use super::engine::{Net, Values};
 use super::lockstep::{Meet, Part};
 use super::{BatchStats, Model, mix, stream};
-use crate::distributed::{Collective, Placement, placement, replica_rows};
+use crate::distributed::{Collective, Placement, placement, replica_rows, shard};
 use crate::error::{NnError, Result};
 
 /// A replica's record in the exchanged buffer: whether its part succeeded, its mean loss, its correct
@@ -21,11 +22,12 @@ fn count_as_f32(n: usize) -> f32 {
 }
 
 impl Model {
-    /// The exchanged record's length: the head, and a flag and the values of every parameter.
-    fn record_len(&self) -> Result<usize> {
+    /// The exchanged record's length for shard `rank` of `ranks`: the head, and a flag and the shard's values of
+    /// every parameter.
+    fn record_len(&self, rank: usize, ranks: usize) -> Result<usize> {
         let mut n = HEAD;
         for id in self.params.ids() {
-            n += 1 + self.params.dims(id)?.numel();
+            n += 1 + shard(self.params.dims(id)?.numel(), rank, ranks).len();
         }
         Ok(n)
     }
@@ -41,7 +43,8 @@ impl Model {
         prefetch: Option<&mut (dyn FnMut() + Send)>,
     ) -> Result<BatchStats> {
         let c = self.compiled.ok_or(NnError::NotCompiled("training"))?;
-        let place = placement(self.replicas, comm.rank(), comm.size())?;
+        let (me, ranks) = (comm.rank(), comm.size());
+        let place = placement(self.replicas, me, ranks)?;
         let lockstep = Net::of(&self.layers, &self.input_shape, self.compiled).needs_lockstep();
         // The replicas that get rows: with fewer samples than replicas the rest sit out, as on one process.
         let total = place.total.min(batch).max(1);
@@ -55,12 +58,16 @@ impl Model {
         }
         self.ensure_tapes(place.count);
         let (xl, yl) = (x.len() / batch.max(1), y.len() / batch.max(1));
-        let rec_len = self.record_len()?;
+        // Every record padded to the longest shard's, so that every rank sends blocks of one length.
+        let mut rec_len = 0;
+        for r in 0..ranks {
+            rec_len = rec_len.max(self.record_len(r, ranks)?);
+        }
         let [mut sent, mut all] = std::mem::take(&mut self.exchange_bufs);
         sent.clear();
-        sent.resize(place.count * rec_len, 0.0);
+        sent.resize(ranks * place.count * rec_len, 0.0);
         all.clear();
-        all.resize(comm.size() * sent.len(), 0.0);
+        all.resize(sent.len(), 0.0);
 
         let parts = net_parts(place, total, batch, x, y, xl, yl);
         let local = if lockstep {
@@ -68,19 +75,119 @@ impl Model {
         } else {
             self.local_parts(&parts, prefetch)
         };
-        let res = self.pack(&local, &mut sent, rec_len);
+        let res = self.pack(&local, &mut sent, rec_len, ranks);
         // Every rank takes part in the exchange, also after a failure, so no peer waits in vain.
         let t0 = std::time::Instant::now();
-        let exchanged = comm.all_gather(&sent, &mut all);
-        if comm.size() > 1 {
+        let exchanged = comm.all_to_all(&sent, &mut all);
+        let mut bytes = 4 * (ranks - 1) * place.count * rec_len;
+        if ranks > 1 {
             self.exchanged.0 += t0.elapsed();
-            self.exchanged.1 = 4 * sent.len();
         }
-        let stepped = res.and(exchanged).and_then(|()| self.reduce_and_step(c, &all, rec_len, total, batch));
+        let stepped = res.and(exchanged).and_then(|()| self.reduce_and_step(c, &all, rec_len, total, batch, ranks));
+        // The updated shards, for every rank (only when the step was taken: every rank decided alike).
+        let stepped = match stepped {
+            Ok((stats, true)) if ranks > 1 => {
+                let t1 = std::time::Instant::now();
+                let gathered = self.gather_shards(comm, &mut sent, &mut all, Shards::Weights);
+                self.exchanged.0 += t1.elapsed();
+                gathered.map(|b| {
+                    bytes += b;
+                    // The optimizer's state now holds this rank's shard only; it is gathered when needed.
+                    self.slots_sharded = true;
+                    stats
+                })
+            }
+            other => other.map(|(stats, _)| stats),
+        };
+        if ranks > 1 {
+            self.exchanged.1 = bytes;
+        }
+        let stepped = stepped.and_then(|s| {
+            if !self.settle_later {
+                self.settle_optimizer_with(comm, &mut sent, &mut all)?;
+            }
+            Ok(s)
+        });
         // Layer state (BatchNormalization's moving statistics): every rank's replicas saw the global statistics.
         let stepped = stepped.and_then(|s| self.apply_assignments().map(|()| s));
         self.exchange_bufs = [sent, all];
         stepped
+    }
+
+    /// Gives every rank every rank's shard of the trainable parameters' `what` (this rank's are current, the
+    /// others' stale), through `send` and `recv`; returns the bytes this rank sent to its peers.
+    fn gather_shards(
+        &mut self,
+        comm: &dyn Collective,
+        send: &mut Vec<f32>,
+        recv: &mut Vec<f32>,
+        what: Shards,
+    ) -> Result<usize> {
+        let (me, ranks) = (comm.rank(), comm.size());
+        let mut trainable = Vec::with_capacity(self.params.len());
+        for id in self.params.ids() {
+            if self.params.trainable(id)? {
+                trainable.push((id, self.params.dims(id)?.numel()));
+            }
+        }
+        let copies = match what {
+            Shards::Weights => 1,
+            Shards::OptimizerState => self.state.slots.len(),
+        };
+        let block = (0..ranks)
+            .map(|r| copies * trainable.iter().map(|&(_, n)| shard(n, r, ranks).len()).sum::<usize>())
+            .max()
+            .unwrap_or(0);
+        send.clear();
+        for k in 0..copies {
+            for &(id, n) in &trainable {
+                let src = match what {
+                    Shards::Weights => self.params.value(id)?,
+                    Shards::OptimizerState => &self.state.slots[k][id.index()][..],
+                };
+                send.extend_from_slice(&src[shard(n, me, ranks)]);
+            }
+        }
+        send.resize(block, 0.0);
+        recv.clear();
+        recv.resize(ranks * block, 0.0);
+        comm.all_gather(send, recv)?;
+        for q in (0..ranks).filter(|&q| q != me) {
+            let mut at = q * block;
+            for k in 0..copies {
+                for &(id, n) in &trainable {
+                    let part = shard(n, q, ranks);
+                    let dst = match what {
+                        Shards::Weights => self.params.value_mut(id)?,
+                        Shards::OptimizerState => &mut self.state.slots[k][id.index()][..],
+                    };
+                    dst[part.clone()].copy_from_slice(&recv[at..at + part.len()]);
+                    at += part.len();
+                }
+            }
+        }
+        Ok(4 * (ranks - 1) * block)
+    }
+
+    /// Gathers the optimizer's state on every rank when the steps across ranks left each with its own shard
+    /// current; every rank must call it at the same point.
+    pub(crate) fn settle_optimizer(&mut self) -> Result<()> {
+        let Some(comm) = self.collective.clone() else { return Ok(()) };
+        let [mut send, mut recv] = std::mem::take(&mut self.exchange_bufs);
+        let res = self.settle_optimizer_with(&*comm, &mut send, &mut recv);
+        self.exchange_bufs = [send, recv];
+        res
+    }
+
+    fn settle_optimizer_with(&mut self, comm: &dyn Collective, send: &mut Vec<f32>, recv: &mut Vec<f32>) -> Result<()> {
+        if !self.slots_sharded {
+            return Ok(());
+        }
+        if comm.size() > 1 {
+            self.gather_shards(comm, send, recv, Shards::OptimizerState)?;
+        }
+        self.slots_sharded = false;
+        Ok(())
     }
 
     /// Runs this rank's replicas, two at a time (in parallel when the model has the threads); returns each one's
@@ -180,29 +287,38 @@ impl Model {
         }
     }
 
-    /// Writes this rank's replicas' records into `sent` (see [`HEAD`]); the first local failure is returned
-    /// after its record says so.
-    fn pack(&self, local: &[Option<Result<(f32, usize)>>], sent: &mut [f32], rec_len: usize) -> Result<()> {
+    /// Writes this rank's replicas' records into `sent`, for each rank the records of its shard (see [`HEAD`]),
+    /// each `rec_len` long; the first local failure is returned after its record says so.
+    fn pack(
+        &self,
+        local: &[Option<Result<(f32, usize)>>],
+        sent: &mut [f32],
+        rec_len: usize,
+        ranks: usize,
+    ) -> Result<()> {
         let mut failure = Ok(());
-        for (k, (out, part)) in sent.chunks_exact_mut(rec_len).zip(local).enumerate() {
-            out.fill(0.0);
-            match part {
-                None => out[0] = 1.0,
-                Some(Err(e)) => {
-                    if failure.is_ok() {
-                        failure = Err(NnError::config("model", e.to_string()));
-                    }
-                }
-                Some(Ok((loss, correct))) => {
-                    out[..HEAD].copy_from_slice(&[1.0, *loss, count_as_f32(*correct)]);
-                    let mut at = HEAD;
-                    for id in self.params.ids() {
-                        let n = self.params.dims(id)?.numel();
-                        if let Some(g) = self.tapes[k].param_grad(id) {
-                            out[at] = 1.0;
-                            out[at + 1..at + 1 + n].copy_from_slice(g);
+        let blocks = sent.chunks_exact_mut(local.len().max(1) * rec_len);
+        for (dest, block) in blocks.enumerate() {
+            for (k, (out, part)) in block.chunks_exact_mut(rec_len).zip(local).enumerate() {
+                out.fill(0.0);
+                match part {
+                    None => out[0] = 1.0,
+                    Some(Err(e)) => {
+                        if failure.is_ok() {
+                            failure = Err(NnError::config("model", e.to_string()));
                         }
-                        at += 1 + n;
+                    }
+                    Some(Ok((loss, correct))) => {
+                        out[..HEAD].copy_from_slice(&[1.0, *loss, count_as_f32(*correct)]);
+                        let mut at = HEAD;
+                        for id in self.params.ids() {
+                            let part = shard(self.params.dims(id)?.numel(), dest, ranks);
+                            if let Some(g) = self.tapes[k].param_grad(id) {
+                                out[at] = 1.0;
+                                out[at + 1..at + 1 + part.len()].copy_from_slice(&g[part.clone()]);
+                            }
+                            at += 1 + part.len();
+                        }
                     }
                 }
             }
@@ -210,7 +326,8 @@ impl Model {
         failure
     }
 
-    /// Reduces every replica's record of `all` in replica order and steps the optimizer (as every rank does).
+    /// Reduces every replica's record of `all` (this rank's shard, every record `rec_len` long) in replica order
+    /// and steps the optimizer on this rank's shard; says whether the step was taken (a finite loss).
     fn reduce_and_step(
         &mut self,
         c: super::Compiled,
@@ -218,11 +335,13 @@ impl Model {
         rec_len: usize,
         total: usize,
         batch: usize,
-    ) -> Result<BatchStats> {
+        ranks: usize,
+    ) -> Result<(BatchStats, bool)> {
+        let me = self.collective.as_ref().map_or(0, |c| c.rank());
         let records: Vec<&[f32]> = all.chunks_exact(rec_len).take(total).collect();
         if let Some(r) = records.iter().position(|rec| rec[0] != 1.0) {
             return Err(NnError::Distributed {
-                rank: r / placement(self.replicas, 0, self.collective.as_ref().map_or(1, |c| c.size()))?.count,
+                rank: r / placement(self.replicas, 0, ranks)?.count,
                 message: format!("replica {r} failed its part of step {}", self.state.iterations + 1),
             });
         }
@@ -241,12 +360,12 @@ impl Model {
         }
         let stats = BatchStats { loss, correct, samples: batch };
         if !loss.is_finite() {
-            return Ok(stats);
+            return Ok((stats, false));
         }
         let mut offsets = Vec::with_capacity(self.params.len());
         let mut at = HEAD;
         for id in self.params.ids() {
-            let n = self.params.dims(id)?.numel();
+            let n = shard(self.params.dims(id)?.numel(), me, ranks).len();
             offsets.push((at, n));
             at += 1 + n;
         }
@@ -260,14 +379,15 @@ impl Model {
             None => c.optimizer,
         };
         let parallel = self.threads().is_some_and(|t| t > 1) && rayon::current_num_threads() > 1;
-        self.state.step(optimizer, self.kernels, &mut self.params, grad, &shares, parallel)?;
-        Ok(stats)
+        self.state.step(optimizer, self.kernels, &mut self.params, grad, &shares, parallel, (me, ranks))?;
+        Ok((stats, true))
     }
 
     /// Copies rank 0's weights, optimizer state, step count, learning rate and seed to every rank (nothing when the
     /// model trains alone).
     pub(crate) fn broadcast_from_root(&mut self) -> Result<()> {
         let Some(comm) = self.collective.clone() else { return Ok(()) };
+        self.settle_optimizer()?;
         let lr = self.compiled.map_or(0.0, |c| c.optimizer.lr());
         let it = self.state.iterations;
         let seed = self.seed;
@@ -344,6 +464,13 @@ impl Model {
         comm.broadcast(0, &mut f)?;
         Ok(f[0] != 0.0)
     }
+}
+
+/// What [`Model::gather_shards`] gathers.
+#[derive(Clone, Copy)]
+enum Shards {
+    Weights,
+    OptimizerState,
 }
 
 /// One local replica's share of a step across ranks.

@@ -408,6 +408,7 @@ impl Model {
             |r, id| tapes.get(r).and_then(|t| t.param_grad(id)),
             &shares[..replicas],
             parallel,
+            (0, 1),
         )?;
         self.apply_assignments()?;
         if let (Some(p), Some(times)) = (profile, times) {

@@ -190,6 +190,8 @@ impl Model {
         let cbs: &mut Vec<&mut dyn Callback> = &mut callbacks;
         self.class_weight.clear();
         self.class_weight.extend_from_slice(opts.class_weight.unwrap_or(&[]));
+        // Across ranks the steps leave the optimizer state sharded; fit gathers it where something may read it.
+        self.settle_later = true;
         let res = self.in_pool(|m| {
             m.stop_training = false;
             m.restored_epoch = None;
@@ -239,6 +241,9 @@ impl Model {
                         ((loss_sum / seen as f64) as f32, c.accuracy.then(|| correct as f32 / seen as f32));
                     bar.step(k + 1, run_loss, run_acc);
                     if !cbs.is_empty() {
+                        if cbs.iter().any(|cb| cb.reads_state_after_batches()) {
+                            m.settle_optimizer()?;
+                        }
                         write_logs(&mut batch_logs, run_loss, run_acc, None);
                         for cb in cbs.iter_mut() {
                             cb.on_train_batch_end(k, &batch_logs, m)?;
@@ -256,6 +261,8 @@ impl Model {
                         return Err(NnError::NonFiniteLoss { epoch: epoch + 1, step: k + 1, value: s.loss });
                     }
                 }
+                // Across ranks the optimizer state is whole again on every rank before anything may save it.
+                m.settle_optimizer()?;
                 let train_seconds = t0.elapsed().as_secs_f64();
                 let (loss, acc) =
                     ((loss_sum / seen as f64) as f32, c.accuracy.then(|| (correct as f64 / seen as f64) as f32));
@@ -304,6 +311,7 @@ impl Model {
             Ok(())
         });
         drop(callbacks);
+        self.settle_later = false;
         self.class_weight.clear();
         self.batch_bufs = [xbuf, ybuf, xnext, ynext];
         res.map(|()| history)

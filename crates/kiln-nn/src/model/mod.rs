@@ -80,6 +80,11 @@ pub struct Model {
     exchange_bufs: [Vec<f32>; 2],
     /// Time spent in the steps' gradient exchanges since the epoch began, and the last step's bytes sent.
     pub(crate) exchanged: (std::time::Duration, usize),
+    /// Across ranks: each rank's optimizer state is current only in its shard (see [`crate::distributed`]).
+    pub(crate) slots_sharded: bool,
+    /// Across ranks: a step leaves the optimizer state sharded (`fit` gathers it when needed) instead of
+    /// gathering it at once.
+    pub(crate) settle_later: bool,
     pool: Option<Arc<rayon::ThreadPool>>,
     /// The kernels' threading inside the current pool (set by `in_pool`).
     kernel_threads: Threads,
@@ -248,6 +253,8 @@ impl Model {
             collective: None,
             exchange_bufs: Default::default(),
             exchanged: Default::default(),
+            slots_sharded: false,
+            settle_later: false,
             pool: None,
             kernel_threads: Threads::Rayon,
             batch_bufs: Default::default(),

@@ -65,11 +65,11 @@ pub struct EpochLog {
     pub seconds: f64,
     /// Training samples per second.
     pub samples_per_second: f64,
-    /// Across ranks: seconds of the training steps spent in the gradient exchange (sending, receiving and
-    /// waiting for the slowest rank); 0 for a model training alone.
+    /// Across ranks: seconds of the training steps spent exchanging gradient shards and updated weight shards
+    /// (sending, receiving and waiting for the slowest rank); 0 for a model training alone.
     pub exchange_seconds: f64,
-    /// Across ranks: bytes this rank sent in the gradient exchange of each step (it received `ranks − 1` times
-    /// as many); 0 for a model training alone.
+    /// Across ranks: bytes this rank sent its peers in each step (their shards of its replicas' gradients, its
+    /// updated weight shard to each; it receives as many); 0 for a model training alone.
     pub exchange_bytes_per_step: usize,
 }
 
