@@ -38,7 +38,8 @@ pub trait Collective: Send + Sync {
     /// (`size() · local.len()` long), on every rank. Values arrive bit for bit.
     fn all_gather(&self, local: &[f32], out: &mut [f32]) -> Result<()>;
     /// Block `j` of `send` (`size()` equal blocks) to rank `j`, and into block `q` of `out` (as long as `send`)
-    /// the block rank `q` sent this rank, on every rank. Values arrive bit for bit.
+    /// the block rank `q` sent this rank, on every rank — except block `rank()` of `out`, which is left as it is
+    /// (the caller has it in `send`: no copy to itself). Values arrive bit for bit.
     fn all_to_all(&self, send: &[f32], out: &mut [f32]) -> Result<()>;
     /// Rank `root`'s `buf` copied, bit for bit, into `buf` on every rank.
     fn broadcast(&self, root: usize, buf: &mut [f32]) -> Result<()>;
@@ -67,7 +68,11 @@ impl Collective for Solo {
     }
 
     fn all_to_all(&self, send: &[f32], out: &mut [f32]) -> Result<()> {
-        self.all_gather(send, out)
+        // One rank: its own block only, which stays where it is.
+        if out.len() != send.len() {
+            return Err(crate::NnError::config("model", "all_to_all of one rank into a buffer of another size"));
+        }
+        Ok(())
     }
 
     fn broadcast(&self, _root: usize, _buf: &mut [f32]) -> Result<()> {

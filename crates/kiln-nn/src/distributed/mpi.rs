@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mpi::Threading;
+use mpi::datatype::{Partition, PartitionMut};
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Root};
@@ -136,7 +137,20 @@ impl Collective for Mpi {
                 message: format!("all_to_all of {} values into {} for {} ranks", send.len(), out.len(), self.size),
             });
         }
-        self.collective("all_to_all", |world| world.all_to_all_into(send, out))
+        // Counts of zero for this rank's own block: MPI copies nothing to itself.
+        let Ok(block) = mpi::Count::try_from(send.len() / self.size) else {
+            return Err(NnError::Distributed {
+                rank: self.rank,
+                message: format!("all_to_all blocks of {} values exceed MPI's counts", send.len() / self.size),
+            });
+        };
+        let counts: Vec<mpi::Count> = (0..self.size).map(|q| if q == self.rank { 0 } else { block }).collect();
+        let displs: Vec<mpi::Count> = (0..self.size as mpi::Count).map(|q| q * block).collect();
+        self.collective("all_to_all", |world| {
+            let sent = Partition::new(send, &counts[..], &displs[..]);
+            let mut received = PartitionMut::new(out, &counts[..], &displs[..]);
+            world.all_to_all_varcount_into(&sent, &mut received)
+        })
     }
 
     fn broadcast(&self, root: usize, buf: &mut [f32]) -> Result<()> {

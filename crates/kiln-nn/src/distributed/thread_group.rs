@@ -168,7 +168,9 @@ impl Collective for ThreadGroup {
                         message: format!("sent {} values to all_to_all, rank {} {}", b.len(), self.rank, send.len()),
                     });
                 }
-                o.copy_from_slice(&b[self.rank * block..(self.rank + 1) * block]);
+                if p != self.rank {
+                    o.copy_from_slice(&b[self.rank * block..(self.rank + 1) * block]);
+                }
             }
             Ok(())
         })
@@ -213,9 +215,12 @@ mod tests {
                         assert_eq!(b, [12.0; 2]);
                         // Block j of rank q's send holds 10q + j: rank r receives 10q + r from every q.
                         let send: Vec<f32> = (0..3).map(|j| (10 * m.rank() + j) as f32 + round as f32).collect();
-                        let mut got = [0.0; 3];
+                        let mut got = [-1.0; 3];
                         m.all_to_all(&send, &mut got).unwrap();
-                        let want: Vec<f32> = (0..3).map(|q| (10 * q + m.rank()) as f32 + round as f32).collect();
+                        // …except from itself: that block stays as it was.
+                        let want: Vec<f32> = (0..3)
+                            .map(|q| if q == m.rank() { -1.0 } else { (10 * q + m.rank()) as f32 + round as f32 })
+                            .collect();
                         assert_eq!(got.to_vec(), want);
                     }
                 });

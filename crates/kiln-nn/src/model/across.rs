@@ -75,7 +75,7 @@ impl Model {
         } else {
             self.local_parts(&parts, prefetch)
         };
-        let res = self.pack(&local, &mut sent, rec_len, ranks);
+        let res = self.pack(&local, &mut sent, rec_len, me, ranks);
         // Every rank takes part in the exchange, also after a failure, so no peer waits in vain.
         let t0 = std::time::Instant::now();
         let exchanged = comm.all_to_all(&sent, &mut all);
@@ -83,7 +83,9 @@ impl Model {
         if ranks > 1 {
             self.exchanged.0 += t0.elapsed();
         }
-        let stepped = res.and(exchanged).and_then(|()| self.reduce_and_step(c, &all, rec_len, total, batch, ranks));
+        let stepped = res
+            .and(exchanged)
+            .and_then(|()| self.reduce_and_step(c, (&sent, &all), rec_len, place, total, batch, ranks));
         // The updated shards, for every rank (only when the step was taken: every rank decided alike).
         let stepped = match stepped {
             Ok((stats, true)) if ranks > 1 => {
@@ -288,12 +290,14 @@ impl Model {
     }
 
     /// Writes this rank's replicas' records into `sent`, for each rank the records of its shard (see [`HEAD`]),
-    /// each `rec_len` long; the first local failure is returned after its record says so.
+    /// each `rec_len` long — for this rank `me` the heads and flags only: its own gradients are read from the
+    /// replicas' tapes. The first local failure is returned after its record says so.
     fn pack(
         &self,
         local: &[Option<Result<(f32, usize)>>],
         sent: &mut [f32],
         rec_len: usize,
+        me: usize,
         ranks: usize,
     ) -> Result<()> {
         let mut failure = Ok(());
@@ -315,7 +319,9 @@ impl Model {
                             let part = shard(self.params.dims(id)?.numel(), dest, ranks);
                             if let Some(g) = self.tapes[k].param_grad(id) {
                                 out[at] = 1.0;
-                                out[at + 1..at + 1 + part.len()].copy_from_slice(&g[part.clone()]);
+                                if dest != me {
+                                    out[at + 1..at + 1 + part.len()].copy_from_slice(&g[part.clone()]);
+                                }
                             }
                             at += 1 + part.len();
                         }
@@ -326,19 +332,29 @@ impl Model {
         failure
     }
 
-    /// Reduces every replica's record of `all` (this rank's shard, every record `rec_len` long) in replica order
-    /// and steps the optimizer on this rank's shard; says whether the step was taken (a finite loss).
+    /// Reduces every replica's record (this rank's shard, every record `rec_len` long: the peers' from `all`,
+    /// this rank's heads from `sent` and gradients from its tapes) in replica order and steps the optimizer on this
+    /// rank's shard; says whether the step was taken (a finite loss).
+    #[allow(clippy::too_many_arguments)]
     fn reduce_and_step(
         &mut self,
         c: super::Compiled,
-        all: &[f32],
+        (sent, all): (&[f32], &[f32]),
         rec_len: usize,
+        place: Placement,
         total: usize,
         batch: usize,
         ranks: usize,
     ) -> Result<(BatchStats, bool)> {
-        let me = self.collective.as_ref().map_or(0, |c| c.rank());
-        let records: Vec<&[f32]> = all.chunks_exact(rec_len).take(total).collect();
+        let me = place.first / place.count.max(1);
+        let own = place.first..place.first + place.count;
+        let records: Vec<&[f32]> = (0..total)
+            .map(|r| {
+                let from = if own.contains(&r) { &sent[me * place.count * rec_len..] } else { all };
+                let at = if own.contains(&r) { (r - place.first) * rec_len } else { r * rec_len };
+                &from[at..at + rec_len]
+            })
+            .collect();
         if let Some(r) = records.iter().position(|rec| rec[0] != 1.0) {
             return Err(NnError::Distributed {
                 rank: r / placement(self.replicas, 0, ranks)?.count,
@@ -369,10 +385,19 @@ impl Model {
             offsets.push((at, n));
             at += 1 + n;
         }
+        let tapes = &self.tapes;
+        let mine = shard_ranges(&self.params, me, ranks)?;
         let grad = |r: usize, id: ParamId| {
             let (at, n) = offsets[id.index()];
             let rec = records[r];
-            (rec[at] == 1.0).then(|| &rec[at + 1..at + 1 + n])
+            if rec[at] != 1.0 {
+                None
+            } else if own.contains(&r) {
+                // This rank's replica: its gradient where its tape holds it (no copy).
+                tapes[r - place.first].param_grad(id).map(|g| &g[mine[id.index()].clone()])
+            } else {
+                Some(&rec[at + 1..at + 1 + n])
+            }
         };
         let optimizer = match &self.schedule {
             Some(s) => c.optimizer.learning_rate(s.at(self.state.iterations)),
@@ -464,6 +489,11 @@ impl Model {
         comm.broadcast(0, &mut f)?;
         Ok(f[0] != 0.0)
     }
+}
+
+/// Every parameter's shard `rank` of `ranks`, in id order.
+fn shard_ranges(params: &kiln_autograd::Params, rank: usize, ranks: usize) -> Result<Vec<std::ops::Range<usize>>> {
+    params.ids().map(|id| Ok(shard(params.dims(id)?.numel(), rank, ranks))).collect()
 }
 
 /// What [`Model::gather_shards`] gathers.
