@@ -641,7 +641,8 @@ impl Model {
         self.broadcast_from_root()
     }
 
-    /// Trains on this process alone again.
+    /// Trains on this process alone again. (After a `fit` across ranks that failed mid-epoch each rank may hold
+    /// only its own shard of the optimizer state current — gathered again by the next `fit` on the same ranks.)
     pub fn clear_collective(&mut self) {
         self.collective = None;
     }
