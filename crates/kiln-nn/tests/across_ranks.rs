@@ -84,6 +84,22 @@ fn on_ranks_with(
     })
 }
 
+/// Runs `body` on each rank of `group` (threads), with the small flagship (seed 7, two replicas) joined to it.
+fn each_rank(group: Vec<ThreadGroup>, body: impl Fn(usize, &mut Model) + Sync) {
+    std::thread::scope(|s| {
+        for member in group {
+            let body = &body;
+            s.spawn(move || {
+                let rank = member.rank();
+                let mut m = model(7);
+                m.set_replicas(2).unwrap();
+                m.set_collective(Arc::new(member)).unwrap();
+                body(rank, &mut m);
+            });
+        }
+    });
+}
+
 fn same_bits(what: &str, a: &Weights, b: &Weights) {
     assert_eq!(a.len(), b.len());
     for ((n, p), (_, q)) in a.iter().zip(b) {
@@ -131,23 +147,14 @@ fn rank_zero_weights_win_at_the_start() {
 fn only_rank_zero_writes() {
     let dir = tempfile::tempdir().unwrap();
     let (x, y) = synthetic(40, 12, 4);
-    let group = ThreadGroup::with_timeout(2, Duration::from_secs(20));
-    std::thread::scope(|s| {
-        for member in group {
-            let (x, y, dir) = (&x, &y, dir.path());
-            s.spawn(move || {
-                let rank = member.rank();
-                let mut m = model(7);
-                m.set_replicas(2).unwrap();
-                m.set_collective(Arc::new(member)).unwrap();
-                assert_eq!(m.is_chief(), rank == 0);
-                // A profiled step runs on one rank alone, so it is refused rather than splitting the weights.
-                assert!(matches!(m.profile_step(x, y), Err(NnError::Unsupported { .. })));
-                let mut log = CSVLogger::new(dir.join(format!("log-{rank}.csv")));
-                let o = opts().epochs(1).checkpoint(dir.join(format!("ckpt-{rank}"))).callback(&mut log);
-                m.fit(x, y, &o).unwrap();
-            });
-        }
+    let dir_path = dir.path();
+    each_rank(ThreadGroup::with_timeout(2, Duration::from_secs(20)), |rank, m| {
+        assert_eq!(m.is_chief(), rank == 0);
+        // A profiled step runs on one rank alone, so it is refused rather than splitting the weights.
+        assert!(matches!(m.profile_step(&x, &y), Err(NnError::Unsupported { .. })));
+        let mut log = CSVLogger::new(dir_path.join(format!("log-{rank}.csv")));
+        let o = opts().epochs(1).checkpoint(dir_path.join(format!("ckpt-{rank}"))).callback(&mut log);
+        m.fit(&x, &y, &o).unwrap();
     });
     assert!(dir.path().join("log-0.csv").is_file() && dir.path().join("ckpt-0").is_dir());
     assert!(!dir.path().join("log-1.csv").exists() && !dir.path().join("ckpt-1").exists());
@@ -285,23 +292,14 @@ fn the_optimizer_state_is_whole_wherever_it_is_read() {
     m.train_on_batch(&x, &y).unwrap();
     m.save_checkpoint(dir.path().join("step-alone")).unwrap();
 
-    let group = ThreadGroup::new(2);
-    std::thread::scope(|s| {
-        for member in group {
-            let (x, y, dir) = (&x, &y, dir.path());
-            s.spawn(move || {
-                let rank = member.rank();
-                let mut m = model(7);
-                m.set_replicas(2).unwrap();
-                m.set_collective(Arc::new(member)).unwrap();
-                let mut cb = SaveMidEpoch { dir: dir.join("mid-ranks"), at: 2, epoch: 0 };
-                m.fit(x, y, &opts().callback(&mut cb)).unwrap();
-                // Each rank's own copy, also on rank 1: the state is whole on every rank after fit and a step.
-                m.save_checkpoint(dir.join(format!("end-rank{rank}"))).unwrap();
-                m.train_on_batch(x, y).unwrap();
-                m.save_checkpoint(dir.join(format!("step-rank{rank}"))).unwrap();
-            });
-        }
+    let dir_path = dir.path();
+    each_rank(ThreadGroup::new(2), |rank, m| {
+        let mut cb = SaveMidEpoch { dir: dir_path.join("mid-ranks"), at: 2, epoch: 0 };
+        m.fit(&x, &y, &opts().callback(&mut cb)).unwrap();
+        // Each rank's own copy, also on rank 1: the state is whole on every rank after fit and a step.
+        m.save_checkpoint(dir_path.join(format!("end-rank{rank}"))).unwrap();
+        m.train_on_batch(&x, &y).unwrap();
+        m.save_checkpoint(dir_path.join(format!("step-rank{rank}"))).unwrap();
     });
     let alone = checkpoint_tensors(&dir.path().join("mid-alone"));
     assert!(alone.iter().any(|(n, _)| n.starts_with("optimizer/1/")), "Adam's two slots are saved");

@@ -378,25 +378,26 @@ impl Model {
         if !loss.is_finite() {
             return Ok((stats, false));
         }
-        let mut offsets = Vec::with_capacity(self.params.len());
+        // Per parameter: where its flag sits in a record, and the range of its values this rank steps.
+        let mut layout = Vec::with_capacity(self.params.len());
         let mut at = HEAD;
         for id in self.params.ids() {
-            let n = shard(self.params.dims(id)?.numel(), me, ranks).len();
-            offsets.push((at, n));
-            at += 1 + n;
+            let part = shard(self.params.dims(id)?.numel(), me, ranks);
+            let next = at + 1 + part.len();
+            layout.push((at, part));
+            at = next;
         }
         let tapes = &self.tapes;
-        let mine = shard_ranges(&self.params, me, ranks)?;
         let grad = |r: usize, id: ParamId| {
-            let (at, n) = offsets[id.index()];
+            let (at, part) = &layout[id.index()];
             let rec = records[r];
-            if rec[at] != 1.0 {
+            if rec[*at] != 1.0 {
                 None
             } else if own.contains(&r) {
                 // This rank's replica: its gradient where its tape holds it (no copy).
-                tapes[r - place.first].param_grad(id).map(|g| &g[mine[id.index()].clone()])
+                tapes[r - place.first].param_grad(id).map(|g| &g[part.clone()])
             } else {
-                Some(&rec[at + 1..at + 1 + n])
+                Some(&rec[at + 1..at + 1 + part.len()])
             }
         };
         let optimizer = match &self.schedule {
@@ -489,11 +490,6 @@ impl Model {
         comm.broadcast(0, &mut f)?;
         Ok(f[0] != 0.0)
     }
-}
-
-/// Every parameter's shard `rank` of `ranks`, in id order.
-fn shard_ranges(params: &kiln_autograd::Params, rank: usize, ranks: usize) -> Result<Vec<std::ops::Range<usize>>> {
-    params.ids().map(|id| Ok(shard(params.dims(id)?.numel(), rank, ranks))).collect()
 }
 
 /// What [`Model::gather_shards`] gathers.
