@@ -239,20 +239,59 @@ unsafe fn gemm_short<const BT: bool, const NV: usize, const JB: usize>(t: &GemmT
                     if i >= m {
                         break;
                     }
-                    // SAFETY: row i < m, columns j0..j0 + nj of C (masked-off lanes are not accessed).
+                    // SAFETY: row i < m, columns j0..j0 + nj of C.
                     unsafe {
                         let dst = t.c.add(i * t.ldc + j0);
                         let mut y = _mm256_mul_ps(x, va);
                         if beta != 0.0 {
-                            y = _mm256_fmadd_ps(vbeta, _mm256_maskload_ps(dst, mask), y);
+                            y = _mm256_fmadd_ps(vbeta, load_row(dst, nj, mask), y);
                         }
-                        _mm256_maskstore_ps(dst, mask, y);
+                        store_row(dst, nj, mask, y);
                     }
                 }
             }
         }
     }
     blocking::put_pack(at, pb);
+}
+
+/// The first `nj ≤ 8` floats at `dst` (the other lanes zero). Whole rows of 6 or 8 columns, which the short path's
+/// tiles are, take plain loads: AMD's masked moves are microcoded (on Zen 3 the masked stores of these rows were
+/// a fifth of the Dense backward-data product).
+///
+/// # Safety
+/// `nj` floats at `dst` are readable; `mask` enables exactly lanes `0..nj`; the CPU supports AVX2.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn load_row(dst: *const f32, nj: usize, mask: __m256i) -> __m256 {
+    // SAFETY: the caller's contract: nj floats readable at dst.
+    unsafe {
+        match nj {
+            8 => _mm256_loadu_ps(dst),
+            6 => _mm256_set_m128(_mm_castpd_ps(_mm_load_sd(dst.add(4).cast())), _mm_loadu_ps(dst)),
+            _ => _mm256_maskload_ps(dst, mask),
+        }
+    }
+}
+
+/// Stores the first `nj ≤ 8` lanes of `y` at `dst` (see [`load_row`] for why rows of 6 and 8 take plain stores).
+///
+/// # Safety
+/// `nj` floats at `dst` are writable; `mask` enables exactly lanes `0..nj`; the CPU supports AVX2.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store_row(dst: *mut f32, nj: usize, mask: __m256i, y: __m256) {
+    // SAFETY: the caller's contract: nj floats writable at dst.
+    unsafe {
+        match nj {
+            8 => _mm256_storeu_ps(dst, y),
+            6 => {
+                _mm_storeu_ps(dst, _mm256_castps256_ps128(y));
+                _mm_store_sd(dst.add(4).cast(), _mm_castps_pd(_mm256_extractf128_ps::<1>(y)));
+            }
+            _ => _mm256_maskstore_ps(dst, mask, y),
+        }
+    }
 }
 
 /// Transposes 8 vectors in registers, `r[j][i]` becoming `r[i][j]`: the Simd token's 8 × 8 transpose (vectors
