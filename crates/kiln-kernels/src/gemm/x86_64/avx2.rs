@@ -172,20 +172,27 @@ unsafe fn gemm_short<const BT: bool, const NV: usize, const JB: usize>(t: &GemmT
     const CHAIN: usize = blocking::CHAIN;
     let (m, n, k) = (t.m, t.n, t.k);
     let rows_a = 8 * NV;
-    let (mut at, pb) = blocking::take_pack();
+    let (mut at, mut run) = blocking::take_pack();
     if at.len() < rows_a * CHAIN {
         at.resize(rows_a * CHAIN, 0.0);
+    }
+    // With more than one depth slice, each column tile's running C stays in the accumulators' layout (rows in the
+    // lanes) in `run`, folded slice by slice with the operations that would go onto C, and is transposed into C
+    // once after the last slice: the Dense forward (K = 2400: 19 slices) transposed and stored every tile 19 times.
+    let per_tile = JB * NV * 8;
+    let folds = k > CHAIN;
+    if folds && run.len() < n.div_ceil(JB) * per_tile {
+        run.resize(n.div_ceil(JB) * per_tile, 0.0);
     }
     let lane = |j: usize, n: usize| if j < n { -1 } else { 0 };
     let (va, vb) = (_mm256_set1_ps(t.alpha), _mm256_set1_ps(t.beta));
     for p0 in (0..k).step_by(CHAIN) {
         let kk = CHAIN.min(k - p0);
+        let last = p0 + kk == k;
         // op(A)ᵀ for depth p0..p0 + kk: at[q·8NV + i] = op(A)[i][p0 + q], zeros in lanes m..8NV (one A panel).
         // SAFETY: rows 0..m, depth p0..p0 + kk of op(A) are inside the task's A; at holds 8·NV·CHAIN floats; the
         // caller guarantees AVX2 and FMA.
         unsafe { blocking::pack_a_panel::<Avx2>(rows_a, m, kk, t.a.add(p0 * t.csa), t.rsa, t.csa, &mut at) };
-        // The first slice applies the caller's beta; later ones accumulate onto C.
-        let (beta, vbeta) = if p0 == 0 { (t.beta, vb) } else { (1.0, _mm256_set1_ps(1.0)) };
         for j0 in (0..n).step_by(JB) {
             let nj = (n - j0).min(JB);
             // Columns j0..j0 + JB of op(B) from depth p0 (a stored Bᵀ: one pointer per column; a row-contiguous B
@@ -228,10 +235,53 @@ unsafe fn gemm_short<const BT: bool, const NV: usize, const JB: usize>(t: &GemmT
                 lane(6, nj),
                 lane(7, nj),
             );
+            // C's new value for this slice, column by column (`y[j][h]`: rows 8h.. of column j0 + j):
+            // `alpha·acc`, then `+ beta·C` on the first slice (beta ≠ 0) or `+ 1·C` on later ones — C being the
+            // running value in `run` while slices remain.
+            let mut y = [[_mm256_setzero_ps(); NV]; JB];
+            for (yj, aj) in y.iter_mut().zip(&acc) {
+                for (x, &a) in yj.iter_mut().zip(aj) {
+                    *x = _mm256_mul_ps(a, va);
+                }
+            }
+            let tile = run.as_mut_ptr().wrapping_add(j0 / JB * per_tile);
+            if p0 > 0 {
+                for (j, yj) in y.iter_mut().enumerate() {
+                    for (h, x) in yj.iter_mut().enumerate() {
+                        // SAFETY: later slices exist only when `folds`, and then `run` holds this tile's JB·NV
+                        // vectors, written by the previous slice.
+                        *x = _mm256_add_ps(unsafe { _mm256_loadu_ps(tile.add((j * NV + h) * 8)) }, *x);
+                    }
+                }
+            } else if t.beta != 0.0 {
+                for h in 0..NV {
+                    let mut r = [_mm256_setzero_ps(); 16];
+                    for (i2, x) in r[..8].iter_mut().enumerate() {
+                        let i = 8 * h + i2;
+                        if i < m {
+                            // SAFETY: row i < m, columns j0..j0 + nj of C.
+                            *x = unsafe { load_row(t.c.add(i * t.ldc + j0), nj, mask) };
+                        }
+                    }
+                    transpose8(&mut r);
+                    for (yj, &c) in y.iter_mut().zip(&r) {
+                        yj[h] = _mm256_fmadd_ps(vb, c, yj[h]);
+                    }
+                }
+            }
+            if !last {
+                for (j, yj) in y.iter().enumerate() {
+                    for (h, &x) in yj.iter().enumerate() {
+                        // SAFETY: `folds` holds (not the last slice), so `run` holds this tile's JB·NV vectors.
+                        unsafe { _mm256_storeu_ps(tile.add((j * NV + h) * 8), x) };
+                    }
+                }
+                continue;
+            }
             for h in 0..NV {
                 let mut r = [_mm256_setzero_ps(); 16];
-                for (x, row) in r.iter_mut().zip(&acc) {
-                    *x = row[h];
+                for (x, yj) in r.iter_mut().zip(&y) {
+                    *x = yj[h];
                 }
                 transpose8(&mut r);
                 for (i2, &x) in r[..8].iter().enumerate() {
@@ -240,19 +290,12 @@ unsafe fn gemm_short<const BT: bool, const NV: usize, const JB: usize>(t: &GemmT
                         break;
                     }
                     // SAFETY: row i < m, columns j0..j0 + nj of C.
-                    unsafe {
-                        let dst = t.c.add(i * t.ldc + j0);
-                        let mut y = _mm256_mul_ps(x, va);
-                        if beta != 0.0 {
-                            y = _mm256_fmadd_ps(vbeta, load_row(dst, nj, mask), y);
-                        }
-                        store_row(dst, nj, mask, y);
-                    }
+                    unsafe { store_row(t.c.add(i * t.ldc + j0), nj, mask, x) };
                 }
             }
         }
     }
-    blocking::put_pack(at, pb);
+    blocking::put_pack(at, run);
 }
 
 /// The first `nj ≤ 8` floats at `dst` (the other lanes zero). Whole rows of 6 or 8 columns, which the short path's
