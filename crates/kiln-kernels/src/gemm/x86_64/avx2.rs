@@ -307,11 +307,11 @@ unsafe fn gemm_short<const BT: bool, const NV: usize, const JB: usize>(t: &GemmT
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn load_row(dst: *const f32, nj: usize, mask: __m256i) -> __m256 {
-    // SAFETY: the caller's contract: nj floats readable at dst.
+    // SAFETY: the caller's contract: nj floats readable at dst (the 64-bit load is an unaligned one).
     unsafe {
         match nj {
             8 => _mm256_loadu_ps(dst),
-            6 => _mm256_set_m128(_mm_castpd_ps(_mm_load_sd(dst.add(4).cast())), _mm_loadu_ps(dst)),
+            6 => _mm256_set_m128(_mm_castsi128_ps(_mm_loadu_si64(dst.add(4).cast())), _mm_loadu_ps(dst)),
             _ => _mm256_maskload_ps(dst, mask),
         }
     }
@@ -324,13 +324,13 @@ unsafe fn load_row(dst: *const f32, nj: usize, mask: __m256i) -> __m256 {
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn store_row(dst: *mut f32, nj: usize, mask: __m256i, y: __m256) {
-    // SAFETY: the caller's contract: nj floats writable at dst.
+    // SAFETY: the caller's contract: nj floats writable at dst (the 64-bit store is an unaligned one).
     unsafe {
         match nj {
             8 => _mm256_storeu_ps(dst, y),
             6 => {
                 _mm_storeu_ps(dst, _mm256_castps256_ps128(y));
-                _mm_store_sd(dst.add(4).cast(), _mm_castps_pd(_mm256_extractf128_ps::<1>(y)));
+                _mm_storeu_si64(dst.add(4).cast(), _mm_castps_si128(_mm256_extractf128_ps::<1>(y)));
             }
             _ => _mm256_maskstore_ps(dst, mask, y),
         }
